@@ -1,0 +1,231 @@
+"""Experiment configuration: frozen, closed pydantic models, YAML recipes and `a.b=value` overrides.
+
+Precedence is defaults < YAML file < command-line overrides. Validation happens before any work starts.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message names the key and what to do."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelConfig(_Frozen):
+    # An alias (`smollm2-135m`, `tiny`), a local folder or a Hugging Face model id.
+    name_or_path: str = "smollm2-135m"
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+
+
+class ColumnMap(_Frozen):
+    question: str = "question"
+    solution: str = "solution"
+    answer: str = "answer"
+
+
+class ArithmeticConfig(_Frozen):
+    min_steps: int = Field(2, ge=1, le=6)
+    max_steps: int = Field(3, ge=1, le=6)
+    max_value: int = Field(20, ge=2, le=10_000)
+    operations: tuple[Literal["+", "-", "*"], ...] = ("+", "-", "*")
+
+    @model_validator(mode="after")
+    def _steps_ordered(self) -> ArithmeticConfig:
+        if self.min_steps > self.max_steps:
+            raise ValueError(f"min_steps ({self.min_steps}) must not exceed max_steps ({self.max_steps})")
+        return self
+
+
+class DataConfig(_Frozen):
+    source: Literal["arithmetic", "parquet", "jsonl", "hf"] = "arithmetic"
+    # File path (parquet/jsonl) or dataset id (hf) of the training pool; unused for `arithmetic`.
+    path: str | None = None
+    # Optional separate eval file/dataset; without it the eval split is carved from `path` by text hash.
+    eval_path: str | None = None
+    hf_config: str | None = None
+    hf_split: str = "train"
+    hf_eval_split: str | None = None
+    columns: ColumnMap = ColumnMap()
+    problems_per_round: int = Field(32, ge=1)
+    eval_problems: int = Field(20, ge=1)
+    arithmetic: ArithmeticConfig = ArithmeticConfig()
+
+    @model_validator(mode="after")
+    def _path_for_files(self) -> DataConfig:
+        if self.source != "arithmetic" and not self.path:
+            raise ValueError(f"data.path is required when data.source is {self.source!r}")
+        return self
+
+
+class PromptConfig(_Frozen):
+    # Versioned templates in sdfb/templates/<template>.yaml.
+    template: str = "v1"
+
+
+class SamplingConfig(_Frozen):
+    # Defaults follow the paper (temperature 1.1, top-p 0.95, top-k 20, 2048 new tokens).
+    temperature: float = Field(1.1, ge=0.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    top_k: int = Field(20, ge=0)
+    max_new_tokens: int = Field(2048, ge=1)
+    n: int = Field(1, ge=1)
+    seed: int = 0
+
+
+class RolloutConfig(_Frozen):
+    engine: Literal["hf"] = "hf"
+    batch_size: int = Field(16, ge=1)
+    sampling: SamplingConfig = SamplingConfig()
+
+
+class GradingConfig(_Frozen):
+    timeout_seconds: float = Field(5.0, gt=0)
+    workers: int = Field(2, ge=1)
+
+
+class CriticConfig(_Frozen):
+    kind: Literal["symbolic"] = "symbolic"
+
+
+class ContextConfig(_Frozen):
+    condition: Literal["none", "binary", "reference", "step_aligned"] = "step_aligned"
+
+
+class LoraConfig(_Frozen):
+    r: int = Field(64, ge=1)
+    alpha: int = Field(128, ge=1)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class DistillConfig(_Frozen):
+    # sampled_token: policy gradient with A_t = log p_teacher - log p_student on the sampled token (the paper's).
+    # full_logits: full-vocabulary divergence; alpha 0 forward KL, 1 reverse KL, between generalised JSD.
+    mode: Literal["sampled_token", "full_logits"] = "sampled_token"
+    alpha: float = Field(1.0, ge=0.0, le=1.0)
+    learning_rate: float = Field(5e-6, gt=0)
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(8, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    max_grad_norm: float = Field(1.0, gt=0)
+    lora: LoraConfig = LoraConfig()
+
+    @model_validator(mode="after")
+    def _alpha_for_sampled(self) -> DistillConfig:
+        if self.mode == "sampled_token" and self.alpha != 1.0:
+            raise ValueError("distill.alpha must be 1.0 (reverse KL) when distill.mode is 'sampled_token'")
+        return self
+
+
+class EvalConfig(_Frozen):
+    # k samples per held-out problem; Avg@k, Pass@k and Maj@k are reported at this k.
+    k: int = Field(4, ge=1)
+    every: int = Field(0, ge=0)  # also score every N rounds; 0 = only before the first and after the last
+    batch_size: int = Field(16, ge=1)
+    sampling: SamplingConfig = SamplingConfig(temperature=0.7, top_p=1.0, top_k=0)
+
+
+class RunConfig(_Frozen):
+    name: str = "sdfb"
+    seed: int = 0
+    rounds: int = Field(1, ge=1)
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    prompt: PromptConfig = PromptConfig()
+    rollout: RolloutConfig = RolloutConfig()
+    grading: GradingConfig = GradingConfig()
+    critic: CriticConfig = CriticConfig()
+    context: ContextConfig = ContextConfig()
+    distill: DistillConfig = DistillConfig()
+    eval: EvalConfig = EvalConfig()
+
+
+def config_hash(section: BaseModel | dict | list | str | int | float | None) -> str:
+    """A short stable hash of a config section (or any JSON-able value)."""
+    payload = section.model_dump(mode="json") if isinstance(section, BaseModel) else section
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: '{part}' is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """Parse `a.b=value`; the value is read as YAML so numbers, booleans and lists keep their types."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, for example --set rollout.batch_size=8")
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return []
+        model = field.annotation
+    return list(model.model_fields)
+
+
+def _explain(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        loc = tuple(p for p in item["loc"] if not isinstance(p, int))
+        key = ".".join(str(p) for p in loc) or "<root>"
+        if item["type"] == "extra_forbidden":
+            known = _known_keys(RunConfig, loc)
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(known)})"
+            lines.append(f"  {key}: unknown key{hint}")
+        else:
+            lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def build_config(tree: dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Validate a config tree plus `a.b=value` overrides; raises ConfigError naming every bad key."""
+    merged: dict[str, Any] = json.loads(json.dumps(tree or {}))
+    for item in overrides:
+        key, value = parse_override(item)
+        _set_dotted(merged, key, value)
+    try:
+        return RunConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read a YAML recipe (or none, for the defaults) and apply overrides."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; pass --config configs/demo.yaml or another recipe")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(loaded).__name__}")
+        tree = loaded or {}
+    return build_config(tree, overrides)

@@ -1,0 +1,37 @@
+"""Student rollouts: render each problem's student prompt and sample completions from the current policy.
+
+Takes a generator (any backend); never loads models itself and never re-tokenises completions.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from sdfb.config import SamplingConfig
+from sdfb.generation import Generator
+from sdfb.prompts import Template, render_student_prompt
+
+
+def sample_rollouts(
+    problems: pd.DataFrame, generator: Generator, template: Template, sampling: SamplingConfig, policy_version: str
+) -> pd.DataFrame:
+    """`sampling.n` completions per problem, one row each, with prompt and completion token ids and log-probs."""
+    prompts = [render_student_prompt(generator.tokenizer, template, q) for q in problems["question"]]
+    generations = generator.generate(prompts, sampling, want_logprobs=True)
+    rows = []
+    for pid, prompt, gen in zip(problems["problem_id"], prompts, generations, strict=True):
+        for index, completion in enumerate(gen.completions):
+            rows.append(
+                {
+                    "problem_id": pid,
+                    "sample_index": index,
+                    "prompt_text": prompt,
+                    "prompt_ids": gen.prompt_ids,
+                    "completion_ids": completion.token_ids,
+                    "completion_text": completion.text,
+                    "logprobs": completion.logprobs,
+                    "finish_reason": completion.finish_reason,
+                    "policy_version": policy_version,
+                }
+            )
+    return pd.DataFrame(rows)

@@ -1,0 +1,110 @@
+"""Declared pyarrow schemas, one per stage table, with the schema version written into every manifest.
+
+Bump SCHEMA_VERSION when a column changes meaning; finished stages written under another version rerun.
+"""
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+PROBLEMS = pa.schema(
+    [
+        ("problem_id", pa.string()),  # sha256 of the normalised question text (first 16 hex digits)
+        ("question", pa.string()),
+        ("solution", pa.string()),  # prose reference solution
+        ("answer", pa.string()),
+        ("steps", pa.list_(pa.string())),  # exact step equations, e.g. "12 + 5 = 17"; empty for loaded data
+        ("source", pa.string()),
+        ("split", pa.string()),  # train | eval
+    ]
+)
+
+ROLLOUTS = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("sample_index", pa.int32()),
+        ("prompt_text", pa.string()),
+        ("prompt_ids", pa.list_(pa.int32())),
+        ("completion_ids", pa.list_(pa.int32())),  # exactly the sampled ids; training reads these
+        ("completion_text", pa.string()),
+        ("logprobs", pa.list_(pa.float32())),  # log p(sampled token) under the policy's raw logits
+        ("finish_reason", pa.string()),  # stop | length
+        ("policy_version", pa.string()),  # base | round_0001 | ...
+    ]
+)
+
+GRADES = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("sample_index", pa.int32()),
+        ("extracted_answer", pa.string()),
+        ("status", pa.string()),  # correct | wrong | no_answer | unparseable | timeout
+        ("correct", pa.bool_()),
+        ("format_ok", pa.bool_()),  # at least one step line and an answer line
+        ("n_steps", pa.int32()),
+    ]
+)
+
+CRITIQUES = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("sample_index", pa.int32()),
+        ("critic", pa.string()),
+        ("case", pa.string()),  # A reproduce | B insert missing step | C finish | D fix first error | none
+        ("first_wrong_step", pa.int32()),  # 1-based; -1 when no step is wrong
+        ("critique", pa.string()),
+        ("status", pa.string()),  # ok | unavailable (the critic cannot judge this problem)
+    ]
+)
+
+CONTEXTS = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("sample_index", pa.int32()),
+        ("condition", pa.string()),
+        ("template", pa.string()),
+        ("context", pa.string()),
+        ("student_prompt", pa.string()),
+        ("teacher_prompt", pa.string()),
+        ("train", pa.bool_()),  # False when the condition has nothing to teach on this sample
+    ]
+)
+
+DISTILL = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("sample_index", pa.int32()),
+        ("n_tokens", pa.int32()),
+        ("mean_advantage", pa.float32()),  # mean over tokens of log p_teacher - log p_student
+        ("min_advantage", pa.float32()),
+        ("frac_negative", pa.float32()),
+        ("kl", pa.float32()),  # mean per-token reverse KL estimate on the sampled tokens
+    ]
+)
+
+EVAL_SAMPLES = pa.schema(
+    [
+        ("checkpoint", pa.string()),
+        ("problem_id", pa.string()),
+        ("sample_index", pa.int32()),
+        ("completion_text", pa.string()),
+        ("n_tokens", pa.int32()),
+        ("finish_reason", pa.string()),
+        ("extracted_answer", pa.string()),
+        ("status", pa.string()),
+        ("correct", pa.bool_()),
+        ("format_ok", pa.bool_()),
+    ]
+)
+
+SCORES = pa.schema(
+    [
+        ("checkpoint", pa.string()),
+        ("k", pa.int32()),
+        ("n_problems", pa.int32()),
+        ("avg_at_k", pa.float64()),
+        ("pass_at_k", pa.float64()),
+        ("maj_at_k", pa.float64()),
+        ("format_rate", pa.float64()),
+    ]
+)

@@ -1,0 +1,128 @@
+"""Run-folder persistence: atomic Parquet writes with a manifest written last, and the skip-if-finished check.
+
+A stage's output counts as finished only when its manifest exists and records the same config and input hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MANIFEST_SUFFIX = ".manifest.json"
+_PACKAGES = ("sdfb", "torch", "transformers", "trl", "peft", "prefect", "pyarrow", "pandas", "math-verify")
+
+
+def manifest_path(path: Path) -> Path:
+    return path.with_name(path.name + MANIFEST_SUFFIX)
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def output_hash(path: Path) -> str:
+    """Hash of a finished output: the manifest's recorded content hash (a folder's or a file's)."""
+    return read_manifest(path)["content_hash"]
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+@dataclass(frozen=True)
+class StageKey:
+    """What a stage's output depends on: its schema version, config section and inputs."""
+
+    schema_version: int
+    config_hash: str
+    input_hashes: dict[str, str]
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    return json.loads(manifest_path(Path(path)).read_text())
+
+
+def is_finished(path: Path, key: StageKey) -> bool:
+    """True when `path` has a manifest from a run with the same schema, config and inputs."""
+    mpath = manifest_path(Path(path))
+    if not mpath.exists() or not Path(path).exists():
+        return False
+    try:
+        manifest = json.loads(mpath.read_text())
+    except json.JSONDecodeError:
+        return False
+    return (
+        manifest.get("schema_version") == key.schema_version
+        and manifest.get("config_hash") == key.config_hash
+        and manifest.get("input_hashes") == key.input_hashes
+    )
+
+
+def _write_manifest(path: Path, key: StageKey, content_hash: str, extra: dict[str, Any]) -> None:
+    manifest = {
+        "path": path.name,
+        "schema_version": key.schema_version,
+        "config_hash": key.config_hash,
+        "input_hashes": key.input_hashes,
+        "content_hash": content_hash,
+        "versions": package_versions(),
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **extra,
+    }
+    mpath = manifest_path(path)
+    tmp = mpath.with_name(mpath.name + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, mpath)
+
+
+def write_table(
+    frame: pd.DataFrame, path: Path, schema: pa.Schema, key: StageKey, extra: dict[str, Any] | None = None
+) -> Path:
+    """Write `frame` with `schema` to a temporary name, rename it into place, then write the manifest."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    manifest_path(path).unlink(missing_ok=True)  # an old manifest must not vouch for a new file
+    table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+    _write_manifest(path, key, file_hash(path), {"rows": table.num_rows, "schema": schema.names, **(extra or {})})
+    return path
+
+
+def finish_folder(path: Path, key: StageKey, extra: dict[str, Any] | None = None) -> Path:
+    """Write the manifest of a folder output (a checkpoint) once everything in it is saved."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(path).as_posix().encode())
+        digest.update(file_hash(file).encode())
+    _write_manifest(path, key, digest.hexdigest()[:16], extra or {})
+    return path
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    path = Path(path)
+    if not manifest_path(path).exists():
+        raise FileNotFoundError(f"{path} has no manifest: the stage that writes it did not finish; rerun the flow")
+    return pq.read_table(path).to_pandas()

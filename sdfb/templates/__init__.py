@@ -1,0 +1,1 @@
+"""Versioned prompt templates (YAML files named by version); read through sdfb.prompts."""
