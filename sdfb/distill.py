@@ -266,3 +266,12 @@ def train_round(model, tokenizer, examples: list[dict], cfg: DistillConfig, outp
         "train_seconds": time.perf_counter() - started,
     }
     return {"metrics": metrics, "per_sample": per_sample}
+
+
+def empty_round() -> dict:
+    """Metrics and records of a round with nothing to train on (e.g. condition `none`)."""
+    columns = ["problem_id", "sample_index", "n_tokens", "mean_advantage", "min_advantage", "frac_negative", "kl"]
+    metrics = {"examples": 0, "steps": 0, "tokens": 0, "loss": math.nan, "mean_kl": math.nan,
+               "mean_advantage": math.nan, "frac_negative_advantage": math.nan, "grad_norm": math.nan,
+               "train_seconds": 0.0}  # fmt: skip
+    return {"metrics": metrics, "per_sample": pd.DataFrame(columns=columns)}

@@ -1,0 +1,1 @@
+"""Prefect flows: the order of stages, loops over rounds. No logic."""

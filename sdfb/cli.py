@@ -1,0 +1,106 @@
+"""The `sdfb` command: `sdfb run --config FILE [--run-dir DIR] [--set a.b=value ...]`, `sdfb show DIR`,
+`sdfb prepare-model NAME`. Configuration is validated before any work (or Prefect import) starts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sdfb.config import ConfigError, load_config
+from sdfb.summary import RESULTS_HEADER, results_rows
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Self-distillation with feedback.")
+console = Console()
+err = Console(stderr=True)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from sdfb.models import ModelNotFoundError
+    from sdfb.problems import DataError
+
+    return ConfigError, DataError, ModelNotFoundError
+
+
+def print_results(summary_path: Path) -> None:
+    summary = json.loads(summary_path.read_text())
+    table = Table(title=f"sdfb results: {summary['run']}")
+    for name in RESULTS_HEADER:
+        table.add_column(name, justify="left" if name == "checkpoint" else "right")
+    for row in results_rows(summary):
+        table.add_row(*row)
+    console.print(table)
+    base = summary.get("base_student")
+    if base:
+        console.print(
+            f"base student on the eval split: format followed in {100 * base['format_rate']:.1f}% of samples, "
+            f"correct in {100 * base['accuracy']:.1f}% (k={base['k']})"
+        )
+    timing = summary["timing"]
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in timing["per_stage_seconds"].items())
+    console.print(f"stage time: {stages}")
+    console.print(
+        f"flow wall time {timing['flow_wall_seconds']:.1f}s, of which Prefect/orchestration overhead "
+        f"{100 * timing['prefect_overhead_share']:.1f}%"
+    )
+    console.print(f"summary: {summary_path}")
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML recipe, e.g. configs/demo.yaml")],
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="run folder (default runs/<name>)")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="override a key: --set distill.learning_rate=1e-4")] = None,
+) -> None:
+    """Run the pipeline flow; finished stages in the run folder are reused."""
+    started = time.time()
+    try:
+        cfg = load_config(config, overrides or [])
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    target = run_dir or Path("runs") / cfg.name
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "sdfb")
+    from flows.pipeline import pipeline
+
+    try:
+        summary = pipeline(cfg, str(target.resolve()), started_at=started)
+    except _user_errors() as exc:
+        err.print(f"[red]error:[/red] {exc}\nfinished stages in {target} are kept; fix the input and rerun.")
+        raise typer.Exit(2) from None
+    print_results(Path(summary))
+
+
+@app.command()
+def show(run_dir: Annotated[Path, typer.Argument(help="a run folder holding summary.json")]) -> None:
+    """Print the results table of a finished run."""
+    path = run_dir / "summary.json"
+    if not path.exists():
+        err.print(f"[red]error:[/red] {path} does not exist: the run has not finished; rerun `sdfb run` to resume it")
+        raise typer.Exit(2)
+    print_results(path)
+
+
+@app.command("prepare-model")
+def prepare_model(name: Annotated[str, typer.Argument(help="alias (smollm2-135m, tiny), folder or hub id")] = "smollm2-135m") -> None:
+    """Resolve (and for aliases, build) a model once, so later runs start fast."""
+    from sdfb.models import resolve_model
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    try:
+        console.print(str(resolve_model(name)))
+    except _user_errors() as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Prefect tasks: read inputs -> call sdfb -> write Parquet atomically -> return the path."""

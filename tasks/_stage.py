@@ -1,0 +1,35 @@
+"""The skip-or-compute step every table-writing task shares: a finished output (manifest with the same key) is
+reused, anything else is computed, timed and written atomically with its manifest last."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+from prefect import get_run_logger
+
+from sdfb.store import StageKey, is_finished, write_table
+
+
+def run_stage(
+    stage: str,
+    path: Path,
+    key: StageKey,
+    schema: pa.Schema,
+    compute: Callable[[], pd.DataFrame | tuple[pd.DataFrame, dict[str, Any]]],
+) -> str:
+    logger = get_run_logger()
+    if is_finished(path, key):
+        logger.info("%s: finished earlier, reusing %s", stage, path)
+        return str(path)
+    started = time.perf_counter()
+    result = compute()
+    frame, extra = result if isinstance(result, tuple) else (result, {})
+    seconds = time.perf_counter() - started
+    write_table(frame, path, schema, key, {"stage": stage, "seconds": seconds, "finished_at": time.time(), **extra})
+    logger.info("%s: wrote %d rows to %s in %.1fs", stage, len(frame), path, seconds)
+    return str(path)

@@ -1,0 +1,41 @@
+"""Benchmark scoring of a checkpoint on the held-out problems, with a Prefect table artifact."""
+
+import time
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NONE
+
+from sdfb import schemas
+from sdfb.config import RunConfig
+from sdfb.generation import make_generator
+from sdfb.prompts import load_template
+from sdfb.runs import RunLayout, stage_key
+from sdfb.scoring import sample_and_grade, score_samples
+from sdfb.store import is_finished, read_table, write_table
+from tasks._stage import run_stage
+
+
+@task(name="score-checkpoint", cache_policy=NONE)
+def score_checkpoint(cfg: RunConfig, run_dir: str, checkpoint: str, adapter: str | None, eval_problems: str) -> str:
+    layout = RunLayout(Path(run_dir))
+    key = stage_key(cfg, "scores", {"eval_problems": eval_problems, "adapter": adapter}, checkpoint=checkpoint)
+    samples_path, scores_path = layout.eval_samples(checkpoint), layout.eval_scores(checkpoint)
+
+    def sample():
+        generator = make_generator(cfg.rollout.engine, cfg.model.name_or_path, cfg.model.dtype, adapter, cfg.eval.batch_size)
+        template = load_template(cfg.prompt.template)
+        return sample_and_grade(read_table(eval_problems), generator, template, cfg.eval, cfg.grading, checkpoint)
+
+    run_stage("eval_samples", samples_path, key, schemas.EVAL_SAMPLES, sample)
+    if not is_finished(scores_path, key):
+        scores = score_samples(read_table(samples_path), cfg.eval.k, checkpoint)
+        write_table(scores, scores_path, schemas.SCORES, key, {"stage": "scores", "seconds": 0.0, "finished_at": time.time()})
+    row = read_table(scores_path).iloc[0].to_dict()
+    create_table_artifact(
+        key=f"{cfg.name}-{checkpoint}".lower().replace("_", "-"),
+        table=[{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}],
+        description=f"{cfg.name}: Avg@{cfg.eval.k}, Pass@{cfg.eval.k}, Maj@{cfg.eval.k} of {checkpoint}",
+    )
+    return str(scores_path)

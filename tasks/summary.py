@@ -1,0 +1,49 @@
+"""The run summary: summary.json in the run folder and a markdown artifact with the results table."""
+
+import json
+import time
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NONE
+
+from sdfb.config import RunConfig
+from sdfb.runs import RunLayout
+from sdfb.store import MANIFEST_SUFFIX, read_table
+from sdfb.summary import build_summary, results_markdown
+
+
+def _round_stats(layout: RunLayout, round_index: int) -> dict:
+    grades = read_table(layout.stage(round_index, "grades"))
+    critiques = read_table(layout.stage(round_index, "critiques"))
+    manifest = json.loads((layout.checkpoint(round_index).parent / f"round_{round_index:04d}{MANIFEST_SUFFIX}").read_text())
+    return {
+        "round": round_index,
+        "rollouts": len(grades),
+        "rollout_accuracy": float(grades["correct"].mean()),
+        "rollout_format_rate": float(grades["format_ok"].mean()),
+        "grade_status": grades["status"].value_counts().to_dict(),
+        "critique_cases": critiques["case"].value_counts().to_dict(),
+        "distill": manifest["metrics"],
+    }
+
+
+@task(name="write-summary", cache_policy=NONE)
+def write_summary(cfg: RunConfig, run_dir: str, score_paths: list[str], started_at: float) -> str:
+    layout = RunLayout(Path(run_dir))
+    manifests = {
+        str(p.relative_to(layout.root)): json.loads(p.read_text()) for p in sorted(layout.root.rglob(f"*{MANIFEST_SUFFIX}"))
+    }
+    scores = [read_table(p).iloc[0].to_dict() for p in score_paths]
+    rounds = [_round_stats(layout, r) for r in range(1, cfg.rounds + 1)]
+    summary = build_summary(cfg.name, cfg.model_dump(mode="json"), scores, rounds, manifests, started_at, time.time())
+    tmp = layout.summary.with_name("summary.json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2, default=str))
+    tmp.replace(layout.summary)
+    create_markdown_artifact(
+        key=f"{cfg.name}-results".lower().replace("_", "-"),
+        markdown=f"# {cfg.name}\n\n{results_markdown(summary)}\n\nrun folder: `{layout.root}`",
+        description="sdfb results per checkpoint",
+    )
+    return str(layout.summary)
