@@ -69,7 +69,12 @@ def run(
         raise typer.Exit(2) from None
     target = run_dir or Path("runs") / cfg.name
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "sdfb")
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from transformers.utils import logging as hf_logging
+
     from flows.pipeline import pipeline
+
+    hf_logging.disable_progress_bar()
 
     try:
         summary = pipeline(cfg, str(target.resolve()), started_at=started)

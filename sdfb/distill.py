@@ -106,6 +106,13 @@ def token_advantages(student_logits, teacher_logits, completion_ids):
     return teacher - student
 
 
+def reverse_kl(student_logits, teacher_logits):
+    """Per-token KL(student || teacher) over the full vocabulary."""
+    from trl.experimental.sdft.loss_utils import compute_full_logit_self_distillation_loss
+
+    return compute_full_logit_self_distillation_loss(student_logits.float(), teacher_logits.float(), distillation_alpha=1.0)
+
+
 def masked_mean(values, mask):
     return (values * mask).sum() / mask.sum().clamp(min=1)
 
@@ -136,12 +143,10 @@ def student_and_teacher_logits(model, batch):
 def batch_divergence(model, batch) -> float:
     """Mean per-token reverse KL(student || teacher) on the batch's completion tokens, without gradients."""
     import torch
-    from trl.experimental.sdft.loss_utils import compute_full_logit_self_distillation_loss
 
     with torch.no_grad():
         student, teacher = student_and_teacher_logits(model, batch)
-        kl = compute_full_logit_self_distillation_loss(student.float(), teacher.float(), distillation_alpha=1.0)
-        return float(masked_mean(kl, batch["completion_mask"]))
+        return float(masked_mean(reverse_kl(student, teacher), batch["completion_mask"]))
 
 
 # -------------------------------------------------------------------------------------------------- trainer
@@ -173,19 +178,19 @@ def _trainer_class():
             loss = masked_mean(losses, mask)
             with torch.no_grad():
                 adv = token_advantages(student.detach(), teacher, inputs["completion_ids"])
-                # sampled-token estimate of KL(student||teacher) = E_student[log ps - log pt]
-                self.stats.kls.append(float(masked_mean(-adv, mask)))
+                kl = reverse_kl(student.detach(), teacher)
+                self.stats.kls.append(float(masked_mean(kl, mask)))
                 self.stats.losses.append(float(loss.detach()))
-                for row, a, m in zip(inputs["row"].tolist(), adv, mask, strict=True):
+                for row, a, k, m in zip(inputs["row"].tolist(), adv, kl, mask, strict=True):
                     if row in self.stats.per_sample:
                         continue  # keep the advantage as first seen, before any update on this sample
-                    a = a[m.bool()]
+                    a, k = a[m.bool()], k[m.bool()]
                     self.stats.per_sample[row] = {
                         "n_tokens": int(a.numel()),
                         "mean_advantage": float(a.mean()) if a.numel() else 0.0,
                         "min_advantage": float(a.min()) if a.numel() else 0.0,
                         "frac_negative": float((a < 0).float().mean()) if a.numel() else 0.0,
-                        "kl": float((-a).mean()) if a.numel() else 0.0,
+                        "kl": float(k.mean()) if k.numel() else 0.0,
                     }
             return (loss, {"logits": student}) if return_outputs else loss
 
@@ -244,6 +249,9 @@ def train_round(model, tokenizer, examples: list[dict], cfg: DistillConfig, outp
         distill=cfg,
         stats=stats,
     )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # its prints bypass logging; the round metrics are logged instead
     started = time.perf_counter()
     result = trainer.train()
     grad_norms = [h["grad_norm"] for h in trainer.state.log_history if "grad_norm" in h]

@@ -78,7 +78,7 @@ DISTILL = pa.schema(
         ("mean_advantage", pa.float32()),  # mean over tokens of log p_teacher - log p_student
         ("min_advantage", pa.float32()),
         ("frac_negative", pa.float32()),
-        ("kl", pa.float32()),  # mean per-token reverse KL estimate on the sampled tokens
+        ("kl", pa.float32()),  # mean per-token full-vocabulary KL(student || teacher)
     ]
 )
 

@@ -3,6 +3,7 @@ reused, anything else is computed, timed and written atomically with its manifes
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,8 +12,17 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 from prefect import get_run_logger
+from prefect.exceptions import MissingContextError
 
 from sdfb.store import StageKey, is_finished, write_table
+
+
+def task_logger() -> logging.Logger | logging.LoggerAdapter:
+    """The Prefect run logger, or a plain logger when a task's `.fn` is called outside a run (tests, debugging)."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("sdfb.tasks")
 
 
 def run_stage(
@@ -22,7 +32,7 @@ def run_stage(
     schema: pa.Schema,
     compute: Callable[[], pd.DataFrame | tuple[pd.DataFrame, dict[str, Any]]],
 ) -> str:
-    logger = get_run_logger()
+    logger = task_logger()
     if is_finished(path, key):
         logger.info("%s: finished earlier, reusing %s", stage, path)
         return str(path)

@@ -7,7 +7,7 @@ import shutil
 import time
 from pathlib import Path
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NONE
 
 from sdfb import distill, schemas
@@ -15,13 +15,14 @@ from sdfb.config import RunConfig
 from sdfb.models import load_tokenizer
 from sdfb.runs import RunLayout, stage_key
 from sdfb.store import finish_folder, is_finished, read_table, write_table
+from tasks._stage import task_logger
 
 
 @task(name="distill", cache_policy=NONE)
 def distill_round(
     cfg: RunConfig, run_dir: str, round_index: int, rollouts: str, contexts: str, previous: str | None
 ) -> str:
-    layout, logger = RunLayout(Path(run_dir)), get_run_logger()
+    layout, logger = RunLayout(Path(run_dir)), task_logger()
     checkpoint, records = layout.checkpoint(round_index), layout.distill_records(round_index)
     key = stage_key(cfg, "distill", {"rollouts": rollouts, "contexts": contexts, "previous": previous})
     if is_finished(checkpoint, key) and is_finished(records, key):

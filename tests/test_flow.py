@@ -1,0 +1,105 @@
+"""The whole pipeline on the smoke config under a real (temporary) Prefect server: every file of the run folder,
+manifests, artifacts, skipping finished stages on a rerun and resuming after a crash."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sdfb.config import load_config
+from sdfb.store import manifest_path
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.flow
+
+
+@pytest.fixture(scope="module")
+def smoke_run(prefect_server, tiny_model_path, tmp_path_factory):
+    from flows.pipeline import pipeline
+
+    cfg = load_config(ROOT / "configs" / "smoke.yaml")
+    run_dir = tmp_path_factory.mktemp("smoke")
+    summary = pipeline(cfg, str(run_dir))
+    return cfg, run_dir, Path(summary)
+
+
+def _expected_files(run_dir: Path, rounds: int) -> list[Path]:
+    files = [run_dir / "eval" / "problems.parquet", run_dir / "eval" / "base.parquet"]
+    for r in range(1, rounds + 1):
+        files += [run_dir / f"round_{r:04d}" / f"{s}.parquet" for s in ("problems", "rollouts", "grades", "critiques", "contexts")]
+        files.append(run_dir / "checkpoints" / f"round_{r:04d}")
+    files.append(run_dir / "eval" / f"round_{rounds:04d}.parquet")
+    return files
+
+
+def _manifest_times(run_dir: Path) -> dict[str, str]:
+    return {str(p): json.loads(p.read_text())["finished_at"] for p in run_dir.rglob("*.manifest.json")}
+
+
+def test_the_smoke_run_writes_every_stage_with_a_manifest_and_a_summary(smoke_run):
+    cfg, run_dir, summary_path = smoke_run
+    for path in _expected_files(run_dir, cfg.rounds):
+        assert path.exists(), f"missing {path}"
+        manifest = json.loads(manifest_path(path).read_text())
+        assert manifest["config_hash"] and "versions" in manifest and "input_hashes" in manifest
+        if path.suffix == ".parquet":
+            assert manifest["rows"] == len(pd.read_parquet(path)) > 0
+    assert (run_dir / "checkpoints" / "round_0002" / "adapter_model.safetensors").exists()
+    summary = json.loads(summary_path.read_text())
+    assert [s["checkpoint"] for s in summary["scores"]] == ["base", "round_0002"]
+    assert summary["base_student"]["format_rate"] >= 0 and len(summary["rounds"]) == cfg.rounds
+    assert summary["rounds"][0]["distill"]["examples"] == cfg.data.problems_per_round
+    assert set(summary["timing"]["per_stage_seconds"]) >= {"rollouts", "distill", "eval_samples"}
+    assert 0 <= summary["timing"]["prefect_overhead_share"] < 1
+
+
+def test_rollouts_are_trained_on_by_the_policy_that_sampled_them(smoke_run):
+    _, run_dir, _ = smoke_run
+    round1 = pd.read_parquet(run_dir / "round_0001" / "rollouts.parquet")
+    round2 = pd.read_parquet(run_dir / "round_0002" / "rollouts.parquet")
+    assert set(round1["policy_version"]) == {"base"} and set(round2["policy_version"]) == {"round_0001"}
+    assert (round1["completion_ids"].map(len) == round1["logprobs"].map(len)).all()
+    problems1 = pd.read_parquet(run_dir / "round_0001" / "problems.parquet")
+    problems2 = pd.read_parquet(run_dir / "round_0002" / "problems.parquet")
+    evals = pd.read_parquet(run_dir / "eval" / "problems.parquet")
+    assert not set(problems1["problem_id"]) & set(problems2["problem_id"])  # a fresh batch each round
+    assert not (set(problems1["problem_id"]) | set(problems2["problem_id"])) & set(evals["problem_id"])
+
+
+def test_scores_are_published_as_prefect_artifacts(smoke_run):
+    from prefect.artifacts import Artifact
+
+    cfg, _, _ = smoke_run
+    for key in ("smoke-base", "smoke-round-0002", "smoke-results"):
+        artifact = Artifact.get(key)
+        assert artifact is not None, f"no artifact {key}"
+    assert "Avg@k" in Artifact.get("smoke-results").data
+
+
+def test_a_rerun_skips_every_finished_stage(smoke_run):
+    from flows.pipeline import pipeline
+
+    cfg, run_dir, _ = smoke_run
+    before = _manifest_times(run_dir)
+    pipeline(cfg, str(run_dir))
+    assert _manifest_times(run_dir) == before
+
+
+def test_a_crashed_stage_is_redone_on_rerun_and_nothing_before_it(smoke_run):
+    """A stage killed before its manifest was written leaves a Parquet file without one; the rerun redoes that stage
+    and what depends on it, and keeps every earlier output."""
+    from flows.pipeline import pipeline
+
+    cfg, run_dir, _ = smoke_run
+    checkpoint = run_dir / "checkpoints" / "round_0002"
+    manifest_path(checkpoint).unlink()
+    manifest_path(run_dir / "eval" / "round_0002.parquet").unlink()
+    before = _manifest_times(run_dir)
+    pipeline(cfg, str(run_dir))
+    after = _manifest_times(run_dir)
+    for path, finished in before.items():
+        if "round_0002/distill" not in path and "round_0002.scores" not in path:
+            assert after[path] == finished, f"{path} was redone"
+    assert manifest_path(checkpoint).exists() and manifest_path(run_dir / "eval" / "round_0002.parquet").exists()
+    assert after[str(run_dir / "round_0002" / "distill.parquet.manifest.json")] != before[str(run_dir / "round_0002" / "distill.parquet.manifest.json")]

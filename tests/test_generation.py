@@ -1,0 +1,68 @@
+"""The HF generation backend: exact sampled ids, their log-probs, finish reasons, seeding, and adapters."""
+
+import pandas as pd
+import pytest
+import torch
+
+from sdfb.config import SamplingConfig
+from sdfb.generation import HFGenerator
+from sdfb.prompts import load_template
+from sdfb.rollouts import sample_rollouts
+
+
+@pytest.fixture(scope="module")
+def generator(tiny_model_path):
+    return HFGenerator("tiny", dtype="float32", batch_size=3)
+
+
+PROMPTS = ["Tom has 3 apples.", "Anna has 12 marbles and finds 4 more.", "Hi"]
+
+
+def test_stored_log_probs_equal_a_teacher_forced_forward_of_the_sampled_ids(generator):
+    sampling = SamplingConfig(temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=12, n=2, seed=3)
+    generations = generator.generate(PROMPTS, sampling)
+    assert [len(g.completions) for g in generations] == [2, 2, 2]
+    for gen in generations:
+        for completion in gen.completions:
+            ids = torch.tensor([gen.prompt_ids + completion.token_ids])
+            with torch.no_grad():
+                logits = generator.model(input_ids=ids).logits[0, len(gen.prompt_ids) - 1 : -1]
+            expected = torch.log_softmax(logits, -1).gather(-1, torch.tensor(completion.token_ids)[:, None])[:, 0]
+            # left padding inside the batch changes float summation order slightly
+            assert torch.allclose(torch.tensor(completion.logprobs), expected, atol=1e-4)
+
+
+def test_completions_stop_at_the_end_token_or_are_marked_length(generator):
+    sampling = SamplingConfig(temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=6, n=4, seed=0)
+    eos = generator.tokenizer.eos_token_id
+    for gen in generator.generate(PROMPTS, sampling):
+        for c in gen.completions:
+            if c.finish_reason == "stop":
+                assert c.token_ids[-1] == eos and eos not in c.token_ids[:-1]
+            else:
+                assert c.finish_reason == "length" and len(c.token_ids) == 6 and eos not in c.token_ids
+
+
+def test_a_seeded_run_repeats_and_another_seed_differs(generator):
+    first = generator.generate(PROMPTS, SamplingConfig(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=10, seed=7))
+    again = generator.generate(PROMPTS, SamplingConfig(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=10, seed=7))
+    other = generator.generate(PROMPTS, SamplingConfig(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=10, seed=8))
+    ids = lambda gens: [c.token_ids for g in gens for c in g.completions]  # noqa: E731
+    assert ids(first) == ids(again)
+    assert ids(first) != ids(other)
+
+
+def test_greedy_batched_generation_matches_one_prompt_at_a_time(generator):
+    greedy = SamplingConfig(temperature=0.0, max_new_tokens=8)
+    batched = generator.generate(PROMPTS, greedy)
+    single = [generator.generate([p], greedy)[0] for p in PROMPTS]
+    assert [g.completions[0].token_ids for g in batched] == [g.completions[0].token_ids for g in single]
+
+
+def test_rollout_rows_keep_prompt_and_completion_ids(generator):
+    problems = pd.DataFrame({"problem_id": ["a", "b"], "question": ["Tom has 3 apples.", "Mia has 2 cards."]})
+    table = sample_rollouts(problems, generator, load_template("v1"), SamplingConfig(max_new_tokens=5, n=2), "base")
+    assert len(table) == 4 and set(table["sample_index"]) == {0, 1}
+    row = table.iloc[0]
+    assert generator.tokenizer(row.prompt_text, add_special_tokens=False)["input_ids"] == row.prompt_ids
+    assert len(row.completion_ids) == len(row.logprobs) and row.policy_version == "base"
