@@ -57,8 +57,12 @@ def print_results(summary_path: Path) -> None:
 @app.command()
 def run(
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML recipe, e.g. configs/demo.yaml")],
-    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="run folder (default runs/<name>)")] = None,
-    overrides: Annotated[list[str] | None, typer.Option("--set", help="override a key: --set distill.learning_rate=1e-4")] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option("--run-dir", help="run folder (default runs/<name>)")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="override a key: --set distill.learning_rate=1e-4")
+    ] = None,
 ) -> None:
     """Run the pipeline flow; finished stages in the run folder are reused."""
     started = time.time()
@@ -68,6 +72,13 @@ def run(
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     target = run_dir or Path("runs") / cfg.name
+    from sdfb.models import check_model
+
+    try:
+        check_model(cfg.model.name_or_path)
+    except _user_errors() as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "sdfb")
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     from transformers.utils import logging as hf_logging
@@ -89,13 +100,19 @@ def show(run_dir: Annotated[Path, typer.Argument(help="a run folder holding summ
     """Print the results table of a finished run."""
     path = run_dir / "summary.json"
     if not path.exists():
-        err.print(f"[red]error:[/red] {path} does not exist: the run has not finished; rerun `sdfb run` to resume it")
+        err.print(
+            f"[red]error:[/red] {path} does not exist: the run has not finished; rerun `sdfb run` to resume it"
+        )
         raise typer.Exit(2)
     print_results(path)
 
 
 @app.command("prepare-model")
-def prepare_model(name: Annotated[str, typer.Argument(help="alias (smollm2-135m, tiny), folder or hub id")] = "smollm2-135m") -> None:
+def prepare_model(
+    name: Annotated[
+        str, typer.Argument(help="alias (smollm2-135m, tiny), folder or hub id")
+    ] = "smollm2-135m",
+) -> None:
     """Resolve (and for aliases, build) a model once, so later runs start fast."""
     from sdfb.models import resolve_model
 

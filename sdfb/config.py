@@ -5,6 +5,7 @@ Precedence is defaults < YAML file < command-line overrides. Validation happens 
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import json
@@ -107,7 +108,15 @@ class LoraConfig(_Frozen):
     r: int = Field(64, ge=1)
     alpha: int = Field(128, ge=1)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    target_modules: tuple[str, ...] = (
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    )
 
 
 class DistillConfig(_Frozen):
@@ -181,7 +190,9 @@ def parse_override(item: str) -> tuple[str, Any]:
 def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     for part in loc[:-1]:
         field = model.model_fields.get(str(part))
-        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+        if field is None or not (
+            isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        ):
             return []
         model = field.annotation
     return list(model.model_fields)
@@ -202,9 +213,11 @@ def _explain(error: ValidationError) -> str:
     return "invalid configuration:\n" + "\n".join(lines)
 
 
-def build_config(tree: dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+def build_config(
+    tree: dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> RunConfig:
     """Validate a config tree plus `a.b=value` overrides; raises ConfigError naming every bad key."""
-    merged: dict[str, Any] = json.loads(json.dumps(tree or {}))
+    merged: dict[str, Any] = copy.deepcopy(tree or {})
     for item in overrides:
         key, value = parse_override(item)
         _set_dotted(merged, key, value)
@@ -220,12 +233,16 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist; pass --config configs/demo.yaml or another recipe")
+            raise ConfigError(
+                f"config file {path} does not exist; pass --config configs/demo.yaml or another recipe"
+            )
         try:
             loaded = yaml.safe_load(path.read_text())
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
         if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(loaded).__name__}")
+            raise ConfigError(
+                f"config file {path} must hold a mapping of sections, got {type(loaded).__name__}"
+            )
         tree = loaded or {}
     return build_config(tree, overrides)

@@ -23,7 +23,16 @@ def assemble_contexts(
         rollouts[[*keys, "prompt_text"]]
         .merge(grades[[*keys, "extracted_answer", "correct"]], on=keys, how="left", validate="one_to_one")
         .merge(critiques[[*keys, "critique", "status"]], on=keys, how="left", validate="one_to_one")
-        .merge(problems[["problem_id", "question", "solution"]], on="problem_id", how="left", validate="many_to_one")
+        .merge(
+            problems[["problem_id", "question", "solution"]],
+            on="problem_id",
+            how="left",
+            validate="many_to_one",
+        )
+    )
+    unmatched = table["correct"].isna() | table["status"].isna() | table["question"].isna()
+    assert not unmatched.any(), (
+        f"rollouts without a grade, critique or problem: {table.loc[unmatched, keys].head().to_dict('records')}"
     )
     contexts, teacher_prompts, train = [], [], []
     for row in table.itertuples(index=False):

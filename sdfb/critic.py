@@ -3,6 +3,7 @@ rest continued in the solver's format. Here: the interface and an exact symbolic
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,19 +36,31 @@ class Critic(Protocol):
     def critique(self, requests: list[CritiqueRequest]) -> list[Critique]: ...
 
 
-def _same_number(a: float | str | None, b: float | str) -> bool:
-    try:
-        return a is not None and abs(float(a) - float(b)) < 1e-9
-    except ValueError:
-        return False
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_STEP_LABEL = re.compile(r"(step\s*)(\d+)", re.IGNORECASE)
 
 
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
+def answer_number(answer: str | None) -> float | None:
+    """The first number of an answer, ignoring markdown, `$` and units, as the grader reads `9 pens` or `$9$`."""
+    if not answer:
+        return None
+    found = _NUMBER.search(answer.replace("**", "").replace("$", "").replace(",", ""))
+    return float(found.group()) if found else None
+
+
+def _renumber(line: str, number: int) -> str:
+    """The solver's step line with only its label number changed (needed when a missing step is inserted)."""
+    return _STEP_LABEL.sub(lambda m: f"{m.group(1)}{number}", line, count=1)
 
 
 class SymbolicCritic:
-    """Checks every step equation of an attempt against the problem's exact step chain (paper cases A-D)."""
+    """Checks every step equation of an attempt against the problem's exact step chain (paper cases A-D).
+
+    A step is correct when its equation holds and yields the value of the next reference step, or of a later one
+    (the steps in between are missing and get inserted). Correct steps are copied verbatim (only their label is
+    renumbered after an insertion); the first wrong step and everything after it come from the reference chain.
+    `first_wrong_step` is 1-based; len(steps) + 1 means every step was right and the final answer was wrong.
+    """
 
     name = "symbolic"
 
@@ -59,30 +72,43 @@ class SymbolicCritic:
         if not reference or any(eq is None for eq in reference):
             return Critique("none", -1, "", "unavailable")
         attempt = parse_attempt(req.attempt)
-        # Length of the attempt's prefix whose steps are true and compute the reference's intermediate values.
-        n_ok = 0
-        for text, ref in zip(attempt.steps, reference, strict=False):
+        cut_off = req.finish_reason == "length" and attempt.answer is None
+        lines: list[str] = []
+        next_ref, first_wrong, inserted = 0, None, False
+        for k, (text, line) in enumerate(zip(attempt.steps, attempt.step_lines, strict=True)):
             eq = parse_equation(text)
-            if eq is None or not eq.holds() or not _same_number(eq.result, ref.result):
+            match = None
+            if eq is not None and eq.holds():
+                match = next(
+                    (m for m in range(next_ref, len(reference)) if eq.result == reference[m].result), None
+                )
+            if match is None:
+                if not (cut_off and k == len(attempt.steps) - 1):  # a half-written last step is not an error
+                    first_wrong = k + 1
                 break
-            n_ok += 1
-        has_wrong_step = n_ok < len(attempt.steps)
-        complete = n_ok == len(reference)
-        final = _number(reference[-1].result)
-        answer_ok = _same_number(attempt.answer, req.answer) if attempt.answer else False
+            for missing in range(next_ref, match):
+                lines.append(f"Step {len(lines) + 1}: {req.steps[missing]}")
+                inserted = True
+            lines.append(_renumber(line, len(lines) + 1) if inserted else line)
+            next_ref = match + 1
+        lines += [
+            f"Step {len(lines) + 1 + i}: {req.steps[m]}"
+            for i, m in enumerate(range(next_ref, len(reference)))
+        ]
+        final = reference[-1].result
+        given = answer_number(attempt.answer)
+        answer_ok = given is not None and abs(given - final) < 1e-9
 
-        if answer_ok and complete and not has_wrong_step:
+        if answer_ok and first_wrong is None and not inserted and next_ref == len(reference):
             return Critique("A", -1, req.attempt.strip(), "ok")
         if answer_ok:
-            case, first_wrong = "B", (n_ok + 1 if has_wrong_step else -1)
-        elif not has_wrong_step and attempt.answer is None:
-            case, first_wrong = "C", -1
+            case, wrong = "B", first_wrong or -1
+        elif first_wrong is None and attempt.answer is None:
+            case, wrong = "C", -1
         else:
-            case, first_wrong = "D", n_ok + 1
-        kept = list(attempt.step_lines[:n_ok])  # the solver's correct steps, verbatim
-        fixed = [f"Step {i + 1}: {req.steps[i]}" for i in range(n_ok, len(reference))]
-        text = "\n".join([*kept, *fixed, f"Answer: {final}"])
-        return Critique(case, first_wrong, text, "ok")
+            case, wrong = "D", first_wrong or len(attempt.steps) + 1
+        number = str(int(final)) if float(final).is_integer() else str(final)
+        return Critique(case, wrong, "\n".join([*lines, f"Answer: {number}"]), "ok")
 
 
 def make_critic(kind: str) -> Critic:
@@ -103,7 +129,9 @@ def critique_rollouts(rollouts: pd.DataFrame, problems: pd.DataFrame, critic: Cr
             attempt=text,
             finish_reason=finish,
         )
-        for pid, text, finish in zip(rollouts["problem_id"], rollouts["completion_text"], rollouts["finish_reason"], strict=True)
+        for pid, text, finish in zip(
+            rollouts["problem_id"], rollouts["completion_text"], rollouts["finish_reason"], strict=True
+        )
     ]
     critiques = critic.critique(requests)
     return pd.DataFrame(

@@ -92,7 +92,9 @@ def per_token_loss(student_logits, teacher_logits, completion_ids, mode: str, al
             student_logits, teacher_logits, completion_ids, distillation_alpha=alpha
         )
     if mode == "full_logits":
-        return compute_full_logit_self_distillation_loss(student_logits, teacher_logits, distillation_alpha=alpha)
+        return compute_full_logit_self_distillation_loss(
+            student_logits, teacher_logits, distillation_alpha=alpha
+        )
     raise ValueError(f"distill.mode {mode!r} is not available")
 
 
@@ -110,7 +112,9 @@ def reverse_kl(student_logits, teacher_logits):
     """Per-token KL(student || teacher) over the full vocabulary."""
     from trl.experimental.sdft.loss_utils import compute_full_logit_self_distillation_loss
 
-    return compute_full_logit_self_distillation_loss(student_logits.float(), teacher_logits.float(), distillation_alpha=1.0)
+    return compute_full_logit_self_distillation_loss(
+        student_logits.float(), teacher_logits.float(), distillation_alpha=1.0
+    )
 
 
 def masked_mean(values, mask):
@@ -132,10 +136,14 @@ def student_and_teacher_logits(model, batch):
     import torch
 
     width = batch["completion_ids"].shape[1]
-    student = model(input_ids=batch["student_input_ids"], attention_mask=batch["student_attention_mask"]).logits
+    student = model(
+        input_ids=batch["student_input_ids"], attention_mask=batch["student_attention_mask"]
+    ).logits
     student = completion_logits(student, batch["student_prompt_lens"], width)
     with torch.no_grad(), teacher_weights(model):
-        teacher = model(input_ids=batch["teacher_input_ids"], attention_mask=batch["teacher_attention_mask"]).logits
+        teacher = model(
+            input_ids=batch["teacher_input_ids"], attention_mask=batch["teacher_attention_mask"]
+        ).logits
         teacher = completion_logits(teacher, batch["teacher_prompt_lens"], width).detach()
     return student, teacher
 
@@ -174,7 +182,9 @@ def _trainer_class():
 
             student, teacher = student_and_teacher_logits(model, inputs)
             mask = inputs["completion_mask"]
-            losses = per_token_loss(student, teacher, inputs["completion_ids"], self.distill.mode, self.distill.alpha)
+            losses = per_token_loss(
+                student, teacher, inputs["completion_ids"], self.distill.mode, self.distill.alpha
+            )
             loss = masked_mean(losses, mask)
             with torch.no_grad():
                 adv = token_advantages(student.detach(), teacher, inputs["completion_ids"])
@@ -216,7 +226,9 @@ def prepare_model(model_name: str, dtype: str, cfg: DistillConfig, previous_adap
     return get_peft_model(base, lora)
 
 
-def train_round(model, tokenizer, examples: list[dict], cfg: DistillConfig, output_dir: Path, seed: int) -> dict:
+def train_round(
+    model, tokenizer, examples: list[dict], cfg: DistillConfig, output_dir: Path, seed: int
+) -> dict:
     """Train `model` in place on `examples`; return round metrics and per-sample advantage rows."""
     import torch
     from transformers import TrainingArguments
@@ -251,14 +263,20 @@ def train_round(model, tokenizer, examples: list[dict], cfg: DistillConfig, outp
     )
     from transformers.trainer_callback import PrinterCallback
 
-    trainer.remove_callback(PrinterCallback)  # its prints bypass logging; the round metrics are logged instead
+    trainer.remove_callback(
+        PrinterCallback
+    )  # its prints bypass logging; the round metrics are logged instead
     started = time.perf_counter()
     result = trainer.train()
     grad_norms = [h["grad_norm"] for h in trainer.state.log_history if "grad_norm" in h]
     rows = []
     for example in examples:
         rows.append(
-            {"problem_id": example["problem_id"], "sample_index": example["sample_index"], **stats.per_sample[example["index"]]}
+            {
+                "problem_id": example["problem_id"],
+                "sample_index": example["sample_index"],
+                **stats.per_sample[example["index"]],
+            }
         )
     per_sample = pd.DataFrame(rows)
     tokens = int(per_sample["n_tokens"].sum())
@@ -268,8 +286,12 @@ def train_round(model, tokenizer, examples: list[dict], cfg: DistillConfig, outp
         "tokens": tokens,
         "loss": float(sum(stats.losses) / len(stats.losses)),
         "mean_kl": float(sum(stats.kls) / len(stats.kls)),
-        "mean_advantage": float((per_sample["mean_advantage"] * per_sample["n_tokens"]).sum() / max(tokens, 1)),
-        "frac_negative_advantage": float((per_sample["frac_negative"] * per_sample["n_tokens"]).sum() / max(tokens, 1)),
+        "mean_advantage": float(
+            (per_sample["mean_advantage"] * per_sample["n_tokens"]).sum() / max(tokens, 1)
+        ),
+        "frac_negative_advantage": float(
+            (per_sample["frac_negative"] * per_sample["n_tokens"]).sum() / max(tokens, 1)
+        ),
         "grad_norm": float(sum(grad_norms) / len(grad_norms)) if grad_norms else math.nan,
         "train_seconds": time.perf_counter() - started,
     }
@@ -278,7 +300,15 @@ def train_round(model, tokenizer, examples: list[dict], cfg: DistillConfig, outp
 
 def empty_round() -> dict:
     """Metrics and records of a round with nothing to train on (e.g. condition `none`)."""
-    columns = ["problem_id", "sample_index", "n_tokens", "mean_advantage", "min_advantage", "frac_negative", "kl"]
+    columns = [
+        "problem_id",
+        "sample_index",
+        "n_tokens",
+        "mean_advantage",
+        "min_advantage",
+        "frac_negative",
+        "kl",
+    ]
     metrics = {"examples": 0, "steps": 0, "tokens": 0, "loss": math.nan, "mean_kl": math.nan,
                "mean_advantage": math.nan, "frac_negative_advantage": math.nan, "grad_norm": math.nan,
                "train_seconds": 0.0}  # fmt: skip

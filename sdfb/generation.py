@@ -34,20 +34,26 @@ class Generator(Protocol):
 
     tokenizer: object
 
-    def generate(self, prompts: list[str], sampling: SamplingConfig, want_logprobs: bool = True) -> list[Generation]: ...
+    def generate(
+        self, prompts: list[str], sampling: SamplingConfig, want_logprobs: bool = True
+    ) -> list[Generation]: ...
 
 
 class HFGenerator:
     """Batched, left-padded `transformers` generate on one loaded model (base plus an optional adapter)."""
 
-    def __init__(self, model_name: str, dtype: str = "auto", adapter: Path | None = None, batch_size: int = 16):
+    def __init__(
+        self, model_name: str, dtype: str = "auto", adapter: Path | None = None, batch_size: int = 16
+    ):
         from sdfb.models import load_model, load_tokenizer
 
         self.tokenizer = load_tokenizer(model_name)
         self.model = load_model(model_name, dtype=dtype, adapter=adapter).eval()
         self.batch_size = batch_size
 
-    def generate(self, prompts: list[str], sampling: SamplingConfig, want_logprobs: bool = True) -> list[Generation]:
+    def generate(
+        self, prompts: list[str], sampling: SamplingConfig, want_logprobs: bool = True
+    ) -> list[Generation]:
         import torch
 
         tok = self.tokenizer
@@ -58,11 +64,15 @@ class HFGenerator:
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             torch.manual_seed(sampling.seed + start)
-            for i, completions in zip(idx, self._batch([encoded[i] for i in idx], sampling, want_logprobs), strict=True):
+            for i, completions in zip(
+                idx, self._batch([encoded[i] for i in idx], sampling, want_logprobs), strict=True
+            ):
                 results[i] = Generation(encoded[i], completions)
         return [results[i] for i in range(len(prompts))]
 
-    def _batch(self, batch: list[list[int]], sampling: SamplingConfig, want_logprobs: bool) -> list[list[Completion]]:
+    def _batch(
+        self, batch: list[list[int]], sampling: SamplingConfig, want_logprobs: bool
+    ) -> list[list[Completion]]:
         import torch
 
         tok, model = self.tokenizer, self.model
@@ -90,7 +100,9 @@ class HFGenerator:
         new_tokens = out.sequences[:, width:]
         if want_logprobs:
             logits = torch.stack(out.logits, dim=1).float()  # (batch*n, steps, vocab), raw
-            token_logprobs = torch.log_softmax(logits, dim=-1).gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
+            token_logprobs = (
+                torch.log_softmax(logits, dim=-1).gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
+            )
         grouped: list[list[Completion]] = []
         for row in range(new_tokens.shape[0]):
             ids = new_tokens[row].tolist()
@@ -113,7 +125,9 @@ def _eos_ids(model, tokenizer) -> list[int]:
     return sorted(ids)
 
 
-def make_generator(engine: str, model_name: str, dtype: str, adapter: Path | None, batch_size: int) -> Generator:
+def make_generator(
+    engine: str, model_name: str, dtype: str, adapter: Path | None, batch_size: int
+) -> Generator:
     """The configured generation backend (the vLLM backend slots in here)."""
     if engine == "hf":
         return HFGenerator(model_name, dtype=dtype, adapter=adapter, batch_size=batch_size)

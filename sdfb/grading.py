@@ -54,6 +54,15 @@ def compare(predicted: str, gold: str) -> str:
     return "correct" if verify(gold_parsed, pred_parsed) else "wrong"
 
 
+def _warm(barrier) -> None:
+    import math_verify  # noqa: F401  (import cost must not count against the first comparison's time limit)
+
+    barrier.wait()
+
+
+_START_TIMEOUT = 120.0
+
+
 def grade_pairs(pairs: list[tuple[str | None, str]], timeout_seconds: float, workers: int) -> list[Grade]:
     """Grade (predicted answer or None, gold answer) pairs in a process pool, each bounded by `timeout_seconds`."""
     grades: list[Grade | None] = [Grade("", "no_answer") if p is None else None for p, _ in pairs]
@@ -61,8 +70,12 @@ def grade_pairs(pairs: list[tuple[str | None, str]], timeout_seconds: float, wor
     if not todo:
         return grades  # type: ignore[return-value]
     context = multiprocessing.get_context("spawn")
-    pool = context.Pool(min(workers, len(todo)))
+    n_workers = min(workers, len(todo))
+    ready = context.Barrier(n_workers + 1)
+    pool = context.Pool(n_workers, initializer=_warm, initargs=(ready,))
     try:
+        # Every worker has started and imported math-verify before any comparison's clock starts.
+        ready.wait(timeout=_START_TIMEOUT)
         pending = {i: pool.apply_async(compare, pairs[i]) for i in todo}
         hung = False
         for i, result in pending.items():
@@ -77,7 +90,9 @@ def grade_pairs(pairs: list[tuple[str | None, str]], timeout_seconds: float, wor
             # A hung worker blocks its slot forever: grade the rest in a fresh pool.
             pool.terminate()
             rest = [i for i in todo if grades[i] is None]
-            for i, grade in zip(rest, grade_pairs([pairs[i] for i in rest], timeout_seconds, workers), strict=True):
+            for i, grade in zip(
+                rest, grade_pairs([pairs[i] for i in rest], timeout_seconds, workers), strict=True
+            ):
                 grades[i] = grade
     finally:
         pool.terminate()
@@ -94,7 +109,9 @@ def grade_completions(
     parsed = [parse_attempt(t) for t in completions["completion_text"]]
     answers = [extract_answer(t) for t in completions["completion_text"]]
     grades = grade_pairs(
-        [(a, gold[p]) for a, p in zip(answers, completions["problem_id"], strict=True)], timeout_seconds, workers
+        [(a, gold[p]) for a, p in zip(answers, completions["problem_id"], strict=True)],
+        timeout_seconds,
+        workers,
     )
     return pd.DataFrame(
         {

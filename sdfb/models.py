@@ -37,11 +37,34 @@ def resolve_model(name_or_path: str) -> Path | str:
     path = Path(name_or_path).expanduser()
     if path.exists():
         if not (path / "config.json").exists():
-            raise ModelNotFoundError(f"model folder {path} has no config.json; point model.name_or_path at a saved HF model")
+            raise ModelNotFoundError(
+                f"model folder {path} has no config.json; point model.name_or_path at a saved HF model"
+            )
         return path
     if name_or_path.startswith((".", "/", "~")):
         raise ModelNotFoundError(f"model folder {name_or_path} does not exist; check model.name_or_path")
     return name_or_path
+
+
+def check_model(name_or_path: str) -> None:
+    """Fail fast, before any stage runs, when a hub id is neither cached nor downloadable (offline machines)."""
+    source = resolve_model(name_or_path) if name_or_path not in (SMOLLM2_ALIAS, TINY_ALIAS) else None
+    if not isinstance(source, str):
+        return
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(source, "config.json"), str):
+        return
+    try:
+        hf_hub_download(source, "config.json", etag_timeout=5)
+    except (
+        Exception
+    ) as exc:  # hub errors are many types (offline, 404, gated); all mean "cannot load this model"
+        raise ModelNotFoundError(
+            f"model {name_or_path!r} is not a local folder, not in the Hugging Face cache, and could not be "
+            f"downloaded ({type(exc).__name__}). Use an alias ({SMOLLM2_ALIAS}, {TINY_ALIAS}), a local folder, "
+            "or download it first on a machine with hub access."
+        ) from None
 
 
 def ensure_smollm2() -> Path:
@@ -62,7 +85,9 @@ def ensure_smollm2() -> Path:
     log.info("converting %s to a plain HF folder at %s (once)", _GGUF_FILE, target)
     gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=_GGUF_FILE, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=_GGUF_FILE)
-    config = AutoConfig.for_model(**{k: v for k, v in gguf_model.config.to_dict().items() if k != "quantization_config"})
+    config = AutoConfig.for_model(
+        **{k: v for k, v in gguf_model.config.to_dict().items() if k != "quantization_config"}
+    )
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(gguf_model.state_dict(), strict=False)
     plain.tie_weights()
@@ -88,17 +113,26 @@ def ensure_tiny(seed: int = 0) -> Path:
     from sdfb.problems import generate_problems
 
     corpus = generate_problems(300, seed=seed, cfg=ArithmeticConfig())
-    texts = [f"{q}\n{s}\nStep 1: 1 + 2 = 3\nAnswer: {a}" for q, s, a in zip(corpus.question, corpus.solution, corpus.answer, strict=True)]
+    texts = [
+        f"{q}\n{s}\nStep 1: 1 + 2 = 3\nAnswer: {a}"
+        for q, s, a in zip(corpus.question, corpus.solution, corpus.answer, strict=True)
+    ]
     special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
     )
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=512, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=512, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     bpe.train_from_iterator(texts, trainer)
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None, unk_token=None
+        tokenizer_object=bpe,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        bos_token=None,
+        unk_token=None,
     )
     tokenizer.chat_template = _CHATML
     torch.manual_seed(seed)
@@ -151,7 +185,9 @@ def _dtype(dtype: str):
     return {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
 
 
-def load_model(name_or_path: str, dtype: str = "auto", adapter: Path | None = None, trainable_adapter: bool = False):
+def load_model(
+    name_or_path: str, dtype: str = "auto", adapter: Path | None = None, trainable_adapter: bool = False
+):
     """The base causal LM, with a saved LoRA adapter applied when given."""
     from transformers import AutoModelForCausalLM
 

@@ -19,7 +19,18 @@ _NAMES = [
     ("Tom", "he"), ("Anna", "she"), ("Ben", "he"), ("Lucy", "she"), ("Sam", "he"),
     ("Mia", "she"), ("Leo", "he"), ("Emma", "she"), ("Max", "he"), ("Zoe", "she"),
 ]  # fmt: skip
-_ITEMS = ["apples", "marbles", "stickers", "books", "coins", "pencils", "cookies", "cards", "shells", "stamps"]
+_ITEMS = [
+    "apples",
+    "marbles",
+    "stickers",
+    "books",
+    "coins",
+    "pencils",
+    "cookies",
+    "cards",
+    "shells",
+    "stamps",
+]
 
 
 class DataError(ValueError):
@@ -39,7 +50,9 @@ class Step:
 
     @property
     def value(self) -> int:
-        return {"+": self.left + self.right, "-": self.left - self.right, "*": self.left * self.right}[self.op]
+        return {"+": self.left + self.right, "-": self.left - self.right, "*": self.left * self.right}[
+            self.op
+        ]
 
     def equation(self) -> str:
         return f"{self.left} {self.op} {self.right} = {self.value}"
@@ -53,7 +66,10 @@ def _phrase(op: str, amount: int, pron: str, item: str, rng: random.Random) -> t
         options = [
             (f"{subject} buys {amount} more {item}.", f"after buying {amount} more"),
             (f"{subject} finds {amount} more {item}.", f"after finding {amount} more"),
-            (f"A friend gives {'him' if pron == 'he' else 'her'} {amount} {item}.", f"after getting {amount}"),
+            (
+                f"A friend gives {'him' if pron == 'he' else 'her'} {amount} {item}.",
+                f"after getting {amount}",
+            ),
         ]
     elif op == "-":
         options = [
@@ -78,7 +94,11 @@ def generate_problem(rng: random.Random, cfg: ArithmeticConfig) -> dict:
     clauses = [f"{name} starts with {total} {item}."]
     steps: list[Step] = []
     for _ in range(n_steps):
-        ops = [op for op in cfg.operations if not (op == "-" and total < 2) and not (op == "*" and total * 2 > cfg.max_value * 4)]
+        ops = [
+            op
+            for op in cfg.operations
+            if not (op == "-" and total < 2) and not (op == "*" and total * 2 > cfg.max_value * 4)
+        ]
         op = rng.choice(ops or ["+"])
         if op == "+":
             amount = rng.randint(1, cfg.max_value)
@@ -104,7 +124,9 @@ def generate_problem(rng: random.Random, cfg: ArithmeticConfig) -> dict:
     }
 
 
-def generate_problems(n: int, seed: int, cfg: ArithmeticConfig, exclude: set[str] = frozenset()) -> pd.DataFrame:
+def generate_problems(
+    n: int, seed: int, cfg: ArithmeticConfig, exclude: set[str] = frozenset()
+) -> pd.DataFrame:
     """`n` distinct problems from `seed`, none of whose ids is in `exclude`."""
     rng = random.Random(seed)
     rows: dict[str, dict] = {}
@@ -130,7 +152,9 @@ def _read_source(path: str, source: str, cfg: DataConfig, split: str) -> pd.Data
         try:
             return datasets.load_dataset(path, cfg.hf_config, split=split).to_pandas()
         except Exception as exc:  # datasets raises many types; the boundary names the dataset and the fix
-            raise DataError(f"could not load Hugging Face dataset {path!r} (split {split!r}): {exc}") from None
+            raise DataError(
+                f"could not load Hugging Face dataset {path!r} (split {split!r}): {exc}"
+            ) from None
     file = Path(path)
     if not file.exists():
         raise DataError(f"data file {file} does not exist; check data.path / data.eval_path")
@@ -146,7 +170,9 @@ def _parses(answer: str) -> bool:
     return bool(parse(answer, parsing_timeout=None))
 
 
-def normalise_loaded(frame: pd.DataFrame, cfg: DataConfig, origin: str) -> tuple[pd.DataFrame, dict[str, int]]:
+def normalise_loaded(
+    frame: pd.DataFrame, cfg: DataConfig, origin: str
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """Map columns to question/solution/answer, drop unusable rows and count why."""
     cols = cfg.columns
     wanted = {"question": cols.question, "solution": cols.solution, "answer": cols.answer}
@@ -185,7 +211,9 @@ def load_pools(cfg: DataConfig, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, 
     if cfg.eval_path or cfg.hf_eval_split:
         eval_path = cfg.eval_path or cfg.path
         eval_split = cfg.hf_eval_split or cfg.hf_split
-        evals, eval_dropped = normalise_loaded(_read_source(eval_path, cfg.source, cfg, eval_split), cfg, eval_path)
+        evals, eval_dropped = normalise_loaded(
+            _read_source(eval_path, cfg.source, cfg, eval_split), cfg, eval_path
+        )
         dropped.update({f"eval_{k}": v for k, v in eval_dropped.items()})
         evals = _hash_order(evals, seed).head(cfg.eval_problems)
     else:
@@ -211,11 +239,15 @@ def sample_eval(cfg: DataConfig, seed: int) -> tuple[pd.DataFrame, dict[str, int
     return evals.assign(split="eval"), dropped
 
 
-def sample_round(cfg: DataConfig, seed: int, round_index: int, eval_ids: set[str]) -> tuple[pd.DataFrame, dict[str, int]]:
+def sample_round(
+    cfg: DataConfig, seed: int, round_index: int, eval_ids: set[str]
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """A fresh batch of training problems for round `round_index` (1-based), disjoint from the eval split."""
     n = cfg.problems_per_round
     if cfg.source == "arithmetic":
-        frame = generate_problems(n, seed=_split_seed(seed, f"round{round_index}"), cfg=cfg.arithmetic, exclude=eval_ids)
+        frame = generate_problems(
+            n, seed=_split_seed(seed, f"round{round_index}"), cfg=cfg.arithmetic, exclude=eval_ids
+        )
         return frame.assign(split="train"), {}
     train, _, dropped = load_pools(cfg, seed)
     train = train[~train["problem_id"].isin(eval_ids)]
@@ -228,4 +260,3 @@ def sample_round(cfg: DataConfig, seed: int, round_index: int, eval_ids: set[str
 
 def _split_seed(seed: int, label: str) -> int:
     return int(hashlib.sha256(f"{seed}:{label}".encode()).hexdigest()[:8], 16)
-

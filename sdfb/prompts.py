@@ -12,7 +12,9 @@ from typing import Any
 import yaml
 
 _STEP = re.compile(r"^\s*(?:\*\*)?step\s*(\d+)\s*[:.)]\s*(?:\*\*)?\s*(.*?)\s*$", re.IGNORECASE)
-_ANSWER = re.compile(r"^\s*(?:\*\*)?(?:final\s+)?answer\s*[:=]\s*(?:\*\*)?\s*(.*?)\s*(?:\*\*)?\s*$", re.IGNORECASE)
+_ANSWER = re.compile(
+    r"^\s*(?:\*\*)?(?:final\s+)?answer\s*[:=]\s*(?:\*\*)?\s*(.*?)\s*(?:\*\*)?\s*$", re.IGNORECASE
+)
 _EQUATION = re.compile(r"(-?\d+(?:\.\d+)?)\s*([-+*x×/])\s*(-?\d+(?:\.\d+)?)\s*=\s*(-?\d+(?:\.\d+)?)")
 CONDITIONS = ("none", "binary", "reference", "step_aligned")
 
@@ -33,11 +35,17 @@ def load_template(version: str) -> Template:
     try:
         text = resources.files("sdfb.templates").joinpath(f"{version}.yaml").read_text()
     except FileNotFoundError:
-        known = sorted(p.name.removesuffix(".yaml") for p in resources.files("sdfb.templates").iterdir() if p.name.endswith(".yaml"))
+        known = sorted(
+            p.name.removesuffix(".yaml")
+            for p in resources.files("sdfb.templates").iterdir()
+            if p.name.endswith(".yaml")
+        )
         raise ValueError(f"prompt.template {version!r} does not exist; known templates: {known}") from None
     raw: dict[str, Any] = yaml.safe_load(text)
     examples = tuple((e["question"], e["solution"]) for e in raw.get("examples") or ())
-    return Template(raw["version"], raw["system"], raw["student"], raw["teacher"], dict(raw["contexts"]), examples)
+    return Template(
+        raw["version"], raw["system"], raw["student"], raw["teacher"], dict(raw["contexts"]), examples
+    )
 
 
 def _chat(tokenizer, template: Template, user: str) -> str:
@@ -64,7 +72,9 @@ def render_teacher_prompt(tokenizer, template: Template, question: str, context:
 def render_context(template: Template, condition: str, **fields: str) -> str:
     """Fill the condition's context template (`solution`, `critique`, `attempt_answer`, `verdict`)."""
     if condition not in template.contexts:
-        raise ValueError(f"condition {condition!r} has no context in template {template.version}; known: {list(template.contexts)}")
+        raise ValueError(
+            f"condition {condition!r} has no context in template {template.version}; known: {list(template.contexts)}"
+        )
     return template.contexts[condition].format(**fields).strip()
 
 
@@ -105,7 +115,9 @@ class Equation:
     result: float
 
     def holds(self) -> bool:
-        value = {"+": self.left + self.right, "-": self.left - self.right, "*": self.left * self.right}.get(self.op)
+        value = {"+": self.left + self.right, "-": self.left - self.right, "*": self.left * self.right}.get(
+            self.op
+        )
         if value is None and self.op == "/":
             value = self.left / self.right if self.right else None
         return value is not None and abs(value - self.result) < 1e-9

@@ -13,7 +13,11 @@ from sdfb.prompts import Template, render_student_prompt
 
 
 def sample_rollouts(
-    problems: pd.DataFrame, generator: Generator, template: Template, sampling: SamplingConfig, policy_version: str
+    problems: pd.DataFrame,
+    generator: Generator,
+    template: Template,
+    sampling: SamplingConfig,
+    policy_version: str,
 ) -> pd.DataFrame:
     """`sampling.n` completions per problem, one row each, with prompt and completion token ids and log-probs."""
     prompts = [render_student_prompt(generator.tokenizer, template, q) for q in problems["question"]]

@@ -15,7 +15,12 @@ from sdfb.prompts import Template, render_student_prompt
 
 
 def sample_and_grade(
-    problems: pd.DataFrame, generator: Generator, template: Template, cfg: EvalConfig, grading: GradingConfig, checkpoint: str
+    problems: pd.DataFrame,
+    generator: Generator,
+    template: Template,
+    cfg: EvalConfig,
+    grading: GradingConfig,
+    checkpoint: str,
 ) -> pd.DataFrame:
     """`cfg.k` graded samples per problem."""
     prompts = [render_student_prompt(generator.tokenizer, template, q) for q in problems["question"]]

@@ -69,7 +69,9 @@ def is_finished(path: Path, key: StageKey) -> bool:
         return False
     try:
         manifest = json.loads(mpath.read_text())
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    if not isinstance(manifest, dict):
         return False
     return (
         manifest.get("schema_version") == key.schema_version
@@ -106,7 +108,9 @@ def write_table(
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, path)
-    _write_manifest(path, key, file_hash(path), {"rows": table.num_rows, "schema": schema.names, **(extra or {})})
+    _write_manifest(
+        path, key, file_hash(path), {"rows": table.num_rows, "schema": schema.names, **(extra or {})}
+    )
     return path
 
 
@@ -124,5 +128,7 @@ def finish_folder(path: Path, key: StageKey, extra: dict[str, Any] | None = None
 def read_table(path: Path) -> pd.DataFrame:
     path = Path(path)
     if not manifest_path(path).exists():
-        raise FileNotFoundError(f"{path} has no manifest: the stage that writes it did not finish; rerun the flow")
+        raise FileNotFoundError(
+            f"{path} has no manifest: the stage that writes it did not finish; rerun the flow"
+        )
     return pq.read_table(path).to_pandas()

@@ -40,7 +40,9 @@ def build_summary(
         "run": run_name,
         "scores": scores,
         "base_student": (
-            {"format_rate": base["format_rate"], "accuracy": base["avg_at_k"], "k": base["k"]} if base else None
+            {"format_rate": base["format_rate"], "accuracy": base["avg_at_k"], "k": base["k"]}
+            if base
+            else None
         ),
         "rounds": rounds,
         "timing": {

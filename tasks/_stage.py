@@ -40,6 +40,8 @@ def run_stage(
     result = compute()
     frame, extra = result if isinstance(result, tuple) else (result, {})
     seconds = time.perf_counter() - started
-    write_table(frame, path, schema, key, {"stage": stage, "seconds": seconds, "finished_at": time.time(), **extra})
+    write_table(
+        frame, path, schema, key, {"stage": stage, "seconds": seconds, "finished_at": time.time(), **extra}
+    )
     logger.info("%s: wrote %d rows to %s in %.1fs", stage, len(frame), path, seconds)
     return str(path)

@@ -27,6 +27,8 @@ def build_contexts(
         tables = {name: read_table(p) for name, p in inputs.items()}
         template = load_template(cfg.prompt.template)
         tokenizer = load_tokenizer(cfg.model.name_or_path)
-        return assemble_contexts(**tables, condition=cfg.context.condition, template=template, tokenizer=tokenizer)
+        return assemble_contexts(
+            **tables, condition=cfg.context.condition, template=template, tokenizer=tokenizer
+        )
 
     return run_stage("contexts", path, key, schemas.CONTEXTS, compute)

@@ -30,14 +30,21 @@ def distill_round(
         return str(checkpoint)
     started = time.perf_counter()
     tokenizer = load_tokenizer(cfg.model.name_or_path)
-    model = distill.prepare_model(cfg.model.name_or_path, cfg.model.dtype, cfg.distill, previous and Path(previous))
+    model = distill.prepare_model(
+        cfg.model.name_or_path, cfg.model.dtype, cfg.distill, previous and Path(previous)
+    )
     examples = distill.build_examples(read_table(rollouts), read_table(contexts), tokenizer)
     staging = checkpoint.with_name(checkpoint.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     if examples:
-        result = distill.train_round(model, tokenizer, examples, cfg.distill, staging / "trainer", cfg.seed + round_index)
+        result = distill.train_round(
+            model, tokenizer, examples, cfg.distill, staging / "trainer", cfg.seed + round_index
+        )
     else:
-        logger.warning("distill: no trainable samples this round (condition %r); adapter unchanged", cfg.context.condition)
+        logger.warning(
+            "distill: no trainable samples this round (condition %r); adapter unchanged",
+            cfg.context.condition,
+        )
         result = distill.empty_round()
     shutil.rmtree(staging / "trainer", ignore_errors=True)
     model.save_pretrained(staging)
@@ -45,6 +52,8 @@ def distill_round(
     staging.rename(checkpoint)
     extra = {"stage": "distill", "seconds": time.perf_counter() - started, "finished_at": time.time()}
     write_table(result["per_sample"], records, schemas.DISTILL, key, {**extra, "metrics": result["metrics"]})
-    finish_folder(checkpoint, key, {**extra, "stage": "checkpoint", "seconds": 0.0, "metrics": result["metrics"]})
+    finish_folder(
+        checkpoint, key, {**extra, "stage": "checkpoint", "seconds": 0.0, "metrics": result["metrics"]}
+    )
     logger.info("distill: %s", result["metrics"])
     return str(checkpoint)

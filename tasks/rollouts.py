@@ -16,7 +16,9 @@ from tasks._stage import run_stage
 
 
 @task(name="student-rollouts", cache_policy=NONE)
-def generate_rollouts(cfg: RunConfig, run_dir: str, round_index: int, problems: str, adapter: str | None) -> str:
+def generate_rollouts(
+    cfg: RunConfig, run_dir: str, round_index: int, problems: str, adapter: str | None
+) -> str:
     path = RunLayout(Path(run_dir)).stage(round_index, "rollouts")
     key = stage_key(cfg, "rollouts", {"problems": problems, "adapter": adapter}, round=round_index)
 
@@ -24,8 +26,12 @@ def generate_rollouts(cfg: RunConfig, run_dir: str, round_index: int, problems: 
         generator = make_generator(
             cfg.rollout.engine, cfg.model.name_or_path, cfg.model.dtype, adapter, cfg.rollout.batch_size
         )
-        sampling = cfg.rollout.sampling.model_copy(update={"seed": cfg.rollout.sampling.seed + 1000 * round_index})
+        sampling = cfg.rollout.sampling.model_copy(
+            update={"seed": cfg.rollout.sampling.seed + 1000 * round_index}
+        )
         policy = Path(adapter).name if adapter else BASE
-        return sample_rollouts(read_table(problems), generator, load_template(cfg.prompt.template), sampling, policy)
+        return sample_rollouts(
+            read_table(problems), generator, load_template(cfg.prompt.template), sampling, policy
+        )
 
     return run_stage("rollouts", path, key, schemas.ROLLOUTS, compute)

@@ -18,20 +18,34 @@ from tasks._stage import run_stage
 
 
 @task(name="score-checkpoint", cache_policy=NONE)
-def score_checkpoint(cfg: RunConfig, run_dir: str, checkpoint: str, adapter: str | None, eval_problems: str) -> str:
+def score_checkpoint(
+    cfg: RunConfig, run_dir: str, checkpoint: str, adapter: str | None, eval_problems: str
+) -> str:
     layout = RunLayout(Path(run_dir))
-    key = stage_key(cfg, "scores", {"eval_problems": eval_problems, "adapter": adapter}, checkpoint=checkpoint)
+    key = stage_key(
+        cfg, "scores", {"eval_problems": eval_problems, "adapter": adapter}, checkpoint=checkpoint
+    )
     samples_path, scores_path = layout.eval_samples(checkpoint), layout.eval_scores(checkpoint)
 
     def sample():
-        generator = make_generator(cfg.rollout.engine, cfg.model.name_or_path, cfg.model.dtype, adapter, cfg.eval.batch_size)
+        generator = make_generator(
+            cfg.rollout.engine, cfg.model.name_or_path, cfg.model.dtype, adapter, cfg.eval.batch_size
+        )
         template = load_template(cfg.prompt.template)
-        return sample_and_grade(read_table(eval_problems), generator, template, cfg.eval, cfg.grading, checkpoint)
+        return sample_and_grade(
+            read_table(eval_problems), generator, template, cfg.eval, cfg.grading, checkpoint
+        )
 
     run_stage("eval_samples", samples_path, key, schemas.EVAL_SAMPLES, sample)
     if not is_finished(scores_path, key):
         scores = score_samples(read_table(samples_path), cfg.eval.k, checkpoint)
-        write_table(scores, scores_path, schemas.SCORES, key, {"stage": "scores", "seconds": 0.0, "finished_at": time.time()})
+        write_table(
+            scores,
+            scores_path,
+            schemas.SCORES,
+            key,
+            {"stage": "scores", "seconds": 0.0, "finished_at": time.time()},
+        )
     row = read_table(scores_path).iloc[0].to_dict()
     create_table_artifact(
         key=f"{cfg.name}-{checkpoint}".lower().replace("_", "-"),

@@ -17,7 +17,9 @@ from sdfb.summary import build_summary, results_markdown
 def _round_stats(layout: RunLayout, round_index: int) -> dict:
     grades = read_table(layout.stage(round_index, "grades"))
     critiques = read_table(layout.stage(round_index, "critiques"))
-    manifest = json.loads((layout.checkpoint(round_index).parent / f"round_{round_index:04d}{MANIFEST_SUFFIX}").read_text())
+    manifest = json.loads(
+        (layout.checkpoint(round_index).parent / f"round_{round_index:04d}{MANIFEST_SUFFIX}").read_text()
+    )
     return {
         "round": round_index,
         "rollouts": len(grades),
@@ -33,11 +35,14 @@ def _round_stats(layout: RunLayout, round_index: int) -> dict:
 def write_summary(cfg: RunConfig, run_dir: str, score_paths: list[str], started_at: float) -> str:
     layout = RunLayout(Path(run_dir))
     manifests = {
-        str(p.relative_to(layout.root)): json.loads(p.read_text()) for p in sorted(layout.root.rglob(f"*{MANIFEST_SUFFIX}"))
+        str(p.relative_to(layout.root)): json.loads(p.read_text())
+        for p in sorted(layout.root.rglob(f"*{MANIFEST_SUFFIX}"))
     }
     scores = [read_table(p).iloc[0].to_dict() for p in score_paths]
     rounds = [_round_stats(layout, r) for r in range(1, cfg.rounds + 1)]
-    summary = build_summary(cfg.name, cfg.model_dump(mode="json"), scores, rounds, manifests, started_at, time.time())
+    summary = build_summary(
+        cfg.name, cfg.model_dump(mode="json"), scores, rounds, manifests, started_at, time.time()
+    )
     tmp = layout.summary.with_name("summary.json.tmp")
     tmp.write_text(json.dumps(summary, indent=2, default=str))
     tmp.replace(layout.summary)

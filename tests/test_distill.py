@@ -16,7 +16,10 @@ def test_completion_logits_pick_the_positions_that_predict_each_completion_token
     # logits[b, t] = t so the gathered values are the positions themselves
     logits = torch.arange(6.0).view(1, 6, 1).repeat(2, 1, 3)
     picked = distill.completion_logits(logits, torch.tensor([2, 3]), width=2)
-    assert picked[0, :, 0].tolist() == [1.0, 2.0]  # prompt of 2 tokens: positions 1 and 2 predict tokens 2 and 3
+    assert picked[0, :, 0].tolist() == [
+        1.0,
+        2.0,
+    ]  # prompt of 2 tokens: positions 1 and 2 predict tokens 2 and 3
     assert picked[1, :, 0].tolist() == [2.0, 3.0]
 
 
@@ -60,10 +63,14 @@ def _examples(tokenizer, n=4):
     for i in range(n):
         question = f"Tom has {i + 3} apples. He buys 2 more apples. How many apples does Tom have now?"
         prompt = render_student_prompt(tokenizer, template, question)
-        completion = tokenizer(f"Step 1: {i + 3} + 2 = {i + 5}\nAnswer: {i + 5}", add_special_tokens=False)["input_ids"]
+        completion = tokenizer(f"Step 1: {i + 3} + 2 = {i + 5}\nAnswer: {i + 5}", add_special_tokens=False)[
+            "input_ids"
+        ]
         rows.append({"problem_id": f"p{i}", "sample_index": 0, "prompt_ids": tokenizer(prompt, add_special_tokens=False)["input_ids"],
                      "completion_ids": completion + [tokenizer.eos_token_id]})  # fmt: skip
-        teacher = render_teacher_prompt(tokenizer, template, question, f"Here is a corrected solution:\nAnswer: {i + 5}")
+        teacher = render_teacher_prompt(
+            tokenizer, template, question, f"Here is a corrected solution:\nAnswer: {i + 5}"
+        )
         ctx.append({"problem_id": f"p{i}", "sample_index": 0, "teacher_prompt": teacher, "train": True})
     return distill.build_examples(pd.DataFrame(rows), pd.DataFrame(ctx), tokenizer)
 
@@ -73,11 +80,15 @@ def test_examples_keep_the_stored_completion_ids_for_both_roles(tiny_tokenizer):
     for ex in examples:
         assert ex["student_ids"][ex["student_prompt_len"] :] == ex["completion_ids"]
         assert ex["teacher_ids"][ex["teacher_prompt_len"] :] == ex["completion_ids"]
-        assert ex["teacher_prompt_len"] > ex["student_prompt_len"]  # the teacher's prompt also holds the context
+        assert (
+            ex["teacher_prompt_len"] > ex["student_prompt_len"]
+        )  # the teacher's prompt also holds the context
 
 
 def test_rows_marked_not_for_training_are_left_out(tiny_tokenizer):
-    rollouts = pd.DataFrame([{"problem_id": "p", "sample_index": 0, "prompt_ids": [1, 2], "completion_ids": [3]}])
+    rollouts = pd.DataFrame(
+        [{"problem_id": "p", "sample_index": 0, "prompt_ids": [1, 2], "completion_ids": [3]}]
+    )
     contexts = pd.DataFrame([{"problem_id": "p", "sample_index": 0, "teacher_prompt": "x", "train": False}])
     assert distill.build_examples(rollouts, contexts, tiny_tokenizer) == []
 
@@ -99,15 +110,21 @@ def test_teacher_pass_never_receives_gradients_and_equals_the_base_model(lora_st
     student, teacher = distill.student_and_teacher_logits(model, batch)
     assert student.requires_grad and not teacher.requires_grad
     with torch.no_grad(), model.disable_adapter():
-        base = model(input_ids=batch["teacher_input_ids"], attention_mask=batch["teacher_attention_mask"]).logits
-    assert torch.allclose(distill.completion_logits(base, batch["teacher_prompt_lens"], teacher.shape[1]), teacher)
+        base = model(
+            input_ids=batch["teacher_input_ids"], attention_mask=batch["teacher_attention_mask"]
+        ).logits
+    assert torch.allclose(
+        distill.completion_logits(base, batch["teacher_prompt_lens"], teacher.shape[1]), teacher
+    )
     student.sum().backward()
     base_params = [p for n, p in model.named_parameters() if "lora" not in n]
     assert all(p.grad is None for p in base_params)  # the frozen initial policy is never updated
 
 
 @pytest.mark.parametrize("mode,alpha", [("sampled_token", 1.0), ("full_logits", 0.5)])
-def test_one_distillation_step_lowers_the_divergence_on_its_batch(lora_student, tiny_tokenizer, tmp_path, mode, alpha):
+def test_one_distillation_step_lowers_the_divergence_on_its_batch(
+    lora_student, tiny_tokenizer, tmp_path, mode, alpha
+):
     model, cfg = lora_student
     cfg = cfg.model_copy(update={"mode": mode, "alpha": alpha, "learning_rate": 2e-2})
     examples = _examples(tiny_tokenizer, n=4)

@@ -27,7 +27,10 @@ def smoke_run(prefect_server, tiny_model_path, tmp_path_factory):
 def _expected_files(run_dir: Path, rounds: int) -> list[Path]:
     files = [run_dir / "eval" / "problems.parquet", run_dir / "eval" / "base.parquet"]
     for r in range(1, rounds + 1):
-        files += [run_dir / f"round_{r:04d}" / f"{s}.parquet" for s in ("problems", "rollouts", "grades", "critiques", "contexts")]
+        files += [
+            run_dir / f"round_{r:04d}" / f"{s}.parquet"
+            for s in ("problems", "rollouts", "grades", "critiques", "contexts")
+        ]
         files.append(run_dir / "checkpoints" / f"round_{r:04d}")
     files.append(run_dir / "eval" / f"round_{rounds:04d}.parquet")
     return files
@@ -101,5 +104,10 @@ def test_a_crashed_stage_is_redone_on_rerun_and_nothing_before_it(smoke_run):
     for path, finished in before.items():
         if "round_0002/distill" not in path and "round_0002.scores" not in path:
             assert after[path] == finished, f"{path} was redone"
-    assert manifest_path(checkpoint).exists() and manifest_path(run_dir / "eval" / "round_0002.parquet").exists()
-    assert after[str(run_dir / "round_0002" / "distill.parquet.manifest.json")] != before[str(run_dir / "round_0002" / "distill.parquet.manifest.json")]
+    assert (
+        manifest_path(checkpoint).exists() and manifest_path(run_dir / "eval" / "round_0002.parquet").exists()
+    )
+    assert (
+        after[str(run_dir / "round_0002" / "distill.parquet.manifest.json")]
+        != before[str(run_dir / "round_0002" / "distill.parquet.manifest.json")]
+    )

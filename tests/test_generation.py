@@ -27,7 +27,9 @@ def test_stored_log_probs_equal_a_teacher_forced_forward_of_the_sampled_ids(gene
             ids = torch.tensor([gen.prompt_ids + completion.token_ids])
             with torch.no_grad():
                 logits = generator.model(input_ids=ids).logits[0, len(gen.prompt_ids) - 1 : -1]
-            expected = torch.log_softmax(logits, -1).gather(-1, torch.tensor(completion.token_ids)[:, None])[:, 0]
+            expected = torch.log_softmax(logits, -1).gather(-1, torch.tensor(completion.token_ids)[:, None])[
+                :, 0
+            ]
             # left padding inside the batch changes float summation order slightly
             assert torch.allclose(torch.tensor(completion.logprobs), expected, atol=1e-4)
 
@@ -44,9 +46,15 @@ def test_completions_stop_at_the_end_token_or_are_marked_length(generator):
 
 
 def test_a_seeded_run_repeats_and_another_seed_differs(generator):
-    first = generator.generate(PROMPTS, SamplingConfig(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=10, seed=7))
-    again = generator.generate(PROMPTS, SamplingConfig(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=10, seed=7))
-    other = generator.generate(PROMPTS, SamplingConfig(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=10, seed=8))
+    first = generator.generate(
+        PROMPTS, SamplingConfig(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=10, seed=7)
+    )
+    again = generator.generate(
+        PROMPTS, SamplingConfig(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=10, seed=7)
+    )
+    other = generator.generate(
+        PROMPTS, SamplingConfig(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=10, seed=8)
+    )
     ids = lambda gens: [c.token_ids for g in gens for c in g.completions]  # noqa: E731
     assert ids(first) == ids(again)
     assert ids(first) != ids(other)
@@ -61,7 +69,9 @@ def test_greedy_batched_generation_matches_one_prompt_at_a_time(generator):
 
 def test_rollout_rows_keep_prompt_and_completion_ids(generator):
     problems = pd.DataFrame({"problem_id": ["a", "b"], "question": ["Tom has 3 apples.", "Mia has 2 cards."]})
-    table = sample_rollouts(problems, generator, load_template("v1"), SamplingConfig(max_new_tokens=5, n=2), "base")
+    table = sample_rollouts(
+        problems, generator, load_template("v1"), SamplingConfig(max_new_tokens=5, n=2), "base"
+    )
     assert len(table) == 4 and set(table["sample_index"]) == {0, 1}
     row = table.iloc[0]
     assert generator.tokenizer(row.prompt_text, add_special_tokens=False)["input_ids"] == row.prompt_ids
