@@ -161,3 +161,21 @@ def test_file_with_too_few_problems_for_the_eval_split_says_what_to_lower(tmp_pa
     cfg = DataConfig(source="jsonl", path=str(path), eval_problems=2, columns=COLUMNS)
     with pytest.raises(DataError, match="data.eval_problems"):
         load_pools(cfg, seed=0)
+
+
+def test_a_datasets_source_loads_through_datasets_with_the_column_mapping(tmp_path):
+    """`source: hf` goes through `datasets.load_dataset`; a local dataset folder stands in for a hub id offline."""
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    rows = [{"problem": f"What is {i} + {i}?", "worked": f"{i} + {i} = {2 * i}", "final": str(2 * i)} for i in range(12)]
+    pd.DataFrame(rows).to_json(folder / "train.jsonl", orient="records", lines=True)
+    cfg = DataConfig(
+        source="hf",
+        path=str(folder),
+        eval_problems=3,
+        columns={"question": "problem", "solution": "worked", "answer": "final"},
+    )
+    train, evals, _ = load_pools(cfg, seed=0)
+    assert len(evals) == 3 and len(train) == 9
+    assert not set(train["problem_id"]) & set(evals["problem_id"])
+    assert set(evals.columns) >= {"question", "solution", "answer", "problem_id"}
