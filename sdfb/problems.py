@@ -60,6 +60,8 @@ class Step:
 
 def _phrase(op: str, amount: int, pron: str, item: str, rng: random.Random) -> tuple[str, str]:
     """The sentence that applies one step, and the clause the reference solution uses for it."""
+    if amount == 1:
+        item = item.removesuffix("s")  # every item name is a plain -s plural
     subject = pron.capitalize()
     verb_have = "has"
     if op == "+":
