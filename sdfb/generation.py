@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from sdfb.config import SamplingConfig
+from sdfb.config import RunConfig, SamplingConfig
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +125,58 @@ def _eos_ids(model, tokenizer) -> list[int]:
     return sorted(ids)
 
 
-def make_generator(
-    engine: str, model_name: str, dtype: str, adapter: Path | None, batch_size: int
-) -> Generator:
-    """The configured generation backend (the vLLM backend slots in here)."""
+_ENGINES: dict[tuple, Generator] = {}
+
+
+def resolve_engine(engine: str) -> str:
+    """`auto` means vLLM when it is importable, else HF."""
+    if engine != "auto":
+        return engine
+    from sdfb.vllm_engine import vllm_available
+
+    return "vllm" if vllm_available() else "hf"
+
+
+def make_generator(cfg: RunConfig, adapter: Path | str | None, batch_size: int) -> Generator:
+    """The configured backend with `adapter` applied. The vLLM engine is created once per process (a flow run)
+    and reused by every later stage and round; HF models are loaded per call (about 2 s for the default model)."""
+    engine = resolve_engine(cfg.rollout.engine)
     if engine == "hf":
-        return HFGenerator(model_name, dtype=dtype, adapter=adapter, batch_size=batch_size)
-    raise ValueError(f"rollout.engine {engine!r} is not available; use 'hf'")
+        return HFGenerator(
+            cfg.model.name_or_path, dtype=cfg.model.dtype, adapter=adapter, batch_size=batch_size
+        )
+    from sdfb.vllm_engine import VLLMGenerator
+
+    key = (cfg.model.name_or_path, cfg.model.dtype, cfg.rollout.vllm, cfg.distill.lora.r, cfg.seed)
+    if key not in _ENGINES:
+        log.info("starting the vLLM engine for %s", cfg.model.name_or_path)
+        _ENGINES[key] = VLLMGenerator(
+            cfg.model.name_or_path,
+            cfg.model.dtype,
+            cfg.rollout.vllm,
+            max_lora_rank=cfg.distill.lora.r,
+            seed=cfg.seed,
+        )
+    generator = _ENGINES[key]
+    generator.set_adapter(adapter)
+    return generator
+
+
+def live_engines() -> int:
+    return len(_ENGINES)
+
+
+def sleep_engines() -> None:
+    """Release accelerator memory held by engines before training (no-op on CPU)."""
+    for generator in _ENGINES.values():
+        generator.sleep()
+
+
+def release_engines() -> None:
+    """Shut every engine down (end of a flow run)."""
+    import gc
+
+    while _ENGINES:
+        _, generator = _ENGINES.popitem()
+        generator.close()
+    gc.collect()

@@ -12,6 +12,7 @@ from prefect.cache_policies import NONE
 
 from sdfb import distill, schemas
 from sdfb.config import RunConfig
+from sdfb.generation import sleep_engines
 from sdfb.models import load_tokenizer
 from sdfb.runs import RunLayout, stage_key
 from sdfb.store import finish_folder, is_finished, read_table, write_table
@@ -29,6 +30,7 @@ def distill_round(
         logger.info("distill: finished earlier, reusing %s", checkpoint)
         return str(checkpoint)
     started = time.perf_counter()
+    sleep_engines()  # GPU: the rollout engine gives its memory back while training runs
     tokenizer = load_tokenizer(cfg.model.name_or_path)
     model = distill.prepare_model(
         cfg.model.name_or_path, cfg.model.dtype, cfg.distill, previous and Path(previous)

@@ -23,9 +23,7 @@ def generate_rollouts(
     key = stage_key(cfg, "rollouts", {"problems": problems, "adapter": adapter}, round=round_index)
 
     def compute():
-        generator = make_generator(
-            cfg.rollout.engine, cfg.model.name_or_path, cfg.model.dtype, adapter, cfg.rollout.batch_size
-        )
+        generator = make_generator(cfg, adapter, cfg.rollout.batch_size)
         sampling = cfg.rollout.sampling.model_copy(
             update={"seed": cfg.rollout.sampling.seed + 1000 * round_index}
         )

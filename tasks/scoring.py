@@ -28,9 +28,7 @@ def score_checkpoint(
     samples_path, scores_path = layout.eval_samples(checkpoint), layout.eval_scores(checkpoint)
 
     def sample():
-        generator = make_generator(
-            cfg.rollout.engine, cfg.model.name_or_path, cfg.model.dtype, adapter, cfg.eval.batch_size
-        )
+        generator = make_generator(cfg, adapter, cfg.eval.batch_size)
         template = load_template(cfg.prompt.template)
         return sample_and_grade(
             read_table(eval_problems), generator, template, cfg.eval, cfg.grading, checkpoint

