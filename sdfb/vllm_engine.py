@@ -57,6 +57,7 @@ class VLLMGenerator:
             "gpu_memory_utilization": memory,
             "tensor_parallel_size": cfg.tensor_parallel_size,
             "enable_prefix_caching": cfg.enable_prefix_caching,
+            "enable_chunked_prefill": gpu if cfg.enable_chunked_prefill is None else cfg.enable_chunked_prefill,
             "enable_lora": True,
             "max_lora_rank": _supported_rank(max_lora_rank),
             "max_loras": 1,

