@@ -38,7 +38,7 @@ def pipeline(config: RunConfig, run_dir: str, started_at: float | None = None) -
             grades = grade_rollouts(config, run_dir, r, rollouts, problems)
             critiques = critique(config, run_dir, r, rollouts, problems)
             contexts = build_contexts(config, run_dir, r, problems, rollouts, grades, critiques)
-            adapter = distill_round(config, run_dir, r, rollouts, contexts, adapter)
+            adapter = distill_round(config, run_dir, r, rollouts, contexts, grades, adapter)
             if r == config.rounds or (config.eval.every and r % config.eval.every == 0):
                 scores.append(score_checkpoint(config, run_dir, round_name(r), adapter, eval_problems))
         return write_summary(config, run_dir, scores, started_at)

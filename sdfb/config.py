@@ -136,17 +136,42 @@ class LoraConfig(_Frozen):
     )
 
 
+class GRPOConfig(_Frozen):
+    # PPO-style clipped surrogate on group-normalised 0/1 rewards; ratio against the rollout's stored log-probs.
+    clip_low: float = Field(0.2, ge=0.0)
+    clip_high: float = Field(0.2, ge=0.0)
+    kl_beta: float = Field(0.0, ge=0.0)  # k3 estimator of KL(policy || base policy); 0 disables
+    scale_rewards: bool = True  # divide by the group's std (Dr. GRPO sets this off)
+
+
 class DistillConfig(_Frozen):
+    # auto: `grpo` for the binary condition, self-distillation for every other condition.
+    objective: Literal["auto", "self_distillation", "grpo"] = "auto"
     # sampled_token: policy gradient with A_t = log p_teacher - log p_student on the sampled token (the paper's).
     # full_logits: full-vocabulary divergence; alpha 0 forward KL, 1 reverse KL, between generalised JSD.
-    mode: Literal["sampled_token", "full_logits"] = "sampled_token"
+    # topk_logits: the divergence on the student's top-k tokens, plus a bucket for the tail mass if topk_tail.
+    mode: Literal["sampled_token", "full_logits", "topk_logits"] = "sampled_token"
     alpha: float = Field(1.0, ge=0.0, le=1.0)
+    topk: int = Field(20, ge=1)
+    topk_tail: bool = True
+    # Cap on the importance ratio pi_now / pi_rollout (TRL's clip_coeff); None: no correction.
+    importance_clip: float | None = Field(None, gt=0.0)
+    # Whose weights score the teacher prompt: base (frozen initial policy), live (current, no grad), ema.
+    teacher: Literal["base", "live", "ema"] = "base"
+    ema_rate: float = Field(0.05, gt=0.0, le=1.0)
+    finetune: Literal["lora", "full"] = "lora"
+    # Longest teacher (or student) sequence in tokens; longer teacher prompts lose the middle of their context.
+    max_length: int = Field(4096, ge=16)
     learning_rate: float = Field(5e-6, gt=0)
     epochs: int = Field(1, ge=1)
     batch_size: int = Field(8, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
     max_grad_norm: float = Field(1.0, gt=0)
+    # Save optimizer/scheduler/RNG/teacher state every N optimizer steps inside a round (0: only at its end);
+    # a rerun after a crash resumes from the last one.
+    save_steps: int = Field(0, ge=0)
     lora: LoraConfig = LoraConfig()
+    grpo: GRPOConfig = GRPOConfig()
 
     @model_validator(mode="after")
     def _alpha_for_sampled(self) -> DistillConfig:
@@ -176,6 +201,20 @@ class RunConfig(_Frozen):
     context: ContextConfig = ContextConfig()
     distill: DistillConfig = DistillConfig()
     eval: EvalConfig = EvalConfig()
+
+    @model_validator(mode="after")
+    def _grpo_needs_groups(self) -> RunConfig:
+        if self.objective() == "grpo" and self.rollout.sampling.n < 2:
+            raise ValueError(
+                "GRPO (the binary condition) needs groups: set rollout.sampling.n to 2 or more "
+                "(the paper uses 8), or distill.objective=self_distillation"
+            )
+        return self
+
+    def objective(self) -> str:
+        if self.distill.objective == "auto":
+            return "grpo" if self.context.condition == "binary" else "self_distillation"
+        return self.distill.objective
 
 
 def config_hash(section: BaseModel | dict | list | str | int | float | None) -> str:

@@ -31,6 +31,9 @@ class RunLayout:
     def distill_records(self, round_index: int) -> Path:
         return self.root / round_name(round_index) / "distill.parquet"
 
+    def token_records(self, round_index: int) -> Path:
+        return self.root / round_name(round_index) / "tokens.parquet"
+
     def checkpoint(self, round_index: int) -> Path:
         return self.root / "checkpoints" / round_name(round_index)
 
@@ -57,7 +60,7 @@ _SECTIONS = {
     "grades": ("grading",),
     "critiques": ("critic",),
     "contexts": ("model", "prompt", "context"),
-    "distill": ("seed", "model", "distill"),
+    "distill": ("seed", "model", "distill", "context"),
     "scores": ("seed", "model", "prompt", "grading", "eval"),
 }
 

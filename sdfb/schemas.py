@@ -82,6 +82,18 @@ DISTILL = pa.schema(
     ]
 )
 
+TOKENS = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("sample_index", pa.int32()),
+        ("position", pa.int32()),  # index into the completion
+        ("token_id", pa.int32()),
+        ("student_logprob", pa.float32()),  # before this round's first update on the sample
+        ("teacher_logprob", pa.float32()),  # NaN under GRPO (no teacher)
+        ("advantage", pa.float32()),  # A_t = teacher - student; under GRPO the sequence's group advantage
+    ]
+)
+
 EVAL_SAMPLES = pa.schema(
     [
         ("checkpoint", pa.string()),

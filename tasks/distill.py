@@ -1,12 +1,14 @@
-"""Self-distillation of one round: train the LoRA student on the round's rollouts and contexts, save the adapter.
+"""Training of one round: self-distillation (or GRPO for the binary condition) on the round's rollouts and
+contexts; saves the adapter (or weights) and the teacher state, per-sample and per-token records.
 
-No retries: a failed round resumes from the previous round's checkpoint when the flow is rerun.
+No retries: a crashed round resumes from its last intra-round checkpoint (distill.save_steps) on rerun.
 """
 
 import shutil
 import time
 from pathlib import Path
 
+import torch
 from prefect import task
 from prefect.cache_policies import NONE
 
@@ -21,41 +23,44 @@ from tasks._stage import task_logger
 
 @task(name="distill", cache_policy=NONE)
 def distill_round(
-    cfg: RunConfig, run_dir: str, round_index: int, rollouts: str, contexts: str, previous: str | None
+    cfg: RunConfig, run_dir: str, round_index: int, rollouts: str, contexts: str, grades: str, previous: str | None
 ) -> str:
     layout, logger = RunLayout(Path(run_dir)), task_logger()
-    checkpoint, records = layout.checkpoint(round_index), layout.distill_records(round_index)
-    key = stage_key(cfg, "distill", {"rollouts": rollouts, "contexts": contexts, "previous": previous})
-    if is_finished(checkpoint, key) and is_finished(records, key):
+    checkpoint = layout.checkpoint(round_index)
+    records, tokens = layout.distill_records(round_index), layout.token_records(round_index)
+    key = stage_key(cfg, "distill", {"rollouts": rollouts, "contexts": contexts, "grades": grades, "previous": previous})
+    if all(is_finished(p, key) for p in (checkpoint, records, tokens)):
         logger.info("distill: finished earlier, reusing %s", checkpoint)
         return str(checkpoint)
     started = time.perf_counter()
     sleep_engines()  # GPU: the rollout engine gives its memory back while training runs
+    d, previous_path = cfg.distill, previous and Path(previous)
     tokenizer = load_tokenizer(cfg.model.name_or_path)
-    model = distill.prepare_model(
-        cfg.model.name_or_path, cfg.model.dtype, cfg.distill, previous and Path(previous)
+    model = distill.prepare_model(cfg.model.name_or_path, cfg.model.dtype, d, previous_path)
+    teacher = distill.make_teacher(model, cfg.model.name_or_path, cfg.model.dtype, d, previous_path)
+    examples, counts = distill.prepare_examples(
+        read_table(rollouts), read_table(contexts), tokenizer, read_table(grades), d.max_length, d.grpo.scale_rewards
     )
-    examples = distill.build_examples(read_table(rollouts), read_table(contexts), tokenizer)
+    if counts.teacher_truncated or counts.teacher_too_long or counts.student_too_long:
+        logger.warning("distill: sequences over distill.max_length=%d: %s", d.max_length, counts)
+    partial = checkpoint.with_name(checkpoint.name + ".partial")  # intra-round checkpoints, kept until the end
+    if examples:
+        result = distill.train_round(model, tokenizer, examples, d, partial, cfg.seed + round_index, cfg.objective(), teacher)
+    else:
+        logger.warning("distill: no trainable samples this round (condition %r); weights unchanged", cfg.context.condition)
+        result = distill.empty_round()
     staging = checkpoint.with_name(checkpoint.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
-    if examples:
-        result = distill.train_round(
-            model, tokenizer, examples, cfg.distill, staging / "trainer", cfg.seed + round_index
-        )
-    else:
-        logger.warning(
-            "distill: no trainable samples this round (condition %r); adapter unchanged",
-            cfg.context.condition,
-        )
-        result = distill.empty_round()
-    shutil.rmtree(staging / "trainer", ignore_errors=True)
     model.save_pretrained(staging)
+    if d.teacher == "ema":
+        torch.save(teacher.state_dict(), staging / distill.EMA_FILE)
     shutil.rmtree(checkpoint, ignore_errors=True)
     staging.rename(checkpoint)
-    extra = {"stage": "distill", "seconds": time.perf_counter() - started, "finished_at": time.time()}
-    write_table(result["per_sample"], records, schemas.DISTILL, key, {**extra, "metrics": result["metrics"]})
-    finish_folder(
-        checkpoint, key, {**extra, "stage": "checkpoint", "seconds": 0.0, "metrics": result["metrics"]}
-    )
-    logger.info("distill: %s", result["metrics"])
+    metrics = {**result["metrics"], **{f"examples_{k}": v for k, v in vars(counts).items()}}
+    extra = {"stage": "distill", "seconds": time.perf_counter() - started, "finished_at": time.time(), "metrics": metrics}
+    write_table(result["per_sample"], records, schemas.DISTILL, key, extra)
+    write_table(result["tokens"], tokens, schemas.TOKENS, key, {**extra, "stage": "tokens", "seconds": 0.0})
+    finish_folder(checkpoint, key, {**extra, "stage": "checkpoint", "seconds": 0.0})
+    shutil.rmtree(partial, ignore_errors=True)
+    logger.info("distill: %s", metrics)
     return str(checkpoint)

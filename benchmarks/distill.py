@@ -1,0 +1,153 @@
+"""Distillation step throughput on one batch set: trained tokens/s of sdfb's self-distillation step (teacher forward
++ student forward/backward + optimizer) vs a bare student forward/backward + optimizer on the same tokens, padding
+waste with length bucketing, and peak memory of both.
+
+    python benchmarks/distill.py                           # tiny model, 64 samples, CPU
+    python benchmarks/distill.py --model smollm2-135m --samples 32
+    python benchmarks/distill.py --dtype bfloat16           # on a GPU: the same in bf16
+
+Each variant runs `--steps` optimizer steps after one warm-up step, alternating variants so drift in machine load
+hits both alike. Peak memory is the process's resident set growth (CPU) or torch's peak allocation (GPU) during
+the variant. The last line is `throughput_ratio=<x> padding_waste=<y> peak_mem_ratio=<z>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import threading
+import time
+
+
+class PeakMemory:
+    """Peak memory while the block runs: torch.cuda peak allocation, or sampled RSS growth on CPU."""
+
+    def __init__(self, cuda: bool):
+        self.cuda, self.peak = cuda, 0
+
+    def __enter__(self):
+        import torch
+
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+            return self
+        import psutil
+
+        self.proc, self.base, self.stop = psutil.Process(), psutil.Process().memory_info().rss, False
+
+        def sample():
+            while not self.stop:
+                self.peak = max(self.peak, self.proc.memory_info().rss - self.base)
+                time.sleep(0.005)
+
+        self.thread = threading.Thread(target=sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        import torch
+
+        if self.cuda:
+            self.peak = torch.cuda.max_memory_allocated() - self.base
+        else:
+            self.stop = True
+            self.thread.join()
+
+
+def make_examples(tokenizer, n: int, seed: int) -> list[dict]:
+    """Student/teacher sequences of realistic, varied lengths: prompts of the v1 template, context and completion
+    lengths drawn at random (token values do not change the compute)."""
+    from sdfb.prompts import load_template, render_student_prompt
+
+    rng = random.Random(seed)
+    prompt = tokenizer(render_student_prompt(tokenizer, load_template("v1"), "Tom has 4 coins. He finds 3 more."), add_special_tokens=False)["input_ids"]
+    examples = []
+    for i in range(n):
+        completion = [rng.randrange(100, 400) for _ in range(rng.randint(20, 120))]
+        context = [rng.randrange(100, 400) for _ in range(rng.randint(30, 150))]
+        examples.append({
+            "index": i, "problem_id": f"p{i}", "sample_index": 0, "completion_ids": completion,
+            "student_ids": prompt + completion, "teacher_ids": prompt + context + completion,
+            "student_prompt_len": len(prompt), "teacher_prompt_len": len(prompt) + len(context),
+            "rollout_logprobs": [0.0] * len(completion), "advantage": 0.0,
+        })  # fmt: skip
+    return examples
+
+
+def main(args: argparse.Namespace) -> dict[str, float]:
+    import torch
+
+    from sdfb import distill
+    from sdfb.config import DistillConfig, LoraConfig
+    from sdfb.losses import completion_logits, masked_mean, token_logprobs
+    from sdfb.models import load_tokenizer
+
+    cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
+    tokenizer = load_tokenizer(args.model)
+    cfg = DistillConfig(learning_rate=1e-4, batch_size=args.batch_size, lora=LoraConfig(r=16, alpha=32))
+    examples = distill.bucket_by_length(make_examples(tokenizer, args.samples, 0), args.batch_size, seed=0)
+    collate = distill.Collator(tokenizer.pad_token_id)
+    batches = [
+        {k: v.to(device) for k, v in collate(examples[i : i + args.batch_size]).items()}
+        for i in range(0, len(examples), args.batch_size)
+    ]
+    model = distill.prepare_model(args.model, args.dtype, cfg, None).to(device)
+    model.train()
+    teacher = distill.TeacherState(model, "base", "lora", 0.05)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
+
+    def distill_step(batch):
+        student, t = distill.student_and_teacher_logits(model, batch, teacher)
+        loss = masked_mean(distill.per_token_loss(student, t, batch["completion_ids"], "sampled_token", 1.0), batch["completion_mask"])
+        loss.backward()
+
+    def bare_step(batch):
+        width = batch["completion_ids"].shape[1]
+        logits = model(input_ids=batch["student_input_ids"], attention_mask=batch["student_attention_mask"]).logits
+        logp = token_logprobs(completion_logits(logits, batch["student_prompt_lens"], width), batch["completion_ids"])
+        (-masked_mean(logp, batch["completion_mask"])).backward()
+
+    def run(step) -> tuple[float, int]:
+        tokens, started = 0, time.perf_counter()
+        for _ in range(args.steps):
+            for batch in batches:
+                step(batch)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                tokens += int(batch["completion_mask"].sum())
+        if cuda:
+            torch.cuda.synchronize()
+        return tokens / (time.perf_counter() - started), tokens
+
+    for step in (distill_step, bare_step):  # warm-up
+        step(batches[0])
+        optimizer.zero_grad(set_to_none=True)
+    results = {"distill": [], "bare": []}
+    peaks = {"distill": 0, "bare": 0}
+    for _ in range(args.repeats):
+        for name, step in (("distill", distill_step), ("bare", bare_step)):
+            with PeakMemory(cuda) as mem:
+                results[name].append(run(step)[0])
+            peaks[name] = max(peaks[name], mem.peak)
+    ours, bare = max(results["distill"]), max(results["bare"])
+    waste = distill.padding_waste(examples, args.batch_size)
+    print(f"model {args.model} ({args.dtype}) on {device}, {args.samples} samples, batch {args.batch_size}, {len(batches)} batches")
+    print(f"distillation step: {ours:.0f} trained tok/s (runs {', '.join(f'{x:.0f}' for x in results['distill'])}), peak {peaks['distill'] / 2**20:.0f} MiB")
+    print(f"bare student fwd+bwd: {bare:.0f} tok/s (runs {', '.join(f'{x:.0f}' for x in results['bare'])}), peak {peaks['bare'] / 2**20:.0f} MiB")
+    print(f"padding waste with length bucketing: {waste:.3f} (shuffled order: {distill.padding_waste(make_examples(tokenizer, args.samples, 0), args.batch_size):.3f})")
+    result = {"throughput_ratio": ours / bare, "padding_waste": waste, "peak_mem_ratio": peaks["distill"] / max(peaks["bare"], 1)}
+    print(" ".join(f"{k}={v:.3f}" for k, v in result.items()))
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--samples", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=2, help="passes over the batch set per timed run")
+    parser.add_argument("--repeats", type=int, default=2)
+    main(parser.parse_args())
