@@ -61,7 +61,10 @@ def make_examples(tokenizer, n: int, seed: int) -> list[dict]:
     from sdfb.prompts import load_template, render_student_prompt
 
     rng = random.Random(seed)
-    prompt = tokenizer(render_student_prompt(tokenizer, load_template("v1"), "Tom has 4 coins. He finds 3 more."), add_special_tokens=False)["input_ids"]
+    prompt = tokenizer(
+        render_student_prompt(tokenizer, load_template("v1"), "Tom has 4 coins. He finds 3 more."),
+        add_special_tokens=False,
+    )["input_ids"]
     examples = []
     for i in range(n):
         completion = [rng.randrange(100, 400) for _ in range(rng.randint(20, 120))]
@@ -100,13 +103,20 @@ def main(args: argparse.Namespace) -> dict[str, float]:
 
     def distill_step(batch):
         student, t = distill.student_and_teacher_logits(model, batch, teacher)
-        loss = masked_mean(distill.per_token_loss(student, t, batch["completion_ids"], "sampled_token", 1.0), batch["completion_mask"])
+        loss = masked_mean(
+            distill.per_token_loss(student, t, batch["completion_ids"], "sampled_token", 1.0),
+            batch["completion_mask"],
+        )
         loss.backward()
 
     def bare_step(batch):
         width = batch["completion_ids"].shape[1]
-        logits = model(input_ids=batch["student_input_ids"], attention_mask=batch["student_attention_mask"]).logits
-        logp = token_logprobs(completion_logits(logits, batch["student_prompt_lens"], width), batch["completion_ids"])
+        logits = model(
+            input_ids=batch["student_input_ids"], attention_mask=batch["student_attention_mask"]
+        ).logits
+        logp = token_logprobs(
+            completion_logits(logits, batch["student_prompt_lens"], width), batch["completion_ids"]
+        )
         (-masked_mean(logp, batch["completion_mask"])).backward()
 
     def run(step) -> tuple[float, int]:
@@ -133,11 +143,23 @@ def main(args: argparse.Namespace) -> dict[str, float]:
             peaks[name] = max(peaks[name], mem.peak)
     ours, bare = max(results["distill"]), max(results["bare"])
     waste = distill.padding_waste(examples, args.batch_size)
-    print(f"model {args.model} ({args.dtype}) on {device}, {args.samples} samples, batch {args.batch_size}, {len(batches)} batches")
-    print(f"distillation step: {ours:.0f} trained tok/s (runs {', '.join(f'{x:.0f}' for x in results['distill'])}), peak {peaks['distill'] / 2**20:.0f} MiB")
-    print(f"bare student fwd+bwd: {bare:.0f} tok/s (runs {', '.join(f'{x:.0f}' for x in results['bare'])}), peak {peaks['bare'] / 2**20:.0f} MiB")
-    print(f"padding waste with length bucketing: {waste:.3f} (shuffled order: {distill.padding_waste(make_examples(tokenizer, args.samples, 0), args.batch_size):.3f})")
-    result = {"throughput_ratio": ours / bare, "padding_waste": waste, "peak_mem_ratio": peaks["distill"] / max(peaks["bare"], 1)}
+    print(
+        f"model {args.model} ({args.dtype}) on {device}, {args.samples} samples, batch {args.batch_size}, {len(batches)} batches"
+    )
+    print(
+        f"distillation step: {ours:.0f} trained tok/s (runs {', '.join(f'{x:.0f}' for x in results['distill'])}), peak {peaks['distill'] / 2**20:.0f} MiB"
+    )
+    print(
+        f"bare student fwd+bwd: {bare:.0f} tok/s (runs {', '.join(f'{x:.0f}' for x in results['bare'])}), peak {peaks['bare'] / 2**20:.0f} MiB"
+    )
+    print(
+        f"padding waste with length bucketing: {waste:.3f} (shuffled order: {distill.padding_waste(make_examples(tokenizer, args.samples, 0), args.batch_size):.3f})"
+    )
+    result = {
+        "throughput_ratio": ours / bare,
+        "padding_waste": waste,
+        "peak_mem_ratio": peaks["distill"] / max(peaks["bare"], 1),
+    }
     print(" ".join(f"{k}={v:.3f}" for k, v in result.items()))
     return result
 

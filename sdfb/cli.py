@@ -95,6 +95,39 @@ def run(
     print_results(Path(summary))
 
 
+@app.command("train-round")
+def train_round(
+    config: Annotated[Path, typer.Option("--config", "-c", help="the run's YAML recipe")],
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="the run folder holding the round's rollouts")],
+    round_index: Annotated[int, typer.Option("--round", help="which round to train (1-based)")],
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="the same overrides as the run")
+    ] = None,
+) -> None:
+    """Train one round from its stored rollouts, outside the flow: for `accelerate launch` on several GPUs."""
+    from sdfb.runs import RunLayout
+    from tasks.distill import run_round
+
+    try:
+        cfg = load_config(config, overrides or [])
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    layout = RunLayout(run_dir.resolve())
+    inputs = {s: layout.stage(round_index, s) for s in ("rollouts", "contexts", "grades")}
+    missing = [str(p) for p in inputs.values() if not p.exists()]
+    if missing:
+        err.print(
+            f"[red]error:[/red] round {round_index} has no {', '.join(missing)}; run the flow up to that round first"
+        )
+        raise typer.Exit(2)
+    previous = layout.checkpoint(round_index - 1) if round_index > 1 else None
+    path = run_round(
+        cfg, str(layout.root), round_index, *(str(p) for p in inputs.values()), previous and str(previous)
+    )
+    console.print(path)
+
+
 @app.command()
 def show(run_dir: Annotated[Path, typer.Argument(help="a run folder holding summary.json")]) -> None:
     """Print the results table of a finished run."""

@@ -19,8 +19,8 @@ import pandas as pd
 from sdfb.config import DistillConfig
 from sdfb.losses import (
     completion_logits,
-    grpo_token_loss,
     group_advantages,
+    grpo_token_loss,
     importance_clip,
     k3_kl,
     masked_mean,
@@ -53,7 +53,9 @@ def fit_teacher_prompt(
         return prefix + context + suffix, 0
     keep = budget - len(prefix) - len(suffix) - len(marker)
     if keep < 0:
-        raise ValueError(f"the teacher prompt without its context needs {len(prefix) + len(suffix)} tokens > {budget}")
+        raise ValueError(
+            f"the teacher prompt without its context needs {len(prefix) + len(suffix)} tokens > {budget}"
+        )
     head, tail = keep - keep // 2, keep // 2
     kept = context[:head] + marker + (context[len(context) - tail :] if tail else [])
     return prefix + kept + suffix, len(context) - keep
@@ -78,7 +80,11 @@ def prepare_examples(
     """Training examples from the stored token ids (the completion is never re-tokenised); only the teacher prompt
     is tokenised here. With `grades`, each example carries its 0/1 reward and GRPO group advantage."""
     keys = ["problem_id", "sample_index"]
-    table = rollouts.merge(contexts[[*keys, "teacher_prompt", "context", "train"]], on=keys, validate="one_to_one")
+    if "context" not in contexts:
+        contexts = contexts.assign(context="")  # without the context text nothing can be cut from it
+    table = rollouts.merge(
+        contexts[[*keys, "teacher_prompt", "context", "train"]], on=keys, validate="one_to_one"
+    )
     if grades is not None:
         table = table.merge(grades[[*keys, "correct"]], on=keys, validate="one_to_one")
     table = table[table["train"] & (table["completion_ids"].map(len) > 0)].reset_index(drop=True)
@@ -121,7 +127,9 @@ def prepare_examples(
                 "student_prompt_len": len(prompt),
                 "teacher_prompt_len": len(teacher),
                 "completion_ids": completion,
-                "rollout_logprobs": [float(x) for x in row.logprobs] if "logprobs" in table else [0.0] * len(completion),
+                "rollout_logprobs": [float(x) for x in row.logprobs]
+                if "logprobs" in table
+                else [0.0] * len(completion),
                 "advantage": float(getattr(row, "advantage", 0.0)),
             }
         )
@@ -142,7 +150,9 @@ def bucket_by_length(examples: list[dict], batch_size: int, seed: int, window: i
     span = batch_size * window
     batches = []
     for start in range(0, len(order), span):
-        chunk = sorted(order[start : start + span], key=lambda e: len(e["teacher_ids"]) + len(e["student_ids"]))
+        chunk = sorted(
+            order[start : start + span], key=lambda e: len(e["teacher_ids"]) + len(e["student_ids"])
+        )
         batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return [e for batch in batches for e in batch]
@@ -207,7 +217,10 @@ class TeacherState:
         self.copy: dict[str, torch.Tensor] | None = None
         params = dict(model.named_parameters())
         if mode == "ema" or (mode == "base" and finetune == "full"):
-            self.copy = {n: (initial[n] if initial and n in initial else params[n]).detach().clone() for n in self.names}
+            self.copy = {
+                n: (initial[n] if initial and n in initial else params[n]).detach().clone()
+                for n in self.names
+            }
 
     @contextlib.contextmanager
     def weights(self, model):
@@ -246,7 +259,9 @@ class TeacherState:
         return {"mode": self.mode, "copy": self.copy}
 
     def load_state_dict(self, state: dict) -> None:
-        assert state["mode"] == self.mode, f"teacher state is {state['mode']!r}, config asks for {self.mode!r}"
+        assert state["mode"] == self.mode, (
+            f"teacher state is {state['mode']!r}, config asks for {self.mode!r}"
+        )
         self.copy = state["copy"]
 
 
@@ -259,9 +274,21 @@ def student_and_teacher_logits(model, batch, teacher: TeacherState | None = None
     import torch
 
     width = batch["completion_ids"].shape[1]
-    with torch.no_grad(), (teacher.weights(model) if teacher else _disabled_adapter(model)):
-        t = _logits(model, batch["teacher_input_ids"], batch["teacher_attention_mask"], batch["teacher_prompt_lens"], width)
-    s = _logits(model, batch["student_input_ids"], batch["student_attention_mask"], batch["student_prompt_lens"], width)
+    with torch.no_grad(), teacher.weights(model) if teacher else _disabled_adapter(model):
+        t = _logits(
+            model,
+            batch["teacher_input_ids"],
+            batch["teacher_attention_mask"],
+            batch["teacher_prompt_lens"],
+            width,
+        )
+    s = _logits(
+        model,
+        batch["student_input_ids"],
+        batch["student_attention_mask"],
+        batch["student_prompt_lens"],
+        width,
+    )
     return s, t.detach()
 
 
@@ -314,7 +341,15 @@ def _trainer_class():
         """transformers.Trainer with the self-distillation or GRPO loss; optimizer, accumulation, clipping,
         checkpoints, devices and accelerate/DeepSpeed launch are the stock Trainer's."""
 
-        def __init__(self, *args, distill: DistillConfig, objective: str, stats: RoundStats, teacher: TeacherState, **kwargs):
+        def __init__(
+            self,
+            *args,
+            distill: DistillConfig,
+            objective: str,
+            stats: RoundStats,
+            teacher: TeacherState,
+            **kwargs,
+        ):
             super().__init__(*args, **kwargs)
             self.distill, self.objective, self.stats, self.teacher = distill, objective, stats, teacher
             self.add_callback(TeacherCallback(teacher))
@@ -326,22 +361,47 @@ def _trainer_class():
             cfg, mask, ids = self.distill, inputs["completion_mask"], inputs["completion_ids"]
             width = ids.shape[1]
             if self.objective == "grpo":
-                student = _logits(model, inputs["student_input_ids"], inputs["student_attention_mask"], inputs["student_prompt_lens"], width)
+                student = _logits(
+                    model,
+                    inputs["student_input_ids"],
+                    inputs["student_attention_mask"],
+                    inputs["student_prompt_lens"],
+                    width,
+                )
                 logp = token_logprobs(student, ids)
-                per_token = grpo_token_loss(logp, inputs["rollout_logprobs"], inputs["advantages"][:, None], cfg.grpo.clip_low, cfg.grpo.clip_high)
+                per_token = grpo_token_loss(
+                    logp,
+                    inputs["rollout_logprobs"],
+                    inputs["advantages"][:, None],
+                    cfg.grpo.clip_low,
+                    cfg.grpo.clip_high,
+                )
                 if cfg.grpo.kl_beta:
                     with torch.no_grad(), _disabled_adapter(model):
-                        ref = token_logprobs(_logits(model, inputs["student_input_ids"], inputs["student_attention_mask"], inputs["student_prompt_lens"], width), ids)
+                        ref = token_logprobs(
+                            _logits(
+                                model,
+                                inputs["student_input_ids"],
+                                inputs["student_attention_mask"],
+                                inputs["student_prompt_lens"],
+                                width,
+                            ),
+                            ids,
+                        )
                     per_token = per_token + cfg.grpo.kl_beta * k3_kl(logp, ref)
                 teacher_lp = torch.full_like(logp, math.nan)
                 adv = inputs["advantages"][:, None].expand_as(logp)
                 kl = torch.zeros_like(logp)
             else:
                 student, teacher = student_and_teacher_logits(model, inputs, self.teacher)
-                per_token = per_token_loss(student, teacher, ids, cfg.mode, cfg.alpha, cfg.topk, cfg.topk_tail)
+                per_token = per_token_loss(
+                    student, teacher, ids, cfg.mode, cfg.alpha, cfg.topk, cfg.topk_tail
+                )
                 logp = token_logprobs(student, ids)
                 if cfg.importance_clip:
-                    per_token = importance_clip(per_token, logp, inputs["rollout_logprobs"], cfg.importance_clip)
+                    per_token = importance_clip(
+                        per_token, logp, inputs["rollout_logprobs"], cfg.importance_clip
+                    )
                 with torch.no_grad():
                     teacher_lp = token_logprobs(teacher, ids)
                     adv = teacher_lp - logp.detach()
@@ -395,7 +455,9 @@ def prepare_model(model_name: str, dtype: str, cfg: DistillConfig, previous: Pat
     return get_peft_model(load_model(model_name, dtype=dtype), lora)
 
 
-def make_teacher(model, model_name: str, dtype: str, cfg: DistillConfig, previous: Path | None) -> TeacherState:
+def make_teacher(
+    model, model_name: str, dtype: str, cfg: DistillConfig, previous: Path | None
+) -> TeacherState:
     """The teacher for this round; its EMA (or, for full fine-tuning, the initial weights) comes from disk."""
     import torch
 
@@ -472,8 +534,19 @@ def train_round(
     grad_norms = [h["grad_norm"] for h in trainer.state.log_history if "grad_norm" in h]
     seen = [e for e in examples if e["index"] in stats.per_sample]
     per_sample = pd.DataFrame(
-        [{"problem_id": e["problem_id"], "sample_index": e["sample_index"], **stats.per_sample[e["index"]]} for e in seen],
-        columns=["problem_id", "sample_index", "n_tokens", "mean_advantage", "min_advantage", "frac_negative", "kl"],
+        [
+            {"problem_id": e["problem_id"], "sample_index": e["sample_index"], **stats.per_sample[e["index"]]}
+            for e in seen
+        ],
+        columns=[
+            "problem_id",
+            "sample_index",
+            "n_tokens",
+            "mean_advantage",
+            "min_advantage",
+            "frac_negative",
+            "kl",
+        ],
     )
     tokens = token_records(seen, stats)
     n_tokens = int(per_sample["n_tokens"].sum())
@@ -492,7 +565,13 @@ def train_round(
         "padding_waste": padding_waste(ordered, cfg.batch_size),
         "train_seconds": time.perf_counter() - started,
     }
-    return {"metrics": metrics, "per_sample": per_sample, "tokens": tokens, "losses": stats.losses, "teacher": teacher}
+    return {
+        "metrics": metrics,
+        "per_sample": per_sample,
+        "tokens": tokens,
+        "losses": stats.losses,
+        "teacher": teacher,
+    }
 
 
 def token_records(examples: list[dict], stats: RoundStats) -> pd.DataFrame:
@@ -503,18 +582,52 @@ def token_records(examples: list[dict], stats: RoundStats) -> pd.DataFrame:
         n = len(rec["token_id"])
         frames.append(
             pd.DataFrame(
-                {"problem_id": e["problem_id"], "sample_index": e["sample_index"], "position": range(n), **rec}
+                {
+                    "problem_id": e["problem_id"],
+                    "sample_index": e["sample_index"],
+                    "position": range(n),
+                    **rec,
+                }
             )
         )
-    columns = ["problem_id", "sample_index", "position", "token_id", "student_logprob", "teacher_logprob", "advantage"]
+    columns = [
+        "problem_id",
+        "sample_index",
+        "position",
+        "token_id",
+        "student_logprob",
+        "teacher_logprob",
+        "advantage",
+    ]
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
 def empty_round() -> dict:
     """Metrics and records of a round with nothing to train on (e.g. condition `none`)."""
-    columns = ["problem_id", "sample_index", "n_tokens", "mean_advantage", "min_advantage", "frac_negative", "kl"]
-    token_columns = ["problem_id", "sample_index", "position", "token_id", "student_logprob", "teacher_logprob", "advantage"]
+    columns = [
+        "problem_id",
+        "sample_index",
+        "n_tokens",
+        "mean_advantage",
+        "min_advantage",
+        "frac_negative",
+        "kl",
+    ]
+    token_columns = [
+        "problem_id",
+        "sample_index",
+        "position",
+        "token_id",
+        "student_logprob",
+        "teacher_logprob",
+        "advantage",
+    ]
     metrics = {"examples": 0, "steps": 0, "tokens": 0, "loss": math.nan, "mean_kl": math.nan,
                "mean_advantage": math.nan, "frac_negative_advantage": math.nan, "grad_norm": math.nan,
                "padding_waste": 0.0, "train_seconds": 0.0}  # fmt: skip
-    return {"metrics": metrics, "per_sample": pd.DataFrame(columns=columns), "tokens": pd.DataFrame(columns=token_columns), "teacher": None}
+    return {
+        "metrics": metrics,
+        "per_sample": pd.DataFrame(columns=columns),
+        "tokens": pd.DataFrame(columns=token_columns),
+        "teacher": None,
+    }

@@ -42,22 +42,32 @@ def per_token_loss(
             student_logits, teacher_logits, completion_ids, distillation_alpha=alpha
         )
     if mode == "full_logits":
-        return compute_full_logit_self_distillation_loss(student_logits, teacher_logits, distillation_alpha=alpha)
+        return compute_full_logit_self_distillation_loss(
+            student_logits, teacher_logits, distillation_alpha=alpha
+        )
     if mode == "topk_logits":
         return compute_topk_self_distillation_loss(
-            student_logits, teacher_logits, distillation_topk=topk, distillation_alpha=alpha, distillation_add_tail=topk_tail
+            student_logits,
+            teacher_logits,
+            distillation_topk=topk,
+            distillation_alpha=alpha,
+            distillation_add_tail=topk_tail,
         )
     raise ValueError(f"distill.mode {mode!r} is not available")
 
 
-def importance_clip(per_token: torch.Tensor, student_lp: torch.Tensor, rollout_lp: torch.Tensor, cap: float) -> torch.Tensor:
+def importance_clip(
+    per_token: torch.Tensor, student_lp: torch.Tensor, rollout_lp: torch.Tensor, cap: float
+) -> torch.Tensor:
     """Weight each token's loss by min(pi_now / pi_rollout, cap), the ratio detached (TRL's clipping)."""
     from trl.experimental.sdft.loss_utils import apply_importance_sampling_clipping
 
     return apply_importance_sampling_clipping(per_token, student_lp, rollout_lp, cap)
 
 
-def token_advantages(student_logits: torch.Tensor, teacher_logits: torch.Tensor, completion_ids: torch.Tensor) -> torch.Tensor:
+def token_advantages(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, completion_ids: torch.Tensor
+) -> torch.Tensor:
     """A_t = log p_teacher(y_t) - log p_student(y_t) on the sampled tokens."""
     return token_logprobs(teacher_logits, completion_ids) - token_logprobs(student_logits, completion_ids)
 
@@ -66,14 +76,18 @@ def reverse_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> to
     """Per-token KL(student || teacher) over the full vocabulary."""
     from trl.experimental.sdft.loss_utils import compute_full_logit_self_distillation_loss
 
-    return compute_full_logit_self_distillation_loss(student_logits.float(), teacher_logits.float(), distillation_alpha=1.0)
+    return compute_full_logit_self_distillation_loss(
+        student_logits.float(), teacher_logits.float(), distillation_alpha=1.0
+    )
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / mask.sum().clamp(min=1)
 
 
-def group_advantages(rewards: torch.Tensor, groups: torch.Tensor, scale: bool = True, eps: float = 1e-4) -> torch.Tensor:
+def group_advantages(
+    rewards: torch.Tensor, groups: torch.Tensor, scale: bool = True, eps: float = 1e-4
+) -> torch.Tensor:
     """GRPO advantages: (r - mean of its group) / (std of its group + eps); std is the unbiased one, as TRL's.
     A group whose rewards are all equal gets 0 for every member."""
     rewards = rewards.float()
@@ -91,7 +105,11 @@ def group_advantages(rewards: torch.Tensor, groups: torch.Tensor, scale: bool = 
 
 
 def grpo_token_loss(
-    logprobs: torch.Tensor, rollout_logprobs: torch.Tensor, advantages: torch.Tensor, clip_low: float, clip_high: float
+    logprobs: torch.Tensor,
+    rollout_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    clip_low: float,
+    clip_high: float,
 ) -> torch.Tensor:
     """Clipped surrogate per token: -min(ratio * A, clip(ratio, 1 - low, 1 + high) * A), ratio = pi / pi_rollout;
     `advantages` broadcasts over tokens (one per sequence)."""

