@@ -6,53 +6,16 @@ waste with length bucketing, and peak memory of both.
     python benchmarks/distill.py --model smollm2-135m --samples 32
     python benchmarks/distill.py --dtype bfloat16           # on a GPU: the same in bf16
 
-Each variant runs `--steps` optimizer steps after one warm-up step, alternating variants so drift in machine load
-hits both alike. Peak memory is the process's resident set growth (CPU) or torch's peak allocation (GPU) during
-the variant. The last line is `throughput_ratio=<x> padding_waste=<y> peak_mem_ratio=<z>`.
+Each variant runs `--steps` passes over the batches after one warm-up step; the variants alternate `--repeats`
+times so drift in machine load hits both alike. Each variant runs in its own process, so its peak memory is that process's own: the peak resident set
+on CPU, torch's peak allocation on GPU. The last line is `throughput_ratio=<x> padding_waste=<y> peak_mem_ratio=<z>`.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
-import threading
 import time
-
-
-class PeakMemory:
-    """Peak memory while the block runs: torch.cuda peak allocation, or sampled RSS growth on CPU."""
-
-    def __init__(self, cuda: bool):
-        self.cuda, self.peak = cuda, 0
-
-    def __enter__(self):
-        import torch
-
-        if self.cuda:
-            torch.cuda.reset_peak_memory_stats()
-            self.base = torch.cuda.memory_allocated()
-            return self
-        import psutil
-
-        self.proc, self.base, self.stop = psutil.Process(), psutil.Process().memory_info().rss, False
-
-        def sample():
-            while not self.stop:
-                self.peak = max(self.peak, self.proc.memory_info().rss - self.base)
-                time.sleep(0.005)
-
-        self.thread = threading.Thread(target=sample, daemon=True)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        import torch
-
-        if self.cuda:
-            self.peak = torch.cuda.max_memory_allocated() - self.base
-        else:
-            self.stop = True
-            self.thread.join()
 
 
 def make_examples(tokenizer, n: int, seed: int) -> list[dict]:
@@ -131,34 +94,49 @@ def main(args: argparse.Namespace) -> dict[str, float]:
             torch.cuda.synchronize()
         return tokens / (time.perf_counter() - started), tokens
 
-    for step in (distill_step, bare_step):  # warm-up
-        step(batches[0])
-        optimizer.zero_grad(set_to_none=True)
-    results = {"distill": [], "bare": []}
-    peaks = {"distill": 0, "bare": 0}
+    step = {"distill": distill_step, "bare": bare_step}[args.only]
+    step(batches[0])  # warm-up
+    optimizer.zero_grad(set_to_none=True)
+    tok_s = run(step)[0]
+    if cuda:
+        peak = torch.cuda.max_memory_allocated()
+    else:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(
+        f"RESULT tok_s={tok_s} peak={peak} waste={distill.padding_waste(examples, args.batch_size)} "
+        f"shuffled_waste={distill.padding_waste(make_examples(tokenizer, args.samples, 0), args.batch_size)}"
+    )
+    return {}
+
+
+def compare(args: argparse.Namespace) -> dict[str, float]:
+    """Run each variant in a fresh process, alternating, and compare."""
+    import subprocess
+    import sys
+
+    runs: dict[str, list[dict]] = {"distill": [], "bare": []}
     for _ in range(args.repeats):
-        for name, step in (("distill", distill_step), ("bare", bare_step)):
-            with PeakMemory(cuda) as mem:
-                results[name].append(run(step)[0])
-            peaks[name] = max(peaks[name], mem.peak)
-    ours, bare = max(results["distill"]), max(results["bare"])
-    waste = distill.padding_waste(examples, args.batch_size)
+        for variant in ("distill", "bare"):
+            cmd = [sys.executable, __file__, "--only", variant, *sys.argv[1:]]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+            runs[variant].append({k: float(v) for k, v in (kv.split("=") for kv in line.split()[1:])})
+    best = {v: max(r["tok_s"] for r in rs) for v, rs in runs.items()}
+    peak = {v: max(r["peak"] for r in rs) for v, rs in runs.items()}
+    waste, shuffled = runs["distill"][0]["waste"], runs["distill"][0]["shuffled_waste"]
     print(
-        f"model {args.model} ({args.dtype}) on {device}, {args.samples} samples, batch {args.batch_size}, {len(batches)} batches"
+        f"model {args.model} ({args.dtype}), {args.samples} samples, batch {args.batch_size}, {args.steps} passes per run"
     )
-    print(
-        f"distillation step: {ours:.0f} trained tok/s (runs {', '.join(f'{x:.0f}' for x in results['distill'])}), peak {peaks['distill'] / 2**20:.0f} MiB"
-    )
-    print(
-        f"bare student fwd+bwd: {bare:.0f} tok/s (runs {', '.join(f'{x:.0f}' for x in results['bare'])}), peak {peaks['bare'] / 2**20:.0f} MiB"
-    )
-    print(
-        f"padding waste with length bucketing: {waste:.3f} (shuffled order: {distill.padding_waste(make_examples(tokenizer, args.samples, 0), args.batch_size):.3f})"
-    )
+    for v, label in (("distill", "distillation step"), ("bare", "bare student fwd+bwd")):
+        each = ", ".join(f"{r['tok_s']:.0f}" for r in runs[v])
+        print(f"{label}: {best[v]:.0f} trained tok/s (runs {each}), peak {peak[v] / 2**20:.0f} MiB")
+    print(f"padding waste with length bucketing: {waste:.3f} (shuffled order: {shuffled:.3f})")
     result = {
-        "throughput_ratio": ours / bare,
+        "throughput_ratio": best["distill"] / best["bare"],
         "padding_waste": waste,
-        "peak_mem_ratio": peaks["distill"] / max(peaks["bare"], 1),
+        "peak_mem_ratio": peak["distill"] / peak["bare"],
     }
     print(" ".join(f"{k}={v:.3f}" for k, v in result.items()))
     return result
@@ -172,4 +150,6 @@ if __name__ == "__main__":
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=2, help="passes over the batch set per timed run")
     parser.add_argument("--repeats", type=int, default=2)
-    main(parser.parse_args())
+    parser.add_argument("--only", choices=["distill", "bare"], help=argparse.SUPPRESS)
+    parsed = parser.parse_args()
+    main(parsed) if parsed.only else compare(parsed)
