@@ -114,3 +114,46 @@ def test_a_crashed_stage_is_redone_on_rerun_and_nothing_before_it(smoke_run):
         after[str(run_dir / "round_0002" / "distill.parquet.manifest.json")]
         != before[str(run_dir / "round_0002" / "distill.parquet.manifest.json")]
     )
+
+
+def test_train_round_command_trains_a_round_outside_the_flow(smoke_run, tmp_path):
+    """`sdfb train-round` (the entry point for `accelerate launch`) redoes a round's training from its stored
+    rollouts and writes the same outputs as the flow's distill stage."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from sdfb.cli import app
+
+    _, run_dir, _ = smoke_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    manifest_path(copy / "checkpoints" / "round_0001").unlink()
+    result = CliRunner().invoke(
+        app,
+        [
+            "train-round",
+            "--config",
+            str(ROOT / "configs" / "smoke.yaml"),
+            "--run-dir",
+            str(copy),
+            "--round",
+            "1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert manifest_path(copy / "checkpoints" / "round_0001").exists()
+    assert (copy / "checkpoints" / "round_0001" / "adapter_model.safetensors").exists()
+    missing = CliRunner().invoke(
+        app,
+        [
+            "train-round",
+            "--config",
+            str(ROOT / "configs" / "smoke.yaml"),
+            "--run-dir",
+            str(copy),
+            "--round",
+            "5",
+        ],
+    )
+    assert missing.exit_code == 2 and "run the flow up to that round first" in missing.output
