@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sdfb import schemas
 from sdfb.config import DistillConfig
 from sdfb.losses import (
     completion_logits,
@@ -538,15 +539,7 @@ def train_round(
             {"problem_id": e["problem_id"], "sample_index": e["sample_index"], **stats.per_sample[e["index"]]}
             for e in seen
         ],
-        columns=[
-            "problem_id",
-            "sample_index",
-            "n_tokens",
-            "mean_advantage",
-            "min_advantage",
-            "frac_negative",
-            "kl",
-        ],
+        columns=schemas.DISTILL.names,
     )
     tokens = token_records(seen, stats)
     n_tokens = int(per_sample["n_tokens"].sum())
@@ -590,38 +583,14 @@ def token_records(examples: list[dict], stats: RoundStats) -> pd.DataFrame:
                 }
             )
         )
-    columns = [
-        "problem_id",
-        "sample_index",
-        "position",
-        "token_id",
-        "student_logprob",
-        "teacher_logprob",
-        "advantage",
-    ]
+    columns = schemas.TOKENS.names
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
 def empty_round() -> dict:
     """Metrics and records of a round with nothing to train on (e.g. condition `none`)."""
-    columns = [
-        "problem_id",
-        "sample_index",
-        "n_tokens",
-        "mean_advantage",
-        "min_advantage",
-        "frac_negative",
-        "kl",
-    ]
-    token_columns = [
-        "problem_id",
-        "sample_index",
-        "position",
-        "token_id",
-        "student_logprob",
-        "teacher_logprob",
-        "advantage",
-    ]
+    columns = schemas.DISTILL.names
+    token_columns = schemas.TOKENS.names
     metrics = {"examples": 0, "steps": 0, "tokens": 0, "loss": math.nan, "mean_kl": math.nan,
                "mean_advantage": math.nan, "frac_negative_advantage": math.nan, "grad_norm": math.nan,
                "padding_waste": 0.0, "train_seconds": 0.0}  # fmt: skip
