@@ -5,6 +5,7 @@ waste with length bucketing, and peak memory of both.
     python benchmarks/distill.py                           # tiny model, 64 samples, CPU
     python benchmarks/distill.py --model smollm2-135m --samples 32
     python benchmarks/distill.py --dtype bfloat16           # on a GPU: the same in bf16
+    python benchmarks/distill.py --finetune full            # all weights trained (backward ~2x forward)
 
 Each variant runs `--steps` passes over the batches after one warm-up step; the variants alternate `--repeats`
 times so drift in machine load hits both alike. Each variant runs in its own process, so its peak memory is that process's own: the peak resident set
@@ -52,7 +53,12 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
     tokenizer = load_tokenizer(args.model)
-    cfg = DistillConfig(learning_rate=1e-4, batch_size=args.batch_size, lora=LoraConfig(r=16, alpha=32))
+    cfg = DistillConfig(
+        learning_rate=1e-4,
+        batch_size=args.batch_size,
+        lora=LoraConfig(r=16, alpha=32),
+        finetune=args.finetune,
+    )
     examples = distill.bucket_by_length(make_examples(tokenizer, args.samples, 0), args.batch_size, seed=0)
     collate = distill.Collator(tokenizer.pad_token_id)
     batches = [
@@ -61,7 +67,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     ]
     model = distill.prepare_model(args.model, args.dtype, cfg, None).to(device)
     model.train()
-    teacher = distill.TeacherState(model, "base", "lora", 0.05)
+    teacher = distill.TeacherState(model, "base", args.finetune, 0.05)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
 
     def distill_step(batch):
@@ -127,7 +133,7 @@ def compare(args: argparse.Namespace) -> dict[str, float]:
     peak = {v: max(r["peak"] for r in rs) for v, rs in runs.items()}
     waste, shuffled = runs["distill"][0]["waste"], runs["distill"][0]["shuffled_waste"]
     print(
-        f"model {args.model} ({args.dtype}), {args.samples} samples, batch {args.batch_size}, {args.steps} passes per run"
+        f"model {args.model} ({args.dtype}, {args.finetune}), {args.samples} samples, batch {args.batch_size}, {args.steps} passes per run"
     )
     for v, label in (("distill", "distillation step"), ("bare", "bare student fwd+bwd")):
         each = ", ".join(f"{r['tok_s']:.0f}" for r in runs[v])
@@ -146,6 +152,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--finetune", default="lora", choices=["lora", "full"])
     parser.add_argument("--samples", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=2, help="passes over the batch set per timed run")
