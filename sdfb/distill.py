@@ -96,6 +96,7 @@ def prepare_examples(
         rewards = torch.tensor(table["correct"].astype(float).to_numpy())
         table = table.assign(advantage=group_advantages(rewards, groups, scale=grpo_scale).tolist())
     stats, examples = ExampleStats(), []
+    has_logprobs = "logprobs" in table  # rollouts always carry them; hand-made test tables may not
     encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
     for row in table.itertuples(index=False):
         completion = [int(t) for t in row.completion_ids]
@@ -129,7 +130,7 @@ def prepare_examples(
                 "teacher_prompt_len": len(teacher),
                 "completion_ids": completion,
                 "rollout_logprobs": [float(x) for x in row.logprobs]
-                if "logprobs" in table
+                if has_logprobs
                 else [0.0] * len(completion),
                 "advantage": float(getattr(row, "advantage", 0.0)),
             }

@@ -22,19 +22,6 @@ from sdfb.store import finish_folder, is_finished, read_table, write_table
 from tasks._stage import task_logger
 
 
-@task(name="distill", cache_policy=NONE)
-def distill_round(
-    cfg: RunConfig,
-    run_dir: str,
-    round_index: int,
-    rollouts: str,
-    contexts: str,
-    grades: str,
-    previous: str | None,
-) -> str:
-    return run_round(cfg, run_dir, round_index, rollouts, contexts, grades, previous)
-
-
 def run_round(
     cfg: RunConfig,
     run_dir: str,
@@ -105,3 +92,7 @@ def run_round(
     shutil.rmtree(partial, ignore_errors=True)
     logger.info("distill: %s", metrics)
     return str(checkpoint)
+
+
+# The task is the stage function itself; `sdfb train-round` calls `run_round` directly.
+distill_round = task(run_round, name="distill", cache_policy=NONE)

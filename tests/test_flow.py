@@ -129,31 +129,14 @@ def test_train_round_command_trains_a_round_outside_the_flow(smoke_run, tmp_path
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
     manifest_path(copy / "checkpoints" / "round_0001").unlink()
-    result = CliRunner().invoke(
-        app,
-        [
-            "train-round",
-            "--config",
-            str(ROOT / "configs" / "smoke.yaml"),
-            "--run-dir",
-            str(copy),
-            "--round",
-            "1",
-        ],
-    )
+
+    def train_round(round_index: int):
+        args = ["train-round", "--config", str(ROOT / "configs" / "smoke.yaml"), "--run-dir", str(copy)]
+        return CliRunner().invoke(app, [*args, "--round", str(round_index)])
+
+    result = train_round(1)
     assert result.exit_code == 0, result.output
     assert manifest_path(copy / "checkpoints" / "round_0001").exists()
     assert (copy / "checkpoints" / "round_0001" / "adapter_model.safetensors").exists()
-    missing = CliRunner().invoke(
-        app,
-        [
-            "train-round",
-            "--config",
-            str(ROOT / "configs" / "smoke.yaml"),
-            "--run-dir",
-            str(copy),
-            "--round",
-            "5",
-        ],
-    )
+    missing = train_round(5)
     assert missing.exit_code == 2 and "run the flow up to that round first" in missing.output
