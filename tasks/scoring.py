@@ -1,6 +1,5 @@
 """Benchmark scoring of a checkpoint on the held-out problems, with a Prefect table artifact."""
 
-import time
 from pathlib import Path
 
 from prefect import task
@@ -13,7 +12,7 @@ from sdfb.generation import make_generator
 from sdfb.prompts import load_template
 from sdfb.runs import RunLayout, stage_key
 from sdfb.scoring import sample_and_grade, score_samples
-from sdfb.store import is_finished, read_table, write_table
+from sdfb.store import read_table
 from tasks._stage import run_stage
 
 
@@ -35,15 +34,10 @@ def score_checkpoint(
         )
 
     run_stage("eval_samples", samples_path, key, schemas.EVAL_SAMPLES, sample)
-    if not is_finished(scores_path, key):
-        scores = score_samples(read_table(samples_path), cfg.eval.k, checkpoint)
-        write_table(
-            scores,
-            scores_path,
-            schemas.SCORES,
-            key,
-            {"stage": "scores", "seconds": 0.0, "finished_at": time.time()},
-        )
+    run_stage(
+        "scores", scores_path, key, schemas.SCORES,
+        lambda: score_samples(read_table(samples_path), cfg.eval.k, checkpoint),
+    )  # fmt: skip
     row = read_table(scores_path).iloc[0].to_dict()
     create_table_artifact(
         key=f"{cfg.name}-{checkpoint}".lower().replace("_", "-"),
