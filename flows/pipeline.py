@@ -36,7 +36,7 @@ def pipeline(config: RunConfig, run_dir: str, started_at: float | None = None) -
             problems = sample_problems(config, run_dir, r, eval_problems)
             rollouts = generate_rollouts(config, run_dir, r, problems, adapter)
             grades = grade_rollouts(config, run_dir, r, rollouts, problems)
-            critiques = critique(config, run_dir, r, rollouts, problems)
+            critiques = critique(config, run_dir, r, rollouts, problems, grades)
             contexts = build_contexts(config, run_dir, r, problems, rollouts, grades, critiques)
             adapter = distill_round(config, run_dir, r, rollouts, contexts, grades, adapter)
             if r == config.rounds or (config.eval.every and r % config.eval.every == 0):

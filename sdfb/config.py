@@ -113,12 +113,67 @@ class GradingConfig(_Frozen):
     workers: int = Field(2, ge=1)
 
 
+class CriticDecoding(_Frozen):
+    # The paper decodes the critic greedily; all of these are part of the critique cache key.
+    temperature: float = Field(0.0, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(2048, ge=1)
+    seed: int = 0
+
+
+class OpenAIEndpointConfig(_Frozen):
+    # Any OpenAI-compatible chat endpoint (vLLM's server, a hosted API). The key itself is never in the config:
+    # it is read from the environment variable `api_key_env`, or from the Prefect Secret block `api_key_block`.
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key_env: str = "SDFB_CRITIC_API_KEY"
+    api_key_block: str | None = None
+    concurrency: int = Field(8, ge=1)  # requests in flight at once
+    max_retries: int = Field(
+        4, ge=0
+    )  # per request, with exponential back-off, on 408/409/429/5xx and timeouts
+    request_timeout_seconds: float = Field(120.0, gt=0)  # one HTTP attempt
+    deadline_seconds: float = Field(600.0, gt=0)  # one request, all of its retries included
+
+
 class CriticConfig(_Frozen):
-    kind: Literal["symbolic"] = "symbolic"
+    # symbolic: exact, arithmetic only; vllm: an in-process engine; openai: an OpenAI-compatible endpoint.
+    kind: Literal["symbolic", "vllm", "openai"] = "symbolic"
+    # vllm: an alias, local folder or hub id; openai: the endpoint's model name. Required unless symbolic.
+    model: str | None = None
+    revision: str = "main"  # recorded in the cache key, so a new checkpoint of the critic is asked again
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # vllm only
+    # Versioned critic prompts in sdfb/critic/prompts/<prompt>.yaml.
+    prompt: str = "critic_v1"
+    decoding: CriticDecoding = CriticDecoding()
+    openai: OpenAIEndpointConfig = OpenAIEndpointConfig()
+    vllm: VLLMConfig = VLLMConfig(max_model_len=8192)
+    # Content-addressed critique cache; None: $SDFB_CACHE/critiques (default ~/.cache/sdfb/critiques).
+    cache: bool = True
+    cache_dir: str | None = None
+    # A stage whose failed requests (endpoint down, errors after all retries) exceed this share stops with an
+    # error and writes nothing (finished critiques stay cached); below it, failed rows are written with status
+    # `failed`, kept out of training, and asked again when the stage next runs.
+    max_failed_share: float = Field(0.05, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _model_needed(self) -> CriticConfig:
+        if self.kind != "symbolic" and not self.model:
+            raise ValueError(f"critic.kind={self.kind} needs critic.model (a model id, alias or folder)")
+        return self
+
+
+CRITIQUE_STYLES = ("step_aligned", "aligned_no_repeat", "aligned_with_error")
 
 
 class ContextConfig(_Frozen):
-    condition: Literal["none", "binary", "reference", "step_aligned"] = "step_aligned"
+    # step_aligned and its two style ablations are all derived from the same critique: aligned_no_repeat shows
+    # only the critique from its first changed step on; aligned_with_error quotes the wrong step before the fix.
+    condition: Literal[
+        "none", "binary", "reference", "step_aligned", "aligned_no_repeat", "aligned_with_error"
+    ] = "step_aligned"
+    # Critique statuses a teacher may learn from; every other row is kept out of training
+    # (malformed | wrong_answer | dropped_steps | failed | no_steps | unavailable).
+    critique_statuses: tuple[str, ...] = ("ok",)
 
 
 class LoraConfig(_Frozen):

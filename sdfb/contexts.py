@@ -5,7 +5,32 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sdfb.prompts import Template, render_context, render_teacher_prompt
+from sdfb.prompts import Template, parse_attempt, render_context, render_teacher_prompt
+
+
+def critique_context(
+    template: Template,
+    style: str,
+    critique: str,
+    first_changed_step: int,
+    first_wrong_step: int,
+    attempt: str,
+) -> str:
+    """The teacher's context for one critique style, all derived from the same parsed critique.
+
+    step_aligned: the whole critique. aligned_no_repeat: only its steps from the first one that differs from the
+    attempt, then the answer. aligned_with_error: the attempt's wrong step quoted verbatim, then the whole critique
+    (the same as step_aligned when the critic found no wrong step).
+    """
+    if style == "aligned_no_repeat":
+        parsed = parse_attempt(critique)
+        tail = list(parsed.step_lines[first_changed_step - 1 :]) if first_changed_step > 0 else []
+        return render_context(template, style, critique="\n".join([*tail, parsed.answer_line or ""]).strip())
+    if style == "aligned_with_error":
+        steps = parse_attempt(attempt).step_lines
+        if 1 <= first_wrong_step <= len(steps):
+            return render_context(template, style, wrong_step=steps[first_wrong_step - 1], critique=critique)
+    return render_context(template, "step_aligned", critique=critique)
 
 
 def assemble_contexts(
@@ -16,13 +41,22 @@ def assemble_contexts(
     condition: str,
     template: Template,
     tokenizer,
+    critique_statuses: tuple[str, ...] = ("ok",),
 ) -> pd.DataFrame:
-    """One row per rollout: the condition's context, the student prompt (as sampled) and the teacher prompt."""
+    """One row per rollout: the condition's context, the student prompt (as sampled) and the teacher prompt.
+
+    Under the critique conditions only rows whose critique status is in `critique_statuses` are trained on.
+    """
     keys = ["problem_id", "sample_index"]
     table = (
-        rollouts[[*keys, "prompt_text"]]
+        rollouts[[*keys, "prompt_text", "completion_text"]]
         .merge(grades[[*keys, "extracted_answer", "correct"]], on=keys, how="left", validate="one_to_one")
-        .merge(critiques[[*keys, "critique", "status"]], on=keys, how="left", validate="one_to_one")
+        .merge(
+            critiques[[*keys, "critique", "status", "first_changed_step", "first_wrong_step"]],
+            on=keys,
+            how="left",
+            validate="one_to_one",
+        )
         .merge(
             problems[["problem_id", "question", "solution"]],
             on="problem_id",
@@ -49,8 +83,19 @@ def assemble_contexts(
         elif condition == "reference":
             context, usable = render_context(template, "reference", solution=row.solution), True
         else:
-            usable = row.status == "ok"
-            context = render_context(template, "step_aligned", critique=row.critique) if usable else ""
+            usable = row.status in critique_statuses and bool(row.critique)
+            context = (
+                critique_context(
+                    template,
+                    condition,
+                    row.critique,
+                    int(row.first_changed_step),
+                    int(row.first_wrong_step),
+                    row.completion_text,
+                )
+                if usable
+                else ""
+            )
         contexts.append(context)
         teacher_prompts.append(render_teacher_prompt(tokenizer, template, row.question, context))
         train.append(usable)

@@ -145,21 +145,26 @@ def make_generator(cfg: RunConfig, adapter: Path | str | None, batch_size: int) 
         return HFGenerator(
             cfg.model.name_or_path, dtype=cfg.model.dtype, adapter=adapter, batch_size=batch_size
         )
-    from sdfb.vllm_engine import VLLMGenerator
-
-    key = (cfg.model.name_or_path, cfg.model.dtype, cfg.rollout.vllm, cfg.distill.lora.r, cfg.seed)
-    if key not in _ENGINES:
-        log.info("starting the vLLM engine for %s", cfg.model.name_or_path)
-        _ENGINES[key] = VLLMGenerator(
-            cfg.model.name_or_path,
-            cfg.model.dtype,
-            cfg.rollout.vllm,
-            max_lora_rank=cfg.distill.lora.r,
-            seed=cfg.seed,
-        )
-    generator = _ENGINES[key]
+    generator = engine_for(
+        cfg.model.name_or_path,
+        cfg.model.dtype,
+        cfg.rollout.vllm,
+        max_lora_rank=cfg.distill.lora.r,
+        seed=cfg.seed,
+    )
     generator.set_adapter(adapter)
     return generator
+
+
+def engine_for(model_name: str, dtype: str, vllm_cfg, max_lora_rank: int, seed: int):
+    """The process's vLLM engine for these settings, started on first use (the solver's and an LLM critic's)."""
+    from sdfb.vllm_engine import VLLMGenerator
+
+    key = (model_name, dtype, vllm_cfg, max_lora_rank, seed)
+    if key not in _ENGINES:
+        log.info("starting the vLLM engine for %s", model_name)
+        _ENGINES[key] = VLLMGenerator(model_name, dtype, vllm_cfg, max_lora_rank=max_lora_rank, seed=seed)
+    return _ENGINES[key]
 
 
 def live_engines() -> int:

@@ -16,7 +16,7 @@ _ANSWER = re.compile(
     r"^\s*(?:\*\*)?(?:final\s+)?answer\s*[:=]\s*(?:\*\*)?\s*(.*?)\s*(?:\*\*)?\s*$", re.IGNORECASE
 )
 _EQUATION = re.compile(r"(-?\d+(?:\.\d+)?)\s*([-+*x×/])\s*(-?\d+(?:\.\d+)?)\s*=\s*(-?\d+(?:\.\d+)?)")
-CONDITIONS = ("none", "binary", "reference", "step_aligned")
+CONDITIONS = ("none", "binary", "reference", "step_aligned", "aligned_no_repeat", "aligned_with_error")
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,7 @@ class ParsedAttempt:
     steps: tuple[str, ...]  # the text of each "Step k:" line after the label, in order of appearance
     step_lines: tuple[str, ...]  # the full lines, verbatim, for copying into a critique
     answer: str | None
+    answer_line: str | None = None  # the answer line, verbatim
 
     @property
     def format_ok(self) -> bool:
@@ -91,7 +92,7 @@ class ParsedAttempt:
 
 def parse_attempt(text: str) -> ParsedAttempt:
     """Split a completion into its step lines and final answer; text outside that format is ignored."""
-    steps, lines, answer = [], [], None
+    steps, lines, answer, answer_line = [], [], None, None
     for line in text.splitlines():
         if answer is not None and line.strip():
             # anything after the answer line is not part of the attempt (the model kept talking)
@@ -104,7 +105,8 @@ def parse_attempt(text: str) -> ParsedAttempt:
         found = _ANSWER.match(line)
         if found:
             answer = found.group(1).strip().rstrip(".")
-    return ParsedAttempt(tuple(steps), tuple(lines), answer)
+            answer_line = line.strip()
+    return ParsedAttempt(tuple(steps), tuple(lines), answer, answer_line)
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ _SECTIONS = {
     "problems": ("seed", "data"),
     "rollouts": ("seed", "model", "prompt", "rollout"),
     "grades": ("grading",),
-    "critiques": ("critic",),
+    "critiques": ("critic", "grading"),
     "contexts": ("model", "prompt", "context"),
     "distill": ("seed", "model", "distill", "context"),
     "scores": ("seed", "model", "prompt", "grading", "eval"),

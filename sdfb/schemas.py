@@ -5,7 +5,7 @@ Bump SCHEMA_VERSION when a column changes meaning; finished stages written under
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 PROBLEMS = pa.schema(
     [
@@ -49,11 +49,27 @@ CRITIQUES = pa.schema(
     [
         ("problem_id", pa.string()),
         ("sample_index", pa.int32()),
-        ("critic", pa.string()),
+        ("critic", pa.string()),  # symbolic | vllm:<model> | openai:<model>
         ("case", pa.string()),  # A reproduce | B insert missing step | C finish | D fix first error | none
-        ("first_wrong_step", pa.int32()),  # 1-based; -1 when no step is wrong
-        ("critique", pa.string()),
-        ("status", pa.string()),  # ok | unavailable (the critic cannot judge this problem)
+        ("first_wrong_step", pa.int32()),  # the critic's verdict, 1-based; -1 when no step is wrong
+        # Alignment checks (sdfb.critic.alignment): where the critique first departs from the attempt (1-based;
+        # -1 identical; n+1 only the answer), the share of the attempt's steps before the first error copied
+        # verbatim (NaN when there are none), and how many of those are missing or reworded.
+        ("first_changed_step", pa.int32()),
+        ("copied_share", pa.float32()),
+        ("dropped_steps", pa.int32()),
+        ("critique", pa.string()),  # in the solver's step format; empty unless the critic answered in format
+        ("critique_answer", pa.string()),
+        ("answer_correct", pa.bool_()),  # the critique's answer, graded like rollouts
+        (
+            "verdict_agrees",
+            pa.bool_(),
+        ),  # the critic's verdict (A/B right, C/D wrong) equals the grader's; null: none
+        # ok | wrong_answer | dropped_steps | malformed | failed | no_steps | unavailable
+        ("status", pa.string()),
+        ("error", pa.string()),  # why the status is not ok
+        ("raw", pa.string()),  # the critic's reply as received (LLM critics)
+        ("from_cache", pa.bool_()),
     ]
 )
 

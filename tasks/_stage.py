@@ -14,7 +14,7 @@ import pyarrow as pa
 from prefect import get_run_logger
 from prefect.exceptions import MissingContextError
 
-from sdfb.store import StageKey, is_finished, write_table
+from sdfb.store import StageKey, is_finished, read_manifest, write_table
 
 
 def task_logger() -> logging.Logger | logging.LoggerAdapter:
@@ -31,11 +31,16 @@ def run_stage(
     key: StageKey,
     schema: pa.Schema,
     compute: Callable[[], pd.DataFrame | tuple[pd.DataFrame, dict[str, Any]]],
+    redo: Callable[[dict[str, Any]], bool] | None = None,
 ) -> str:
+    """`redo(manifest)` may ask for a finished output to be computed again (the critique stage does when some
+    requests failed last time; its cache makes that cost only the failed ones)."""
     logger = task_logger()
     if is_finished(path, key):
-        logger.info("%s: finished earlier, reusing %s", stage, path)
-        return str(path)
+        if redo is None or not redo(read_manifest(path)):
+            logger.info("%s: finished earlier, reusing %s", stage, path)
+            return str(path)
+        logger.info("%s: finished earlier with failures, computing again (cached parts are reused)", stage)
     started = time.perf_counter()
     result = compute()
     frame, extra = result if isinstance(result, tuple) else (result, {})

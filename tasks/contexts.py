@@ -28,7 +28,11 @@ def build_contexts(
         template = load_template(cfg.prompt.template)
         tokenizer = load_tokenizer(cfg.model.name_or_path)
         return assemble_contexts(
-            **tables, condition=cfg.context.condition, template=template, tokenizer=tokenizer
+            **tables,
+            condition=cfg.context.condition,
+            template=template,
+            tokenizer=tokenizer,
+            critique_statuses=cfg.context.critique_statuses,
         )
 
     return run_stage("contexts", path, key, schemas.CONTEXTS, compute)

@@ -4,13 +4,14 @@ import pandas as pd
 import pytest
 
 from sdfb.contexts import assemble_contexts
-from sdfb.prompts import load_template, render_student_prompt
+from sdfb.prompts import CONDITIONS, load_template, render_student_prompt
 
 Q1 = "Sara has 5 pens. She buys 7 more pens. She gives 3 pens to a friend. How many pens does Sara have now?"
 Q2 = "Tom has 4 coins. He finds 2 more coins. How many coins does Tom have now?"
 SOLUTION_1 = "Sara starts with 5 pens. After buying 7 more, she has 5 + 7 = 12. The answer is 9."
 SOLUTION_2 = "Tom starts with 4 coins. After finding 2 more, he has 4 + 2 = 6. The answer is 6."
 CRITIQUE_1 = "Step 1: 5 + 7 = 12\nStep 2: 12 - 3 = 9\nAnswer: 9"
+ATTEMPT_1 = "Step 1: 5 + 7 = 12\nStep 2: 12 - 3 = 8\nAnswer: 8"
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,7 @@ def tables(tiny_tokenizer, template):
             "problem_id": ["p1", "p1", "p2"],
             "sample_index": [0, 1, 0],
             "prompt_text": [render_student_prompt(tiny_tokenizer, template, q) for q in (Q1, Q1, Q2)],
+            "completion_text": [ATTEMPT_1, "Step 1: 5 + 7 = 12\nStep 2: 12 - 3 = 9\nAnswer: 9", "Answer: 6"],
         }
     )
     grades = pd.DataFrame(
@@ -44,17 +46,21 @@ def tables(tiny_tokenizer, template):
             "problem_id": ["p1", "p2", "p1"],
             "sample_index": [0, 0, 1],
             "critique": [CRITIQUE_1, "", CRITIQUE_1],
-            "status": ["ok", "unavailable", "ok"],
+            "status": ["ok", "unavailable", "wrong_answer"],
+            "first_changed_step": [2, -1, -1],
+            "first_wrong_step": [2, -1, -1],
         }
     )
     return problems, rollouts, grades, critiques
 
 
-def assemble(tables, condition, template, tokenizer) -> pd.DataFrame:
-    return assemble_contexts(*tables, condition=condition, template=template, tokenizer=tokenizer)
+def assemble(tables, condition, template, tokenizer, statuses=("ok", "wrong_answer")) -> pd.DataFrame:
+    return assemble_contexts(
+        *tables, condition=condition, template=template, tokenizer=tokenizer, critique_statuses=statuses
+    )
 
 
-@pytest.mark.parametrize("condition", ["none", "binary", "reference", "step_aligned"])
+@pytest.mark.parametrize("condition", CONDITIONS)
 def test_one_row_per_rollout_and_the_student_prompt_never_holds_the_context(
     tables, template, tiny_tokenizer, condition
 ):
@@ -105,3 +111,26 @@ def test_step_aligned_condition_holds_the_critique_and_skips_unavailable_ones(
     assert CRITIQUE_1 in out["teacher_prompt"].iloc[1]
     assert out["context"].iloc[2] == ""
     assert out["teacher_prompt"].iloc[2] == out["student_prompt"].iloc[2]
+
+
+def test_critique_status_policy_keeps_excluded_critiques_out_of_training(tables, template, tiny_tokenizer):
+    out = assemble(tables, "step_aligned", template, tiny_tokenizer, statuses=("ok",))
+    assert list(out["train"]) == [True, False, False]  # the wrong_answer critique is now excluded
+    assert out["teacher_prompt"].iloc[1] == out["student_prompt"].iloc[1]
+
+
+def test_aligned_no_repeat_shows_only_the_critique_from_its_first_changed_step(tables, template, tiny_tokenizer):
+    out = assemble(tables, "aligned_no_repeat", template, tiny_tokenizer)
+    context = out["context"].iloc[0]
+    assert "Step 2: 12 - 3 = 9\nAnswer: 9" in context
+    assert "5 + 7 = 12" not in context  # the correct step is not repeated
+    assert "Step 1" not in out["context"].iloc[1] and "Answer: 9" in out["context"].iloc[1]  # nothing changed
+
+
+def test_aligned_with_error_quotes_the_wrong_step_verbatim_before_the_critique(tables, template, tiny_tokenizer):
+    out = assemble(tables, "aligned_with_error", template, tiny_tokenizer)
+    context = out["context"].iloc[0]
+    assert context.index("Step 2: 12 - 3 = 8") < context.index(CRITIQUE_1)
+    # no wrong step to quote: the same context as step_aligned
+    aligned = assemble(tables, "step_aligned", template, tiny_tokenizer)
+    assert out["context"].iloc[1] == aligned["context"].iloc[1]

@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 
+from sdfb.config import CriticConfig, GradingConfig
 from sdfb.critic import CritiqueRequest, SymbolicCritic, critique_rollouts, make_critic
 
 QUESTION = (
@@ -109,10 +110,11 @@ def test_problem_with_a_step_that_is_not_an_equation_is_unavailable():
     assert critique("Answer: 9", steps=("5 + 7 = 12", "then subtract three")).status == "unavailable"
 
 
-def test_make_critic_knows_only_the_symbolic_critic():
-    assert isinstance(make_critic("symbolic"), SymbolicCritic)
-    with pytest.raises(ValueError, match="'llm' is not available"):
-        make_critic("llm")
+def test_make_critic_builds_the_configured_backend_and_llm_critics_need_a_model():
+    assert isinstance(make_critic(CriticConfig()), SymbolicCritic)
+    assert make_critic(CriticConfig(kind="openai", model="m", cache=False)).name == "openai:m"
+    with pytest.raises(ValueError, match="critic.kind=vllm needs critic.model"):
+        CriticConfig(kind="vllm")
 
 
 def test_critique_rollouts_returns_one_row_per_rollout_in_order():
@@ -135,9 +137,11 @@ def test_critique_rollouts_returns_one_row_per_rollout_in_order():
                 "Step 1: 5 + 7 = 13\nAnswer: 13",
             ],
             "finish_reason": ["stop", "stop", "stop"],
+            "completion_ids": [[1, 2], [3], [4, 5]],
         }
     )
-    table = critique_rollouts(rollouts, problems, SymbolicCritic())
+    grades = pd.DataFrame({"problem_id": ["p1", "p1", "p2"], "sample_index": [1, 0, 0], "correct": [False, True, True]})
+    table = critique_rollouts(rollouts, problems, grades, SymbolicCritic(), GradingConfig(workers=1))
     assert list(table["problem_id"]) == ["p1", "p2", "p1"]
     assert list(table["sample_index"]) == [0, 0, 1]
     assert list(table["case"]) == ["A", "none", "D"]
@@ -145,3 +149,8 @@ def test_critique_rollouts_returns_one_row_per_rollout_in_order():
     assert list(table["status"]) == ["ok", "unavailable", "ok"]
     assert set(table["critic"]) == {"symbolic"}
     assert table["critique"].iloc[2] == "Step 1: 5 + 7 = 12\nStep 2: 12 - 3 = 9\nAnswer: 9"
+    # alignment checks: the correct attempt is reproduced (nothing changed); the wrong one changes at step 1
+    assert list(table["first_changed_step"]) == [-1, -1, 1]
+    assert table["copied_share"].iloc[0] == 1.0 and table["copied_share"].isna().iloc[2]
+    assert list(table["answer_correct"]) == [True, False, True]
+    assert list(table["verdict_agrees"]) == [True, None, True]
