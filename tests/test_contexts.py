@@ -119,7 +119,9 @@ def test_critique_status_policy_keeps_excluded_critiques_out_of_training(tables,
     assert out["teacher_prompt"].iloc[1] == out["student_prompt"].iloc[1]
 
 
-def test_aligned_no_repeat_shows_only_the_critique_from_its_first_changed_step(tables, template, tiny_tokenizer):
+def test_aligned_no_repeat_shows_only_the_critique_from_its_first_changed_step(
+    tables, template, tiny_tokenizer
+):
     out = assemble(tables, "aligned_no_repeat", template, tiny_tokenizer)
     context = out["context"].iloc[0]
     assert "Step 2: 12 - 3 = 9\nAnswer: 9" in context
@@ -127,7 +129,9 @@ def test_aligned_no_repeat_shows_only_the_critique_from_its_first_changed_step(t
     assert "Step 1" not in out["context"].iloc[1] and "Answer: 9" in out["context"].iloc[1]  # nothing changed
 
 
-def test_aligned_with_error_quotes_the_wrong_step_verbatim_before_the_critique(tables, template, tiny_tokenizer):
+def test_aligned_with_error_quotes_the_wrong_step_verbatim_before_the_critique(
+    tables, template, tiny_tokenizer
+):
     out = assemble(tables, "aligned_with_error", template, tiny_tokenizer)
     context = out["context"].iloc[0]
     assert context.index("Step 2: 12 - 3 = 8") < context.index(CRITIQUE_1)

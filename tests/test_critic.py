@@ -140,7 +140,9 @@ def test_critique_rollouts_returns_one_row_per_rollout_in_order():
             "completion_ids": [[1, 2], [3], [4, 5]],
         }
     )
-    grades = pd.DataFrame({"problem_id": ["p1", "p1", "p2"], "sample_index": [1, 0, 0], "correct": [False, True, True]})
+    grades = pd.DataFrame(
+        {"problem_id": ["p1", "p1", "p2"], "sample_index": [1, 0, 0], "correct": [False, True, True]}
+    )
     table = critique_rollouts(rollouts, problems, grades, SymbolicCritic(), GradingConfig(workers=1))
     assert list(table["problem_id"]) == ["p1", "p2", "p1"]
     assert list(table["sample_index"]) == [0, 0, 1]

@@ -45,7 +45,7 @@ class CritiqueCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "w") as handle:
-            json.dump({"reply": reply, **meta}, handle)
+            json.dump({**meta, "reply": reply}, handle)
         os.replace(tmp, path)
 
     def __len__(self) -> int:

@@ -21,6 +21,9 @@ _CASE = re.compile(r"<case>\s*([A-D])\b[^<]*</case>", re.IGNORECASE)
 _FIRST_ERROR = re.compile(r"<first_error>\s*([^<]*?)\s*</first_error>", re.IGNORECASE)
 _TAGGED_STEP = re.compile(r"<step_(\d+)>(.*?)</step_\1>", re.DOTALL | re.IGNORECASE)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+# A critic that repeats the solver's label inside the tag ("<step_1>Step 1: ...</step_1>"): the label is not content.
+_LABEL = re.compile(r"^\s*(?:\*\*)?step\s*\d+\s*[:.)]\s*(?:\*\*)?\s*", re.IGNORECASE)
+_DIGITS = re.compile(r"\d+")
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,8 @@ def _render(attempt: ParsedAttempt, steps: list[str], answer: str) -> str:
             j, i = block.a + offset, block.b + offset
             line = attempt.step_lines[j]
             lines[i] = line if i == j else renumber(line, i + 1)
-    return "\n".join([*lines, f"Answer: {' '.join(answer.split())}"])
+    same_answer = attempt.answer_line and normalise_step(answer) == normalise_step(attempt.answer or "")
+    return "\n".join([*lines, attempt.answer_line if same_answer else f"Answer: {' '.join(answer.split())}"])
 
 
 def parse_reply(reply: str | None, attempt: ParsedAttempt) -> Critique:
@@ -121,14 +125,21 @@ def parse_reply(reply: str | None, attempt: ParsedAttempt) -> Critique:
     numbers = [int(n) for n, _ in tagged]
     if numbers != list(range(1, len(numbers) + 1)):
         return malformed(f"step tags are not numbered 1..n in order: {numbers}")
-    steps = [text.strip() for _, text in tagged]
+    steps = [_LABEL.sub("", text).strip() for _, text in tagged]
     if any(not s for s in steps):
         return malformed("an empty <step_k> tag")
     answer = _ANSWER.findall(body)
     if not answer or not answer[-1].strip():
         return malformed("no <answer> tag in the reply")
     first = _FIRST_ERROR.search(body)
-    first_wrong = int(first.group(1)) if first and first.group(1).isdigit() else -1
+    number = _DIGITS.search(first.group(1)) if first else None  # "2", "Step 2", "step_2" all name step 2
+    first_wrong = int(number.group()) if number else -1
+    if first_wrong == 0:
+        first_wrong = -1
+    if first_wrong > len(attempt.steps) + 1:
+        return malformed(
+            f"<first_error> names step {first_wrong}, but the attempt has {len(attempt.steps)} steps"
+        )
     return Critique(
         case.group(1).upper(), first_wrong, _render(attempt, steps, answer[-1].strip()), "ok", raw=raw
     )

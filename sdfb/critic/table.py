@@ -87,12 +87,14 @@ def critique_rollouts(
         )
     ]
     critiques = critic.critique(requests)
-    alignments = [
-        align(parse_attempt(r.attempt), c.text, c.first_wrong_step, r.finish_reason == "length")
-        if c.status == "ok"
-        else None
-        for r, c in zip(requests, critiques, strict=True)
-    ]
+    alignments = []
+    for request, critique in zip(requests, critiques, strict=True):
+        attempt = parse_attempt(request.attempt)
+        cut_off = (
+            request.finish_reason == "length" and attempt.answer is None
+        )  # as the symbolic critic reads it
+        ok = critique.status == "ok"
+        alignments.append(align(attempt, critique.text, critique.first_wrong_step, cut_off) if ok else None)
     answers = [extract_answer(c.text) if c.status == "ok" else None for c in critiques]
     graded = grade_pairs(
         [(a, r.answer) for a, r in zip(answers, requests, strict=True)],

