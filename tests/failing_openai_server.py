@@ -180,7 +180,7 @@ class FailingOpenAIServer:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive with Content-Length, as real servers answer
 
-    def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, *args) -> None:
         pass  # keep the test output clean
 
     def do_POST(self) -> None:

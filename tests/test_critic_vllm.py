@@ -6,13 +6,16 @@ attempt, statuses, raw replies kept, the cache, both backends sending the same p
 Skipped when vllm is not installed, unless SDFB_REQUIRE_VLLM=1 (set by `make test`).
 """
 
+import json
 import os
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from sdfb.config import CriticConfig, CriticDecoding, GradingConfig, OpenAIEndpointConfig, VLLMConfig
 from sdfb.critic import critique_rollouts, make_critic
+from sdfb.store import manifest_path
 
 pytestmark = pytest.mark.vllm
 
@@ -145,3 +148,100 @@ def test_vllm_backend_sends_the_same_prompt_as_the_server_and_gets_the_same_gree
     assert list(local["critic"].unique()) == ["vllm:tiny"]
     assert list(local["status"]) == list(served["status"])
     assert list(local["raw"]) == list(served["raw"])
+
+
+@pytest.fixture(scope="module")
+def stage_inputs(tables, tmp_path_factory):
+    """The stage's input tables as real Parquet files with their manifests, as earlier stages write them."""
+    from sdfb import schemas
+    from sdfb.store import StageKey, write_table
+
+    rollouts, problems, grades = tables
+    folder = tmp_path_factory.mktemp("inputs")
+    full = {
+        "rollouts": rollouts.assign(
+            prompt_text="",
+            prompt_ids=[[1]] * 4,
+            logprobs=rollouts["completion_ids"].map(lambda ids: [0.0] * len(ids)),
+            policy_version="base",
+        ),
+        "problems": problems.assign(source="test", split="train"),
+        "grades": grades.assign(extracted_answer="", status="wrong", format_ok=True, n_steps=1),
+    }
+    paths = {}
+    for name, frame in full.items():
+        schema = getattr(schemas, name.upper())
+        paths[name] = str(folder / f"{name}.parquet")
+        write_table(frame[schema.names], Path(paths[name]), schema, StageKey(0, "test", {}), {"stage": name})
+    return paths
+
+
+def test_critique_task_reads_its_key_from_a_prefect_secret_block_and_records_counts_in_the_manifest(
+    prefect_server, server, stage_inputs, tmp_path
+):
+    from prefect import flow
+    from prefect.blocks.system import Secret
+
+    from sdfb.config import build_config
+    from tasks.critique import critique
+
+    Secret(value="sk-sdfb-test-secret").save("sdfb-critic-key", overwrite=True)
+    cfg = build_config(
+        {
+            "critic": {
+                "kind": "openai",
+                "model": "tiny",
+                "decoding": {"max_tokens": 24},
+                "cache_dir": str(tmp_path / "cache"),
+                "openai": {"base_url": server, "api_key_block": "sdfb-critic-key"},
+            }
+        }
+    )
+
+    @flow
+    def critique_flow(run_dir: str) -> str:
+        return critique(
+            cfg, run_dir, 1, stage_inputs["rollouts"], stage_inputs["problems"], stage_inputs["grades"]
+        )
+
+    from tasks.critique import _api_key
+
+    assert _api_key(cfg.critic) == "sk-sdfb-test-secret"
+    first = Path(critique_flow(str(tmp_path / "run1")))
+    manifest = json.loads(manifest_path(first).read_text())
+    assert manifest["critic"]["calls"] == 3 and manifest["status_counts"]["no_steps"] == 1
+    assert "3 critic calls" in manifest["summary"]
+    # a second run folder over the same rollouts: every critique comes from the cache
+    second = Path(critique_flow(str(tmp_path / "run2")))
+    manifest = json.loads(manifest_path(second).read_text())
+    assert manifest["critic"]["calls"] == 0 and manifest["critic"]["cache_hits"] == 3
+    for path in [*tmp_path.rglob("*.json"), *tmp_path.rglob("*.parquet")]:
+        assert b"sk-sdfb-test-secret" not in path.read_bytes(), path
+
+
+def test_a_critic_endpoint_that_is_down_stops_the_stage_with_a_clear_error_and_writes_nothing(
+    stage_inputs, tmp_path
+):
+    from sdfb.config import build_config
+    from sdfb.critic import CriticUnavailableError
+    from sdfb.critic.serve import free_port
+    from tasks.critique import critique
+
+    down = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    cfg = build_config(
+        {
+            "critic": {
+                "kind": "openai",
+                "model": "tiny",
+                "cache_dir": str(tmp_path / "cache"),
+                "openai": {"base_url": down, "max_retries": 1, "request_timeout_seconds": 2},
+            }
+        }
+    )
+    run_dir = tmp_path / "run"
+    with pytest.raises(CriticUnavailableError, match=r"3 of 4 critic requests to .* failed") as caught:
+        critique.fn(
+            cfg, str(run_dir), 1, stage_inputs["rollouts"], stage_inputs["problems"], stage_inputs["grades"]
+        )
+    assert "connection x3" in str(caught.value) and "critic.max_failed_share" in str(caught.value)
+    assert not list(run_dir.rglob("critiques.parquet*"))

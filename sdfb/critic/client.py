@@ -34,6 +34,8 @@ class ClientStats:
     http_statuses: Counter = field(default_factory=Counter)
     errors: Counter = field(default_factory=Counter)  # kind of failure -> requests that ended in it
     seconds: float = 0.0  # wall time of the whole batch
+    completion_tokens: int = 0
+    request_seconds: float = 0.0  # summed over requests, queueing behind the concurrency bound excluded
 
     def as_dict(self) -> dict:
         return {
@@ -43,6 +45,8 @@ class ClientStats:
             "http_statuses": {str(k): v for k, v in sorted(self.http_statuses.items())},
             "errors": dict(self.errors),
             "seconds": round(self.seconds, 3),
+            "completion_tokens": self.completion_tokens,
+            "mean_request_seconds": round(self.request_seconds / self.requests, 3) if self.requests else 0.0,
         }
 
 
@@ -142,9 +146,13 @@ async def _chat_all(conversations, endpoint: Endpoint, sampling: dict, on_done):
                 IndexError,
             ) as exc:
                 kind, message = _describe(exc)
+                if endpoint.api_key:  # a server may echo the request's key in its error text
+                    message = message.replace(endpoint.api_key, "[redacted]")
                 stats.errors[kind] += 1
                 result = ChatResult(None, message, time.perf_counter() - started)
         results[i] = result
+        stats.completion_tokens += result.completion_tokens
+        stats.request_seconds += result.seconds
         if on_done is not None:
             on_done(i, result)
 
