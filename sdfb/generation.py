@@ -156,14 +156,18 @@ def make_generator(cfg: RunConfig, adapter: Path | str | None, batch_size: int) 
     return generator
 
 
-def engine_for(model_name: str, dtype: str, vllm_cfg, max_lora_rank: int, seed: int):
+def engine_for(
+    model_name: str, dtype: str, vllm_cfg, max_lora_rank: int, seed: int, section: str = "rollout.vllm"
+):
     """The process's vLLM engine for these settings, started on first use (the solver's and an LLM critic's)."""
     from sdfb.vllm_engine import VLLMGenerator
 
     key = (model_name, dtype, vllm_cfg, max_lora_rank, seed)
     if key not in _ENGINES:
         log.info("starting the vLLM engine for %s", model_name)
-        _ENGINES[key] = VLLMGenerator(model_name, dtype, vllm_cfg, max_lora_rank=max_lora_rank, seed=seed)
+        _ENGINES[key] = VLLMGenerator(
+            model_name, dtype, vllm_cfg, max_lora_rank=max_lora_rank, seed=seed, section=section
+        )
     return _ENGINES[key]
 
 

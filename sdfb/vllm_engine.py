@@ -39,7 +39,15 @@ def _on_gpu() -> bool:
 class VLLMGenerator:
     """An in-process vLLM engine over the base model; `set_adapter` picks the LoRA adapter for later requests."""
 
-    def __init__(self, model_name: str, dtype: str, cfg: VLLMConfig, max_lora_rank: int, seed: int = 0):
+    def __init__(
+        self,
+        model_name: str,
+        dtype: str,
+        cfg: VLLMConfig,
+        max_lora_rank: int,
+        seed: int = 0,
+        section: str = "rollout.vllm",  # where these settings live in the config, for error messages
+    ):
         from sdfb.models import load_tokenizer, resolve_model
 
         self.cfg = cfg
@@ -84,9 +92,9 @@ class VLLMGenerator:
             ) from None
         except (RuntimeError, ValueError, OSError) as exc:
             raise EngineStartError(
-                f"the vLLM engine failed to start: {exc}\nSettings to change: rollout.vllm.gpu_memory_utilization "
-                f"(now {memory}; on CPU it is the share of RAM reserved for the KV cache), rollout.vllm.max_model_len "
-                f"(now {cfg.max_model_len}), rollout.vllm.tensor_parallel_size (now {cfg.tensor_parallel_size}); "
+                f"the vLLM engine failed to start: {exc}\nSettings to change: {section}.gpu_memory_utilization "
+                f"(now {memory}; on CPU it is the share of RAM reserved for the KV cache), {section}.max_model_len "
+                f"(now {cfg.max_model_len}), {section}.tensor_parallel_size (now {cfg.tensor_parallel_size}); "
                 "or set rollout.engine=hf. The engine's own log above names the root cause."
             ) from None
 

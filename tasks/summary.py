@@ -27,6 +27,7 @@ def _round_stats(layout: RunLayout, round_index: int) -> dict:
         "rollout_format_rate": float(grades["format_ok"].mean()),
         "grade_status": grades["status"].value_counts().to_dict(),
         "critique_cases": critiques["case"].value_counts().to_dict(),
+        "critique_status": critiques["status"].value_counts().to_dict(),
         "distill": manifest["metrics"],
     }
 

@@ -52,8 +52,9 @@ class OpenAIBackend:
 
 
 class VLLMBackend:
-    """The critic on an in-process engine (shared with the solver when it is the same model, always without the
-    solver's adapter: the critic is frozen)."""
+    """The critic on an in-process engine of its own, started once per process (flow run), never with an adapter:
+    the critic is frozen. Beside the solver's engine on one GPU, give the two engines memory shares that fit
+    together (`critic.vllm.gpu_memory_utilization` and `rollout.vllm.gpu_memory_utilization`)."""
 
     def __init__(self, cfg: CriticConfig, seed: int):
         self.cfg = cfg
@@ -64,7 +65,12 @@ class VLLMBackend:
 
         started = time.perf_counter()
         engine = engine_for(
-            self.cfg.model or "", self.cfg.dtype, self.cfg.vllm, max_lora_rank=8, seed=self.seed
+            self.cfg.model or "",
+            self.cfg.dtype,
+            self.cfg.vllm,
+            max_lora_rank=8,
+            seed=self.seed,
+            section="critic.vllm",
         )
         engine.set_adapter(None)
         tok = engine.tokenizer
