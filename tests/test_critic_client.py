@@ -396,3 +396,41 @@ def test_make_critic_sends_the_key_from_the_configured_environment_variable_and_
         "seed": d.seed,
     }
     assert re.search(r"<step_2>12 - 3 = 8</step_2>", received.last_user_message)
+
+
+def test_the_critique_task_writes_failed_rows_below_the_threshold_and_redoes_only_them_on_the_next_run(
+    start_server, tmp_path
+):
+    from stage_tables import write_critique_inputs
+
+    from sdfb.config import build_config
+    from sdfb.store import read_manifest
+    from tasks.critique import critique
+
+    server = start_server(reply=CRITIC_REPLY)
+    inputs = write_critique_inputs(tmp_path, *tables())
+    critic = critic_config(server.base_url, tmp_path / "cache", max_failed_share=0.5).model_dump()
+    cfg = build_config({"critic": critic})
+
+    def run():
+        return critique.fn(
+            cfg, str(tmp_path / "run"), 1, inputs["rollouts"], inputs["problems"], inputs["grades"]
+        )
+
+    path = run()  # 1 failed of 4: below the share, so the table is written with the failure recorded
+    manifest = read_manifest(path)
+    assert manifest["status_counts"]["failed"] == 1 and manifest["critic"]["backend_errors"] == {
+        "http_500": 1
+    }
+    assert "failures: http_500 x1" in manifest["summary"]
+    asked = server.count
+
+    server.force = "ok"
+    run()  # the finished stage had failures: computed again, asking only the failed row
+    manifest = read_manifest(path)
+    assert "failed" not in manifest["status_counts"]
+    assert (manifest["critic"]["calls"], manifest["critic"]["cache_hits"]) == (1, 2)
+    assert server.count == asked + 1
+
+    run()  # finished without failures: reused, nothing asked
+    assert server.count == asked + 1

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from stage_tables import write_critique_inputs
 
 from sdfb.config import CriticConfig, CriticDecoding, GradingConfig, OpenAIEndpointConfig, VLLMConfig
 from sdfb.critic import critique_rollouts, make_critic
@@ -152,28 +153,7 @@ def test_vllm_backend_sends_the_same_prompt_as_the_server_and_gets_the_same_gree
 
 @pytest.fixture(scope="module")
 def stage_inputs(tables, tmp_path_factory):
-    """The stage's input tables as real Parquet files with their manifests, as earlier stages write them."""
-    from sdfb import schemas
-    from sdfb.store import StageKey, write_table
-
-    rollouts, problems, grades = tables
-    folder = tmp_path_factory.mktemp("inputs")
-    full = {
-        "rollouts": rollouts.assign(
-            prompt_text="",
-            prompt_ids=[[1]] * 4,
-            logprobs=rollouts["completion_ids"].map(lambda ids: [0.0] * len(ids)),
-            policy_version="base",
-        ),
-        "problems": problems.assign(source="test", split="train"),
-        "grades": grades.assign(extracted_answer="", status="wrong", format_ok=True, n_steps=1),
-    }
-    paths = {}
-    for name, frame in full.items():
-        schema = getattr(schemas, name.upper())
-        paths[name] = str(folder / f"{name}.parquet")
-        write_table(frame[schema.names], Path(paths[name]), schema, StageKey(0, "test", {}), {"stage": name})
-    return paths
+    return write_critique_inputs(tmp_path_factory.mktemp("inputs"), *tables)
 
 
 def test_critique_task_reads_its_key_from_a_prefect_secret_block_and_records_counts_in_the_manifest(
