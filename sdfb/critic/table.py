@@ -25,9 +25,9 @@ class CriticUnavailableError(RuntimeError):
 
 
 def critique_cache_dir(cfg: CriticConfig) -> Path:
-    if cfg.cache_dir:
-        return Path(cfg.cache_dir).expanduser()
-    return Path(os.environ.get("SDFB_CACHE", Path.home() / ".cache" / "sdfb")) / "critiques"
+    from sdfb.models import cache_dir
+
+    return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else cache_dir() / "critiques"
 
 
 def make_critic(cfg: CriticConfig, api_key: str | None = None, seed: int = 0) -> Critic:
