@@ -4,6 +4,7 @@ any OpenAI-compatible endpoint, with every reply kept in the content-addressed c
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import time
 from collections import Counter
@@ -136,7 +137,9 @@ class LLMCritic:
                 )
                 continue
             problem = {"id": request.problem_id, "question": request.question, "solution": request.solution}
-            key = cache_key(problem, request.attempt_hash, self.identity)
+            # Without the sampled ids (a request built by hand), the attempt's text identifies it instead.
+            attempt_id = request.attempt_hash or hashlib.sha256(request.attempt.encode()).hexdigest()
+            key = cache_key(problem, attempt_id, self.identity)
             reply = self.cache.get(key) if self.cache is not None else None
             if reply is not None:
                 parsed = parse_reply(reply, attempt)
