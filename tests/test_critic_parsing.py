@@ -402,3 +402,10 @@ def test_an_unchanged_answer_keeps_the_attempts_answer_line_byte_for_byte():
     attempt_text = "Step 1: 5 + 7 = 12\nStep 2: 12 - 3 = 9\n**Answer:** 9"
     critique = parse_reply(reply("A", "none", ["5 + 7 = 12", "12 - 3 = 9"], "9"), parse_attempt(attempt_text))
     assert critique.text == attempt_text
+
+
+def test_every_closed_think_block_is_removed_not_just_the_text_before_the_last_one():
+    attempt = parse_attempt(WRONG_AT_STEP_2)
+    body = reply("D", "2", ["She buys 7, so 5 + 7 = 12", "12 - 3 = 9"], "9")
+    critique = parse_reply(f"<think>first thoughts</think>{body}<think>second thoughts</think>", attempt)
+    assert critique.status == "ok" and critique.text.endswith("Answer: 9")
