@@ -68,26 +68,10 @@ def critic_config(args, base_url: str, concurrency: int, cache_dir: Path | None)
 def pass_over(args, base_url, concurrency, tables) -> dict[str, float]:
     """One pass of the critic alone (no checks, no grading) with the cache off."""
     from sdfb.critic import make_critic
-    from sdfb.critic.base import CritiqueRequest
-    from sdfb.critic.cache import attempt_hash
+    from sdfb.critic.table import critique_requests
 
     rollouts, problems, _ = tables
-    by_id = problems.set_index("problem_id")
-    requests = [
-        CritiqueRequest(
-            by_id.at[p, "question"],
-            by_id.at[p, "solution"],
-            by_id.at[p, "answer"],
-            tuple(by_id.at[p, "steps"]),
-            text,
-            "stop",
-            p,
-            attempt_hash(ids),
-        )
-        for p, text, ids in zip(
-            rollouts["problem_id"], rollouts["completion_text"], rollouts["completion_ids"], strict=True
-        )
-    ]
+    requests = critique_requests(rollouts, problems)
     critic = make_critic(critic_config(args, base_url, concurrency, None))
     started = time.perf_counter()
     critiques = critic.critique(requests)

@@ -53,21 +53,10 @@ def make_critic(cfg: CriticConfig, api_key: str | None = None, seed: int = 0) ->
     return LLMCritic(f"{cfg.kind}:{cfg.model}", backend, prompt, identity, cache)
 
 
-def critique_rollouts(
-    rollouts: pd.DataFrame,
-    problems: pd.DataFrame,
-    grades: pd.DataFrame,
-    critic: Critic,
-    grading: GradingConfig,
-) -> pd.DataFrame:
-    """One critique row per rollout, in rollout order, with its alignment checks and final status."""
+def critique_requests(rollouts: pd.DataFrame, problems: pd.DataFrame) -> list[CritiqueRequest]:
+    """One request per rollout, in rollout order, carrying the problem and the hash of the sampled token ids."""
     by_id = problems.set_index("problem_id")
-    keys = ["problem_id", "sample_index"]
-    correct = rollouts[keys].merge(grades[[*keys, "correct"]], on=keys, how="left", validate="one_to_one")[
-        "correct"
-    ]
-    assert not correct.isna().any(), "rollouts without a grade: grade them before critiquing"
-    requests = [
+    return [
         CritiqueRequest(
             question=by_id.at[pid, "question"],
             solution=by_id.at[pid, "solution"],
@@ -86,6 +75,22 @@ def critique_rollouts(
             strict=True,
         )
     ]
+
+
+def critique_rollouts(
+    rollouts: pd.DataFrame,
+    problems: pd.DataFrame,
+    grades: pd.DataFrame,
+    critic: Critic,
+    grading: GradingConfig,
+) -> pd.DataFrame:
+    """One critique row per rollout, in rollout order, with its alignment checks and final status."""
+    keys = ["problem_id", "sample_index"]
+    correct = rollouts[keys].merge(grades[[*keys, "correct"]], on=keys, how="left", validate="one_to_one")[
+        "correct"
+    ]
+    assert not correct.isna().any(), "rollouts without a grade: grade them before critiquing"
+    requests = critique_requests(rollouts, problems)
     critiques = critic.critique(requests)
     alignments = []
     for request, critique in zip(requests, critiques, strict=True):
