@@ -14,7 +14,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from sdfb import distill, schemas
-from sdfb.config import RunConfig
+from sdfb.config import RunConfig, objective
 from sdfb.generation import sleep_engines
 from sdfb.models import load_tokenizer
 from sdfb.runs import RunLayout, stage_key
@@ -62,7 +62,7 @@ def run_round(
     )  # intra-round checkpoints, kept until the end
     if examples:
         result = distill.train_round(
-            model, tokenizer, examples, d, partial, cfg.seed + round_index, cfg.objective(), teacher
+            model, tokenizer, examples, d, partial, cfg.seed + round_index, objective(cfg.context, cfg.distill), teacher
         )
     else:
         logger.warning(

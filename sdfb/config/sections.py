@@ -1,19 +1,13 @@
-"""Experiment configuration: frozen, closed pydantic models, YAML recipes and `a.b=value` overrides.
+"""The configuration sections: frozen, closed pydantic models with their defaults and cross-field checks.
 
-Precedence is defaults < YAML file < command-line overrides. Validation happens before any work starts.
+Loading YAML recipes and `a.b=value` overrides lives in `sdfb.config.loading`.
 """
 
 from __future__ import annotations
 
-import copy
-import difflib
-import hashlib
-import json
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class ConfigError(ValueError):
@@ -98,6 +92,9 @@ class VLLMConfig(_Frozen):
     enforce_eager: bool = False
     # GPU only: release the engine's memory (sleep mode) during the training stage, take it back after.
     sleep_during_training: bool = True
+    # The largest LoRA rank the engine can apply (rounded up to a size vLLM supports); must hold distill.lora.r.
+    # A setting of the engine, not of training, so the stages that generate do not read the distill section.
+    max_lora_rank: int = Field(64, ge=1, le=512)
 
 
 class RolloutConfig(_Frozen):
@@ -259,101 +256,26 @@ class RunConfig(_Frozen):
 
     @model_validator(mode="after")
     def _grpo_needs_groups(self) -> RunConfig:
-        if self.objective() == "grpo" and self.rollout.sampling.n < 2:
+        if objective(self.context, self.distill) == "grpo" and self.rollout.sampling.n < 2:
             raise ValueError(
                 "GRPO (the binary condition) needs groups: set rollout.sampling.n to 2 or more "
                 "(the paper uses 8), or distill.objective=self_distillation"
             )
         return self
 
-    def objective(self) -> str:
-        if self.distill.objective == "auto":
-            return "grpo" if self.context.condition == "binary" else "self_distillation"
-        return self.distill.objective
-
-
-def config_hash(section: BaseModel | dict | list | str | int | float | None) -> str:
-    """A short stable hash of a config section (or any JSON-able value)."""
-    payload = section.model_dump(mode="json") if isinstance(section, BaseModel) else section
-    blob = json.dumps(payload, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    parts = dotted.split(".")
-    node = tree
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"--set {dotted}: '{part}' is a value, not a section")
-        node = child
-    node[parts[-1]] = value
-
-
-def parse_override(item: str) -> tuple[str, Any]:
-    """Parse `a.b=value`; the value is read as YAML so numbers, booleans and lists keep their types."""
-    key, sep, raw = item.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, for example --set rollout.batch_size=8")
-    return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
-
-
-def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        if field is None or not (
-            isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
-        ):
-            return []
-        model = field.annotation
-    return list(model.model_fields)
-
-
-def _explain(error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        loc = tuple(p for p in item["loc"] if not isinstance(p, int))
-        key = ".".join(str(p) for p in loc) or "<root>"
-        if item["type"] == "extra_forbidden":
-            known = _known_keys(RunConfig, loc)
-            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(known)})"
-            lines.append(f"  {key}: unknown key{hint}")
-        else:
-            lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
-    return "invalid configuration:\n" + "\n".join(lines)
-
-
-def build_config(
-    tree: dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = ()
-) -> RunConfig:
-    """Validate a config tree plus `a.b=value` overrides; raises ConfigError naming every bad key."""
-    merged: dict[str, Any] = copy.deepcopy(tree or {})
-    for item in overrides:
-        key, value = parse_override(item)
-        _set_dotted(merged, key, value)
-    try:
-        return RunConfig.model_validate(merged)
-    except ValidationError as exc:
-        raise ConfigError(_explain(exc)) from None
-
-
-def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Read a YAML recipe (or none, for the defaults) and apply overrides."""
-    tree: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(
-                f"config file {path} does not exist; pass --config configs/demo.yaml or another recipe"
+    @model_validator(mode="after")
+    def _engine_holds_the_adapter(self) -> RunConfig:
+        rank = self.distill.lora.r
+        if self.distill.finetune == "lora" and rank > self.rollout.vllm.max_lora_rank:
+            raise ValueError(
+                f"distill.lora.r={rank} exceeds rollout.vllm.max_lora_rank={self.rollout.vllm.max_lora_rank}: "
+                f"set rollout.vllm.max_lora_rank to {rank} or more, so the engine can apply the adapter"
             )
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(
-                f"config file {path} must hold a mapping of sections, got {type(loaded).__name__}"
-            )
-        tree = loaded or {}
-    return build_config(tree, overrides)
+        return self
+
+
+def objective(context: ContextConfig, distill: DistillConfig) -> str:
+    """The training objective: `auto` means GRPO for the binary condition, self-distillation otherwise."""
+    if distill.objective == "auto":
+        return "grpo" if context.condition == "binary" else "self_distillation"
+    return distill.objective
