@@ -65,40 +65,20 @@ def assemble_contexts(
         )
     )
     unmatched = table["correct"].isna() | table["status"].isna() | table["question"].isna()
-    assert not unmatched.any(), (
-        f"rollouts without a grade, critique or problem: {table.loc[unmatched, keys].head().to_dict('records')}"
-    )
-    contexts, teacher_prompts, train = [], [], []
-    for row in table.itertuples(index=False):
-        if condition == "none":
-            context, usable = "", False  # the teacher equals the student: nothing to learn
-        elif condition == "binary":
-            context = render_context(
-                template,
-                "binary",
-                attempt_answer=row.extracted_answer or "nothing",
-                verdict="correct" if row.correct else "incorrect",
-            )
-            usable = True
-        elif condition == "reference":
-            context, usable = render_context(template, "reference", solution=row.solution), True
-        else:
-            usable = row.status in critique_statuses and bool(row.critique)
-            context = (
-                critique_context(
-                    template,
-                    condition,
-                    row.critique,
-                    int(row.first_changed_step),
-                    int(row.first_wrong_step),
-                    row.completion_text,
-                )
-                if usable
-                else ""
-            )
-        contexts.append(context)
-        teacher_prompts.append(render_teacher_prompt(tokenizer, template, row.question, context))
-        train.append(usable)
+    if unmatched.any():
+        raise ValueError(
+            f"rollouts without a grade, critique or problem: {table.loc[unmatched, keys].head().to_dict('records')}; "
+            "assemble contexts from the tables of one round"
+        )
+    chosen = [
+        row_context(row, condition, template, critique_statuses) for row in table.itertuples(index=False)
+    ]
+    contexts = [context for context, _ in chosen]
+    teacher_prompts = [
+        render_teacher_prompt(tokenizer, template, q, c)
+        for q, c in zip(table["question"], contexts, strict=True)
+    ]
+    train = [usable for _, usable in chosen]
     return pd.DataFrame(
         {
             "problem_id": table["problem_id"],
@@ -111,3 +91,28 @@ def assemble_contexts(
             "train": train,
         }
     )
+
+
+def row_context(
+    row, condition: str, template: Template, critique_statuses: tuple[str, ...]
+) -> tuple[str, bool]:
+    """The context for one merged rollout row under `condition`, and whether the row is trained on."""
+    if condition == "none":
+        return "", False  # the teacher equals the student: nothing to learn
+    if condition == "binary":
+        verdict = "correct" if row.correct else "incorrect"
+        return render_context(
+            template, "binary", attempt_answer=row.extracted_answer or "nothing", verdict=verdict
+        ), True
+    if condition == "reference":
+        return render_context(template, "reference", solution=row.solution), True
+    if row.status not in critique_statuses or not row.critique:
+        return "", False
+    return critique_context(
+        template,
+        condition,
+        row.critique,
+        int(row.first_changed_step),
+        int(row.first_wrong_step),
+        row.completion_text,
+    ), True

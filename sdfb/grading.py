@@ -105,7 +105,11 @@ def grade_completions(
     """One grade row per completion row (`problem_id`, `sample_index`, `completion_text`)."""
     gold = problems.set_index("problem_id")["answer"]
     missing = set(completions["problem_id"]) - set(gold.index)
-    assert not missing, f"completions refer to unknown problems: {sorted(missing)[:5]}"
+    if missing:
+        raise ValueError(
+            f"completions refer to unknown problems: {sorted(missing)[:5]}; grade them with the problems table "
+            "they were sampled from"
+        )
     parsed = [parse_attempt(t) for t in completions["completion_text"]]
     answers = [extract_answer(t) for t in completions["completion_text"]]
     grades = grade_pairs(

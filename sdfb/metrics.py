@@ -13,7 +13,8 @@ import pandas as pd
 
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased estimator 1 - C(n-c, k) / C(n, k) for n samples of which c are correct (Chen et al. 2021)."""
-    assert 0 <= c <= n and 1 <= k <= n, f"need 0 <= c <= n and 1 <= k <= n, got n={n} c={c} k={k}"
+    if not (0 <= c <= n and 1 <= k <= n):
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n} c={c} k={k}")
     if n - c < k:
         return 1.0
     return 1.0 - comb(n - c, k) / comb(n, k)
@@ -46,7 +47,8 @@ def score(samples: pd.DataFrame, k: int) -> dict[str, float]:
     `extracted_answer`, `format_ok`; every problem must have at least k samples."""
     per_problem = samples.groupby("problem_id", sort=False)
     sizes = per_problem.size()
-    assert (sizes >= k).all(), f"every problem needs at least k={k} samples; smallest has {int(sizes.min())}"
+    if not (sizes >= k).all():
+        raise ValueError(f"every problem needs at least k={k} samples; smallest has {int(sizes.min())}")
     passes, majorities = [], []
     for _, group in per_problem:
         passes.append(pass_at_k(len(group), int(group["correct"].sum()), k))

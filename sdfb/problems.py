@@ -260,5 +260,13 @@ def sample_round(
     return picked.assign(split="train").reset_index(drop=True), dropped
 
 
+def check_disjoint(train: pd.DataFrame, eval_ids: set[str]) -> pd.DataFrame:
+    """`train` itself, after checking that none of its problems is in the eval split."""
+    overlap = set(train["problem_id"]) & eval_ids
+    if overlap:
+        raise DataError(f"{len(overlap)} training problems are also eval problems, e.g. {sorted(overlap)[:3]}")
+    return train
+
+
 def _split_seed(seed: int, label: str) -> int:
     return int(hashlib.sha256(f"{seed}:{label}".encode()).hexdigest()[:8], 16)

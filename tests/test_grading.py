@@ -102,5 +102,5 @@ def test_grade_completions_returns_one_row_per_completion_with_format_and_steps(
 def test_grade_completions_rejects_completions_for_unknown_problems():
     problems = pd.DataFrame({"problem_id": ["p1"], "answer": ["9"]})
     completions = pd.DataFrame({"problem_id": ["zz"], "sample_index": [0], "completion_text": ["Answer: 9"]})
-    with pytest.raises(AssertionError, match="unknown problems"):
+    with pytest.raises(ValueError, match="unknown problems"):
         grade_completions(completions, problems, timeout_seconds=60, workers=1)

@@ -23,7 +23,7 @@ def test_pass_at_k_matches_hand_worked_values(n, c, k, expected):
 
 @pytest.mark.parametrize("n, c, k", [(3, 4, 1), (3, 1, 4), (3, 1, 0), (3, -1, 1)])
 def test_pass_at_k_rejects_impossible_counts(n, c, k):
-    with pytest.raises(AssertionError):
+    with pytest.raises(ValueError):
         pass_at_k(n, c, k)
 
 
@@ -75,5 +75,5 @@ def test_score_at_k_below_the_sample_count_uses_the_unbiased_estimator():
 
 def test_score_refuses_problems_with_fewer_than_k_samples():
     samples = _samples().iloc[:5]  # p2 keeps only 2 samples
-    with pytest.raises(AssertionError, match="at least k=3 samples; smallest has 2"):
+    with pytest.raises(ValueError, match="at least k=3 samples; smallest has 2"):
         score(samples, k=3)

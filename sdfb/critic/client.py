@@ -99,10 +99,9 @@ def chat_many(
         return pool.submit(asyncio.run, coro).result()
 
 
-async def _chat_all(conversations, endpoint: Endpoint, sampling: dict, on_done):
+def _client(endpoint: Endpoint, stats: ClientStats):
+    """An async OpenAI client whose HTTP hooks count attempts (retries included) and response statuses."""
     import openai
-
-    stats = ClientStats(requests=len(conversations))
 
     async def count_request(_request) -> None:
         stats.http_attempts += 1
@@ -113,43 +112,48 @@ async def _chat_all(conversations, endpoint: Endpoint, sampling: dict, on_done):
     http_client = openai.DefaultAsyncHttpxClient(
         event_hooks={"request": [count_request], "response": [count_response]}
     )
-    client = openai.AsyncOpenAI(
+    return openai.AsyncOpenAI(
         base_url=endpoint.base_url,
         api_key=endpoint.api_key or "EMPTY",  # local servers take any key
         max_retries=endpoint.max_retries,
         timeout=endpoint.request_timeout,
         http_client=http_client,
     )
+
+
+async def _chat_one(client, messages, endpoint: Endpoint, sampling: dict, stats: ClientStats) -> ChatResult:
+    """One request under its deadline (all retries included); every failure becomes a ChatResult with a reason."""
+    import openai
+
+    started = time.perf_counter()
+    try:
+        reply = await asyncio.wait_for(
+            client.chat.completions.create(model=endpoint.model, messages=messages, **sampling),
+            endpoint.deadline,
+        )
+        choice = reply.choices[0]
+        text = choice.message.content or ""
+        if not isinstance(text, str):
+            raise TypeError(f"message content is {type(text).__name__}, not text")
+        tokens = reply.usage.completion_tokens if reply.usage else 0
+        return ChatResult(text, "", time.perf_counter() - started, tokens)
+    except (TimeoutError, openai.OpenAIError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        kind, message = _describe(exc)
+        if endpoint.api_key:  # a server may echo the request's key in its error text
+            message = message.replace(endpoint.api_key, "[redacted]")
+        stats.errors[kind] += 1
+        return ChatResult(None, message, time.perf_counter() - started)
+
+
+async def _chat_all(conversations, endpoint: Endpoint, sampling: dict, on_done):
+    stats = ClientStats(requests=len(conversations))
+    client = _client(endpoint, stats)
     gate = asyncio.Semaphore(endpoint.concurrency)
     results: list[ChatResult | None] = [None] * len(conversations)
 
     async def one(i: int, messages: list[dict[str, str]]) -> None:
         async with gate:
-            started = time.perf_counter()
-            try:
-                reply = await asyncio.wait_for(
-                    client.chat.completions.create(model=endpoint.model, messages=messages, **sampling),
-                    endpoint.deadline,
-                )
-                choice = reply.choices[0]
-                text = choice.message.content or ""
-                if not isinstance(text, str):
-                    raise TypeError(f"message content is {type(text).__name__}, not text")
-                tokens = reply.usage.completion_tokens if reply.usage else 0
-                result = ChatResult(text, "", time.perf_counter() - started, tokens)
-            except (
-                TimeoutError,
-                openai.OpenAIError,
-                ValueError,
-                TypeError,
-                AttributeError,
-                IndexError,
-            ) as exc:
-                kind, message = _describe(exc)
-                if endpoint.api_key:  # a server may echo the request's key in its error text
-                    message = message.replace(endpoint.api_key, "[redacted]")
-                stats.errors[kind] += 1
-                result = ChatResult(None, message, time.perf_counter() - started)
+            result = await _chat_one(client, messages, endpoint, sampling, stats)
         results[i] = result
         stats.completion_tokens += result.completion_tokens
         stats.request_seconds += result.seconds

@@ -89,7 +89,8 @@ def critique_rollouts(
     correct = rollouts[keys].merge(grades[[*keys, "correct"]], on=keys, how="left", validate="one_to_one")[
         "correct"
     ]
-    assert not correct.isna().any(), "rollouts without a grade: grade them before critiquing"
+    if correct.isna().any():
+        raise ValueError(f"{int(correct.isna().sum())} rollouts have no grade: grade them before critiquing")
     requests = critique_requests(rollouts, problems)
     critiques = critic.critique(requests)
     alignments = []
