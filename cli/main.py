@@ -106,7 +106,7 @@ def train_round(
     ] = None,
 ) -> None:
     """Train one round from its stored rollouts, outside the flow: for `accelerate launch` on several GPUs."""
-    from sdfb.runs import RunLayout
+    from sdfb.stages import output_path
     from tasks.distill import run_round
 
     try:
@@ -114,18 +114,16 @@ def train_round(
     except ConfigError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    layout = RunLayout(run_dir.resolve())
-    inputs = {s: layout.stage(round_index, s) for s in ("rollouts", "contexts", "grades")}
+    root = run_dir.resolve()
+    inputs = {s: output_path(root, s, round=round_index) for s in ("rollouts", "contexts", "grades")}
     missing = [str(p) for p in inputs.values() if not p.exists()]
     if missing:
         err.print(
             f"[red]error:[/red] round {round_index} has no {', '.join(missing)}; run the flow up to that round first"
         )
         raise typer.Exit(2)
-    previous = layout.checkpoint(round_index - 1) if round_index > 1 else None
-    path = run_round(
-        cfg, str(layout.root), round_index, *(str(p) for p in inputs.values()), previous and str(previous)
-    )
+    previous = output_path(root, "distill", "checkpoint", round=round_index - 1) if round_index > 1 else None
+    path = run_round(cfg, str(root), round_index, *(str(p) for p in inputs.values()), previous and str(previous))
     console.print(path)
 
 

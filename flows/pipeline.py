@@ -14,7 +14,7 @@ from prefect import flow
 
 from sdfb.config import RunConfig, load_config
 from sdfb.generation import release_engines
-from sdfb.runs import BASE, round_name
+from sdfb.stages import BASE, round_name
 from tasks.contexts import build_contexts
 from tasks.critique import critique
 from tasks.distill import distill_round
@@ -28,7 +28,7 @@ from tasks.summary import write_summary
 @flow(name="sdfb-pipeline", log_prints=False)
 def pipeline(config: RunConfig, run_dir: str, started_at: float | None = None) -> str:
     started_at = started_at or time.time()
-    try:  # the generation engine lives as long as this flow run
+    try:  # the generation engines live as long as this flow run
         eval_problems = sample_eval_problems(config, run_dir)
         scores = [score_checkpoint(config, run_dir, BASE, None, eval_problems)]
         adapter = None

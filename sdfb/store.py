@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -17,6 +16,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from sdfb.atomic import atomic_path, write_text
 
 MANIFEST_SUFFIX = ".manifest.json"
 _PACKAGES = ("sdfb", "torch", "transformers", "trl", "peft", "prefect", "pyarrow", "pandas", "math-verify")
@@ -91,10 +92,7 @@ def _write_manifest(path: Path, key: StageKey, content_hash: str, extra: dict[st
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **extra,
     }
-    mpath = manifest_path(path)
-    tmp = mpath.with_name(mpath.name + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, mpath)
+    write_text(manifest_path(path), json.dumps(manifest, indent=2, sort_keys=True, default=str))
 
 
 def write_table(
@@ -105,9 +103,8 @@ def write_table(
     path.parent.mkdir(parents=True, exist_ok=True)
     manifest_path(path).unlink(missing_ok=True)  # an old manifest must not vouch for a new file
     table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
     _write_manifest(
         path, key, file_hash(path), {"rows": table.num_rows, "schema": schema.names, **(extra or {})}
     )

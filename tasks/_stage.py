@@ -1,5 +1,6 @@
 """The skip-or-compute step every table-writing task shares: a finished output (manifest with the same key) is
-reused, anything else is computed, timed and written atomically with its manifest last."""
+reused, anything else is computed from the stage's declared config keys, timed and written atomically with its
+manifest last. Paths, keys and the config view all come from the stage table in `sdfb.stages`."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 from prefect import get_run_logger
 from prefect.exceptions import MissingContextError
 
-from sdfb.store import StageKey, is_finished, read_manifest, write_table
+from sdfb.config import RunConfig
+from sdfb.stages import config_view, output_path, stage, stage_key
+from sdfb.store import is_finished, read_manifest, write_table
+
+Inputs = dict[str, str | None]
+Compute = Callable[..., pd.DataFrame | tuple[pd.DataFrame, dict[str, Any]]]
 
 
 def task_logger() -> logging.Logger | logging.LoggerAdapter:
@@ -26,27 +31,42 @@ def task_logger() -> logging.Logger | logging.LoggerAdapter:
 
 
 def run_stage(
-    stage: str,
-    path: Path,
-    key: StageKey,
-    schema: pa.Schema,
-    compute: Callable[[], pd.DataFrame | tuple[pd.DataFrame, dict[str, Any]]],
+    name: str,
+    cfg: RunConfig,
+    run_dir: str,
+    inputs: Inputs,
+    compute: Compute,
     redo: Callable[[dict[str, Any]], bool] | None = None,
+    **params: Any,
 ) -> str:
-    """`redo(manifest)` may ask for a finished output to be computed again (the critique stage does when some
-    requests failed last time; its cache makes that cost only the failed ones)."""
+    """Reuse stage `name`'s finished output, or call `compute(view, inputs, **params)` (view: only the config keys
+    the stage declares) and write its table. `redo(manifest)` may ask for a finished output to be computed again
+    (the critique stage does when some requests failed last time; its cache makes that cost only those)."""
     logger = task_logger()
+    path = output_path(run_dir, name, **params)
+    key = stage_key(cfg, name, inputs, **params)
     if is_finished(path, key):
         if redo is None or not redo(read_manifest(path)):
-            logger.info("%s: finished earlier, reusing %s", stage, path)
+            logger.info("%s: finished earlier, reusing %s", name, path)
             return str(path)
-        logger.info("%s: finished earlier with failures, computing again (cached parts are reused)", stage)
+        logger.info("%s: finished earlier with failures, computing again (cached parts are reused)", name)
     started = time.perf_counter()
-    result = compute()
+    result = compute(config_view(cfg, name), inputs, **params)
     frame, extra = result if isinstance(result, tuple) else (result, {})
     seconds = time.perf_counter() - started
+    schema = next(iter(stage(name).outputs.values())).schema
     write_table(
-        frame, path, schema, key, {"stage": stage, "seconds": seconds, "finished_at": time.time(), **extra}
+        frame, path, schema, key, {"stage": name, "seconds": seconds, "finished_at": time.time(), **extra}
     )
-    logger.info("%s: wrote %d rows to %s in %.1fs", stage, len(frame), path, seconds)
+    logger.info("%s: wrote %d rows to %s in %.1fs", name, len(frame), path, seconds)
     return str(path)
+
+
+def finished(name: str, cfg: RunConfig, run_dir: str, inputs: Inputs, **params: Any) -> bool:
+    """True when every output of stage `name` is finished under the current key (multi-output stages)."""
+    key = stage_key(cfg, name, inputs, **params)
+    return all(is_finished(output_path(run_dir, name, out, **params), key) for out in stage(name).outputs)
+
+
+def stage_paths(name: str, run_dir: str, **params: Any) -> dict[str, Path]:
+    return {out: output_path(run_dir, name, out, **params) for out in stage(name).outputs}

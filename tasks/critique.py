@@ -1,18 +1,19 @@
 """Critic step-alignment: one checked critique per rollout. The critic's API key comes from a Prefect Secret block
-(critic.openai.api_key_block) or the environment (critic.openai.api_key_env) and never reaches a log or a table."""
+(critic.openai.api_key_block) or the environment (critic.openai.api_key_env) and never reaches a log or a table.
+
+Retries live in the critic's HTTP client (per request, with back-off), not on this task: a retried task would
+resend every request, and the reply cache already makes a rerun ask only what did not come back."""
 
 import os
-from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NONE
 
-from sdfb import schemas
 from sdfb.config import CriticConfig, RunConfig
 from sdfb.critic import check_failures, critique_rollouts, make_critic, summarise
-from sdfb.runs import RunLayout, stage_key
+from sdfb.stages import ConfigView
 from sdfb.store import read_table
-from tasks._stage import run_stage, task_logger
+from tasks._stage import Inputs, run_stage, task_logger
 
 
 def _api_key(cfg: CriticConfig) -> str | None:
@@ -25,24 +26,23 @@ def _api_key(cfg: CriticConfig) -> str | None:
     return os.environ.get(cfg.openai.api_key_env)
 
 
+def _critiques(c: ConfigView, inputs: Inputs, round: int):
+    critic = make_critic(c.critic, api_key=_api_key(c.critic), seed=c.seed)
+    tables = {name: read_table(path) for name, path in inputs.items()}
+    frame = critique_rollouts(tables["rollouts"], tables["problems"], tables["grades"], critic, c.grading)
+    summary = summarise(frame, critic.stats())
+    task_logger().info("critiques: %s", summary["summary"])
+    check_failures(frame, c.critic, summary)
+    return frame, summary
+
+
+def _some_failed(manifest: dict) -> bool:
+    return bool(manifest.get("status_counts", {}).get("failed"))
+
+
 @task(name="critique-rollouts", cache_policy=NONE)
 def critique(
     cfg: RunConfig, run_dir: str, round_index: int, rollouts: str, problems: str, grades: str
 ) -> str:
-    path = RunLayout(Path(run_dir)).stage(round_index, "critiques")
-    key = stage_key(cfg, "critiques", {"rollouts": rollouts, "problems": problems, "grades": grades})
-
-    def compute():
-        critic = make_critic(cfg.critic, api_key=_api_key(cfg.critic), seed=cfg.seed)
-        frame = critique_rollouts(
-            read_table(rollouts), read_table(problems), read_table(grades), critic, cfg.grading
-        )
-        summary = summarise(frame, critic.stats())
-        task_logger().info("critiques: %s", summary["summary"])
-        check_failures(frame, cfg.critic, summary)
-        return frame, summary
-
-    def redo(manifest: dict) -> bool:
-        return bool(manifest.get("status_counts", {}).get("failed"))
-
-    return run_stage("critiques", path, key, schemas.CRITIQUES, compute, redo)
+    inputs = {"rollouts": rollouts, "problems": problems, "grades": grades}
+    return run_stage("critiques", cfg, run_dir, inputs, _critiques, redo=_some_failed, round=round_index)

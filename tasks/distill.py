@@ -4,22 +4,19 @@ contexts; saves the adapter (or weights) and the teacher state, per-sample and p
 No retries: a crashed round resumes from its last intra-round checkpoint (distill.save_steps) on rerun.
 """
 
-import os
-import shutil
 import time
 from pathlib import Path
 
-import torch
 from prefect import task
 from prefect.cache_policies import NONE
 
-from sdfb import distill, schemas
+from sdfb import distill
 from sdfb.config import RunConfig, objective
+from sdfb.distill.checkpoint import discard_partial, is_main_process
 from sdfb.generation import sleep_engines
-from sdfb.models import load_tokenizer
-from sdfb.runs import RunLayout, stage_key
-from sdfb.store import finish_folder, is_finished, read_table, write_table
-from tasks._stage import task_logger
+from sdfb.stages import config_view, stage, stage_key
+from sdfb.store import finish_folder, read_table, write_table
+from tasks._stage import finished, stage_paths, task_logger
 
 
 def run_round(
@@ -32,66 +29,39 @@ def run_round(
     previous: str | None,
 ) -> str:
     """The stage itself, also run by `sdfb train-round` under `accelerate launch` (only rank 0 writes files)."""
-    layout, logger = RunLayout(Path(run_dir)), task_logger()
-    checkpoint = layout.checkpoint(round_index)
-    records, tokens = layout.distill_records(round_index), layout.token_records(round_index)
-    key = stage_key(
-        cfg, "distill", {"rollouts": rollouts, "contexts": contexts, "grades": grades, "previous": previous}
-    )
-    if all(is_finished(p, key) for p in (checkpoint, records, tokens)):
-        logger.info("distill: finished earlier, reusing %s", checkpoint)
-        return str(checkpoint)
-    started = time.perf_counter()
+    inputs = {"rollouts": rollouts, "contexts": contexts, "grades": grades, "previous": previous}
+    paths = stage_paths("distill", run_dir, round=round_index)
+    if finished("distill", cfg, run_dir, inputs, round=round_index):
+        task_logger().info("distill: finished earlier, reusing %s", paths["checkpoint"])
+        return str(paths["checkpoint"])
     sleep_engines()  # GPU: the rollout engine gives its memory back while training runs
-    d, previous_path = cfg.distill, previous and Path(previous)
-    tokenizer = load_tokenizer(cfg.model.name_or_path)
-    model = distill.prepare_model(cfg.model.name_or_path, cfg.model.dtype, d, previous_path)
-    teacher = distill.make_teacher(model, cfg.model.name_or_path, cfg.model.dtype, d, previous_path)
-    examples, counts = distill.prepare_examples(
-        read_table(rollouts),
-        read_table(contexts),
-        tokenizer,
-        read_table(grades),
-        d.max_length,
-        d.grpo.scale_rewards,
-    )
-    if counts.teacher_truncated or counts.teacher_too_long or counts.student_too_long:
-        logger.warning("distill: sequences over distill.max_length=%d: %s", d.max_length, counts)
-    partial = checkpoint.with_name(
-        checkpoint.name + ".partial"
-    )  # intra-round checkpoints, kept until the end
-    if examples:
-        result = distill.train_round(
-            model, tokenizer, examples, d, partial, cfg.seed + round_index, objective(cfg.context, cfg.distill), teacher
+    started, c = time.perf_counter(), config_view(cfg, "distill")
+    tables = {name: read_table(inputs[name]) for name in ("rollouts", "contexts", "grades")}
+    result = distill.run_round(
+        c.model, c.distill, objective(c.context, c.distill), c.seed, round_index,
+        **tables, previous=previous and Path(previous), checkpoint=paths["checkpoint"],
+    )  # fmt: skip
+    if is_main_process():  # other ranks of a multi-process launch leave the writing to rank 0
+        key, schemas = stage_key(cfg, "distill", inputs, round=round_index), stage("distill").outputs
+        extra = {
+            "seconds": time.perf_counter() - started,
+            "finished_at": time.time(),
+            "metrics": result.metrics,
+        }
+        write_table(
+            result.per_sample, paths["distill"], schemas["distill"].schema, key, {**extra, "stage": "distill"}
         )
-    else:
-        logger.warning(
-            "distill: no trainable samples this round (condition %r); weights unchanged",
-            cfg.context.condition,
+        write_table(
+            result.tokens,
+            paths["tokens"],
+            schemas["tokens"].schema,
+            key,
+            {**extra, "stage": "tokens", "seconds": 0.0},
         )
-        result = distill.empty_round()
-    if int(os.environ.get("RANK", "0")) != 0:
-        return str(checkpoint)  # other ranks of a multi-process launch: rank 0 saves
-    staging = checkpoint.with_name(checkpoint.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
-    if d.teacher == "ema":
-        torch.save(teacher.state_dict(), staging / distill.EMA_FILE)
-    shutil.rmtree(checkpoint, ignore_errors=True)
-    staging.rename(checkpoint)
-    metrics = {**result["metrics"], **{f"examples_{k}": v for k, v in vars(counts).items()}}
-    extra = {
-        "stage": "distill",
-        "seconds": time.perf_counter() - started,
-        "finished_at": time.time(),
-        "metrics": metrics,
-    }
-    write_table(result["per_sample"], records, schemas.DISTILL, key, extra)
-    write_table(result["tokens"], tokens, schemas.TOKENS, key, {**extra, "stage": "tokens", "seconds": 0.0})
-    finish_folder(checkpoint, key, {**extra, "stage": "checkpoint", "seconds": 0.0})
-    shutil.rmtree(partial, ignore_errors=True)
-    logger.info("distill: %s", metrics)
-    return str(checkpoint)
+        finish_folder(paths["checkpoint"], key, {**extra, "stage": "checkpoint", "seconds": 0.0})
+        discard_partial(paths["checkpoint"])
+        task_logger().info("distill: %s", result.metrics)
+    return str(paths["checkpoint"])
 
 
 # The task is the stage function itself; `sdfb train-round` calls `run_round` directly.

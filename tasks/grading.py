@@ -1,27 +1,23 @@
 """Grading of student rollouts against the gold answers."""
 
-from pathlib import Path
-
 from prefect import task
 from prefect.cache_policies import NONE
 
-from sdfb import schemas
 from sdfb.config import RunConfig
 from sdfb.grading import grade_completions
-from sdfb.runs import RunLayout, stage_key
+from sdfb.stages import ConfigView
 from sdfb.store import read_table
-from tasks._stage import run_stage
+from tasks._stage import Inputs, run_stage
+
+
+def _grades(c: ConfigView, inputs: Inputs, round: int):
+    rollouts, problems = read_table(inputs["rollouts"]), read_table(inputs["problems"])
+    grades = grade_completions(rollouts, problems, c.grading.timeout_seconds, c.grading.workers)
+    return grades, {"status_counts": grades["status"].value_counts().to_dict()}
 
 
 @task(name="grade-rollouts", cache_policy=NONE)
 def grade_rollouts(cfg: RunConfig, run_dir: str, round_index: int, rollouts: str, problems: str) -> str:
-    path = RunLayout(Path(run_dir)).stage(round_index, "grades")
-    key = stage_key(cfg, "grades", {"rollouts": rollouts, "problems": problems})
-
-    def compute():
-        grades = grade_completions(
-            read_table(rollouts), read_table(problems), cfg.grading.timeout_seconds, cfg.grading.workers
-        )
-        return grades, {"status_counts": grades["status"].value_counts().to_dict()}
-
-    return run_stage("grades", path, key, schemas.GRADES, compute)
+    return run_stage(
+        "grades", cfg, run_dir, {"rollouts": rollouts, "problems": problems}, _grades, round=round_index
+    )

@@ -8,18 +8,16 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
+from sdfb.atomic import write_text
 from sdfb.config import RunConfig
-from sdfb.runs import RunLayout
-from sdfb.store import MANIFEST_SUFFIX, read_table
+from sdfb.stages import output_path, summary_path
+from sdfb.store import MANIFEST_SUFFIX, read_manifest, read_table
 from sdfb.summary import build_summary, results_markdown
 
 
-def _round_stats(layout: RunLayout, round_index: int) -> dict:
-    grades = read_table(layout.stage(round_index, "grades"))
-    critiques = read_table(layout.stage(round_index, "critiques"))
-    manifest = json.loads(
-        (layout.checkpoint(round_index).parent / f"round_{round_index:04d}{MANIFEST_SUFFIX}").read_text()
-    )
+def _round_stats(run_dir: str, round_index: int) -> dict:
+    grades = read_table(output_path(run_dir, "grades", round=round_index))
+    critiques = read_table(output_path(run_dir, "critiques", round=round_index))
     return {
         "round": round_index,
         "rollouts": len(grades),
@@ -28,28 +26,25 @@ def _round_stats(layout: RunLayout, round_index: int) -> dict:
         "grade_status": grades["status"].value_counts().to_dict(),
         "critique_cases": critiques["case"].value_counts().to_dict(),
         "critique_status": critiques["status"].value_counts().to_dict(),
-        "distill": manifest["metrics"],
+        "distill": read_manifest(output_path(run_dir, "distill", "checkpoint", round=round_index))["metrics"],
     }
 
 
 @task(name="write-summary", cache_policy=NONE)
 def write_summary(cfg: RunConfig, run_dir: str, score_paths: list[str], started_at: float) -> str:
-    layout = RunLayout(Path(run_dir))
+    root = Path(run_dir)
     manifests = {
-        str(p.relative_to(layout.root)): json.loads(p.read_text())
-        for p in sorted(layout.root.rglob(f"*{MANIFEST_SUFFIX}"))
+        str(p.relative_to(root)): json.loads(p.read_text()) for p in sorted(root.rglob(f"*{MANIFEST_SUFFIX}"))
     }
     scores = [read_table(p).iloc[0].to_dict() for p in score_paths]
-    rounds = [_round_stats(layout, r) for r in range(1, cfg.rounds + 1)]
+    rounds = [_round_stats(run_dir, r) for r in range(1, cfg.rounds + 1)]
     summary = build_summary(
         cfg.name, cfg.model_dump(mode="json"), scores, rounds, manifests, started_at, time.time()
     )
-    tmp = layout.summary.with_name("summary.json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2, default=str))
-    tmp.replace(layout.summary)
+    path = write_text(summary_path(root), json.dumps(summary, indent=2, default=str))
     create_markdown_artifact(
         key=f"{cfg.name}-results".lower().replace("_", "-"),
-        markdown=f"# {cfg.name}\n\n{results_markdown(summary)}\n\nrun folder: `{layout.root}`",
+        markdown=f"# {cfg.name}\n\n{results_markdown(summary)}\n\nrun folder: `{root}`",
         description="sdfb results per checkpoint",
     )
-    return str(layout.summary)
+    return str(path)

@@ -123,7 +123,7 @@ def test_train_round_command_trains_a_round_outside_the_flow(smoke_run, tmp_path
 
     from typer.testing import CliRunner
 
-    from sdfb.cli import app
+    from cli.main import app
 
     _, run_dir, _ = smoke_run
     copy = tmp_path / "run"

@@ -1,0 +1,180 @@
+"""The stage table: every output a run writes, where it lives, its schema, the config keys and inputs it depends
+on. Paths, stage keys and the config a stage's compute may read are all derived from this one table.
+
+Pure bookkeeping: no reading or writing of tables here (the tasks do that through `sdfb.store`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from sdfb import schemas
+from sdfb.config import RunConfig, config_hash
+from sdfb.store import StageKey, output_hash
+
+BASE = "base"  # the checkpoint name of the untrained model
+
+
+@dataclass(frozen=True)
+class Output:
+    path: str  # relative to the run folder; {round} and {checkpoint} are filled in
+    schema: pa.Schema | None  # None: a folder (model weights)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: its outputs (the first is the main one), the config keys it reads (dotted: a section or a key
+    inside one) and the inputs it reads (other stages' outputs, `adapter`, `previous`), and its parameters."""
+
+    name: str
+    outputs: dict[str, Output]
+    sections: tuple[str, ...]
+    inputs: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()
+
+
+_ROUND = ("round",)
+_GENERATION = ("seed", "model", "prompt")  # what every stage that samples from the policy reads
+
+TABLE: tuple[Stage, ...] = (
+    Stage("eval_problems", {"eval_problems": Output("eval/problems.parquet", schemas.PROBLEMS)}, ("seed", "data")),
+    Stage(
+        "problems", {"problems": Output("{round}/problems.parquet", schemas.PROBLEMS)}, ("seed", "data"),
+        ("eval_problems",), _ROUND,
+    ),
+    Stage(
+        "rollouts", {"rollouts": Output("{round}/rollouts.parquet", schemas.ROLLOUTS)}, (*_GENERATION, "rollout"),
+        ("problems", "adapter"), _ROUND,
+    ),
+    Stage(
+        "grades", {"grades": Output("{round}/grades.parquet", schemas.GRADES)}, ("grading",),
+        ("rollouts", "problems"), _ROUND,
+    ),
+    Stage(
+        "critiques", {"critiques": Output("{round}/critiques.parquet", schemas.CRITIQUES)},
+        ("seed", "critic", "grading"), ("rollouts", "problems", "grades"), _ROUND,
+    ),
+    Stage(
+        "contexts", {"contexts": Output("{round}/contexts.parquet", schemas.CONTEXTS)},
+        ("model.name_or_path", "prompt", "context"), ("problems", "rollouts", "grades", "critiques"), _ROUND,
+    ),
+    Stage(
+        "distill",
+        {
+            "checkpoint": Output("checkpoints/{round}", None),
+            "distill": Output("{round}/distill.parquet", schemas.DISTILL),
+            "tokens": Output("{round}/tokens.parquet", schemas.TOKENS),
+        },
+        ("seed", "model", "context", "distill"), ("rollouts", "contexts", "grades", "previous"), _ROUND,
+    ),
+    Stage(
+        "eval_samples", {"eval_samples": Output("eval/{checkpoint}.parquet", schemas.EVAL_SAMPLES)},
+        (*_GENERATION, "rollout.engine", "rollout.vllm", "grading", "eval"), ("eval_problems", "adapter"),
+        ("checkpoint",),
+    ),
+    Stage(
+        "scores", {"scores": Output("eval/{checkpoint}.scores.parquet", schemas.SCORES)}, ("eval.k",),
+        ("eval_samples",), ("checkpoint",),
+    ),
+)  # fmt: skip
+
+STAGES: dict[str, Stage] = {stage.name: stage for stage in TABLE}
+
+
+def round_name(index: int) -> str:
+    return f"round_{index:04d}"
+
+
+def stage(name: str) -> Stage:
+    if name not in STAGES:
+        raise KeyError(f"unknown stage {name!r}; the stages are {', '.join(STAGES)}")
+    return STAGES[name]
+
+
+def output_path(root: Path | str, name: str, output: str | None = None, **params: Any) -> Path:
+    """Where stage `name` writes `output` (default: its main output) for these parameters (round, checkpoint)."""
+    spec = stage(name)
+    out = spec.outputs[output or next(iter(spec.outputs))]
+    fill = {"round": round_name(params["round"])} if "round" in params else {}
+    fill |= {"checkpoint": params["checkpoint"]} if "checkpoint" in params else {}
+    return Path(root) / out.path.format(**fill)
+
+
+def summary_path(root: Path | str) -> Path:
+    return Path(root) / "summary.json"
+
+
+def _lookup(cfg: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def _dump(value: Any) -> Any:
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+
+
+def config_part(cfg: RunConfig, name: str) -> dict[str, Any]:
+    """Exactly the config values stage `name` declares, keyed by their dotted names."""
+    return {key: _dump(_lookup(cfg, key)) for key in stage(name).sections}
+
+
+def stage_key(cfg: RunConfig, name: str, inputs: dict[str, Path | str | None], **params: Any) -> StageKey:
+    """What a finished output must match: the schema version, the declared config keys, the stage's parameters
+    and the content hashes of its declared inputs (missing inputs such as a base model's adapter hash as none)."""
+    spec = stage(name)
+    if set(inputs) != set(spec.inputs) or set(params) != set(spec.params):
+        raise ValueError(
+            f"stage {name!r} declares inputs {spec.inputs} and parameters {spec.params}, "
+            f"got {tuple(inputs)} and {tuple(params)}: update sdfb/stages.py or the caller"
+        )
+    part = config_part(cfg, name) | {f"param.{k}": str(v) for k, v in sorted(params.items())}
+    hashes = {k: (output_hash(Path(p)) if p is not None else "none") for k, p in sorted(inputs.items())}
+    return StageKey(schemas.SCHEMA_VERSION, config_hash(part), hashes)
+
+
+class ConfigView:
+    """Read-only access to the config keys one stage declares and nothing else, so a stage's key (built from the
+    same declaration) covers everything its compute reads. Reading an undeclared key is an error."""
+
+    def __init__(self, source: Any, allowed: dict[str, Any], stage_name: str, prefix: str = ""):
+        self._source, self._allowed, self._stage, self._prefix = source, allowed, stage_name, prefix
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name not in self._allowed:
+            raise AttributeError(
+                f"stage {self._stage!r} reads config key {self._prefix + name!r} but does not declare it: add it "
+                f"to the stage's sections in sdfb/stages.py, so a change to it redoes the stage"
+            )
+        value, sub = getattr(self._source, name), self._allowed[name]
+        return value if sub is None else ConfigView(value, sub, self._stage, f"{self._prefix}{name}.")
+
+    def __repr__(self) -> str:
+        return f"ConfigView({self._stage}: {', '.join(self._allowed)})"
+
+
+def config_view(cfg: RunConfig, name: str) -> ConfigView:
+    """The config as stage `name`'s compute sees it: only its declared sections and keys."""
+    tree: dict[str, Any] = {}
+    for dotted in stage(name).sections:
+        *parents, leaf = dotted.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = None  # None: the whole value is readable
+    return ConfigView(cfg, tree, name)
+
+
+def readers(section: str) -> list[str]:
+    """The stages whose key covers `section` (a dotted config key), directly or through an enclosing section."""
+    return [
+        s.name
+        for s in TABLE
+        if any(section == d or section.startswith(d + ".") or d.startswith(section + ".") for d in s.sections)
+    ]
