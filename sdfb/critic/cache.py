@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from sdfb.atomic import write_text
 
 
 def attempt_hash(token_ids) -> str:
@@ -41,12 +41,7 @@ class CritiqueCache:
             return None  # a damaged entry is a miss: the critic is asked again and the entry rewritten
 
     def put(self, key: str, reply: str, meta: dict[str, Any]) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "w") as handle:
-            json.dump({**meta, "reply": reply}, handle)
-        os.replace(tmp, path)
+        write_text(self._path(key), json.dumps({**meta, "reply": reply}))
 
     def __len__(self) -> int:
         return sum(1 for _ in self.root.glob("*/*.json")) if self.root.exists() else 0
