@@ -22,10 +22,10 @@ def main(args: argparse.Namespace) -> dict[str, float]:
 
     from sdfb.config import ArithmeticConfig, SamplingConfig, VLLMConfig
     from sdfb.generation import HFGenerator
+    from sdfb.generation.vllm_backend import VLLMGenerator
     from sdfb.problems import generate_problems
     from sdfb.prompts import load_template, render_student_prompt
     from sdfb.rollouts import sample_rollouts
-    from sdfb.vllm_engine import VLLMGenerator
 
     problems = generate_problems(
         args.prompts, seed=0, cfg=ArithmeticConfig(min_steps=2, max_steps=3, max_value=20)
@@ -36,7 +36,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     )
 
     started = time.perf_counter()
-    engine = VLLMGenerator(args.model, args.dtype, VLLMConfig(max_model_len=1024), max_lora_rank=16)
+    engine = VLLMGenerator(args.model, args.dtype, VLLMConfig(max_model_len=1024, max_lora_rank=16))
     start_s = time.perf_counter() - started
     engine.generate(["warm-up"], SamplingConfig(max_new_tokens=4))
 

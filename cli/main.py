@@ -123,7 +123,9 @@ def train_round(
         )
         raise typer.Exit(2)
     previous = output_path(root, "distill", "checkpoint", round=round_index - 1) if round_index > 1 else None
-    path = run_round(cfg, str(root), round_index, *(str(p) for p in inputs.values()), previous and str(previous))
+    path = run_round(
+        cfg, str(root), round_index, *(str(p) for p in inputs.values()), previous and str(previous)
+    )
     console.print(path)
 
 

@@ -264,7 +264,9 @@ def check_disjoint(train: pd.DataFrame, eval_ids: set[str]) -> pd.DataFrame:
     """`train` itself, after checking that none of its problems is in the eval split."""
     overlap = set(train["problem_id"]) & eval_ids
     if overlap:
-        raise DataError(f"{len(overlap)} training problems are also eval problems, e.g. {sorted(overlap)[:3]}")
+        raise DataError(
+            f"{len(overlap)} training problems are also eval problems, e.g. {sorted(overlap)[:3]}"
+        )
     return train
 
 

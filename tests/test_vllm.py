@@ -27,9 +27,9 @@ QUESTIONS = [
 
 @pytest.fixture(scope="module")
 def engine(tiny_model_path):
-    from sdfb.vllm_engine import VLLMGenerator
+    from sdfb.generation.vllm_backend import VLLMGenerator
 
-    generator = VLLMGenerator("tiny", "float32", VLLMConfig(max_model_len=256), max_lora_rank=8, seed=0)
+    generator = VLLMGenerator("tiny", "float32", VLLMConfig(max_model_len=256, max_lora_rank=8), seed=0)
     yield generator
     generator.close()
 
@@ -137,7 +137,7 @@ def test_seeded_top_p_top_k_sampling_of_many_prompts_repeats(engine):
 
 
 def test_prompts_longer_than_max_model_len_are_rejected_before_generation_with_a_count(engine, prompts):
-    from sdfb.vllm_engine import PromptTooLongError
+    from sdfb.generation.vllm_backend import PromptTooLongError
 
     long_prompt = prompts[0] + " filler" * 300
     with pytest.raises(PromptTooLongError, match=r"1 of 3 prompts do not fit rollout.vllm.max_model_len=256"):
@@ -158,16 +158,17 @@ def test_the_pipeline_on_vllm_starts_one_engine_for_every_round_and_checkpoint(
     import json
 
     from flows.pipeline import pipeline
-    from sdfb import generation, vllm_engine
+    from sdfb import generation
+    from sdfb.generation import vllm_backend
 
     starts = []
-    real_init = vllm_engine.VLLMGenerator.__init__
+    real_init = vllm_backend.VLLMGenerator.__init__
 
     def counting_init(self, *args, **kwargs):  # counts real engine starts; the engine itself is the real one
         starts.append(args[0])
         real_init(self, *args, **kwargs)
 
-    monkeypatch.setattr(vllm_engine.VLLMGenerator, "__init__", counting_init)
+    monkeypatch.setattr(vllm_backend.VLLMGenerator, "__init__", counting_init)
     from pathlib import Path
 
     import yaml
@@ -182,16 +183,16 @@ def test_the_pipeline_on_vllm_starts_one_engine_for_every_round_and_checkpoint(
 
 def test_an_engine_that_cannot_start_names_the_setting_to_change(tiny_model_path):
     """Asking for more RAM than the machine has is a real start failure of the CPU engine."""
-    from sdfb.vllm_engine import EngineStartError, VLLMGenerator
+    from sdfb.generation.vllm_backend import EngineStartError, VLLMGenerator
 
     with pytest.raises(EngineStartError, match="rollout.vllm.gpu_memory_utilization"):
-        VLLMGenerator("tiny", "float32", VLLMConfig(gpu_memory_utilization=0.99), max_lora_rank=8)
+        VLLMGenerator("tiny", "float32", VLLMConfig(gpu_memory_utilization=0.99, max_lora_rank=8))
 
 
 def test_a_rollout_stage_with_prompts_too_long_writes_nothing(tiny_model_path, tmp_path):
     from sdfb.generation import release_engines
+    from sdfb.generation.vllm_backend import PromptTooLongError
     from sdfb.store import manifest_path
-    from sdfb.vllm_engine import PromptTooLongError
     from tasks.problems import sample_eval_problems, sample_problems
     from tasks.rollouts import generate_rollouts
 

@@ -62,16 +62,11 @@ class VLLMBackend:
         self.seed = seed
 
     def complete(self, conversations, on_done):
-        from sdfb.generation import engine_for
+        from sdfb.generation import vllm_engine
 
         started = time.perf_counter()
-        engine = engine_for(
-            self.cfg.model or "",
-            self.cfg.dtype,
-            self.cfg.vllm,
-            max_lora_rank=8,
-            seed=self.seed,
-            section="critic.vllm",
+        engine = vllm_engine(
+            self.cfg.model or "", self.cfg.dtype, self.cfg.vllm, self.seed, section="critic.vllm"
         )
         engine.set_adapter(None)
         tok = engine.tokenizer

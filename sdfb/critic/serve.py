@@ -42,8 +42,8 @@ def server_command(
     prefix_caching: bool = True,
     seed: int = 0,
 ) -> list[str]:
+    from sdfb.generation.devices import on_gpu
     from sdfb.models import resolve_model
-    from sdfb.vllm_engine import on_gpu
 
     command = [
         sys.executable,
@@ -99,7 +99,7 @@ def vllm_server(
     command = server_command(
         model, port, served_name or model, max_model_len, memory_utilization, prefix_caching
     )
-    from sdfb.vllm_engine import cpu_thread_env
+    from sdfb.generation.devices import cpu_thread_env
 
     env = {**cpu_thread_env(), **os.environ}  # settings already in the environment win
     log_path = log_file or Path(os.environ.get("TMPDIR", "/tmp")) / f"sdfb-vllm-server-{port}.log"

@@ -1,42 +1,14 @@
-"""The generation interface used by rollouts and benchmark scoring, and its Hugging Face `generate` backend.
+"""The Hugging Face `generate` backend of the generation interface: batched, left-padded, seeded per batch.
 
 Completions keep the exact sampled token ids and their log-probs under the policy's raw (unprocessed) logits.
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-from sdfb.config import RunConfig, SamplingConfig
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Completion:
-    token_ids: list[int]  # sampled ids, including the end-of-sequence token when the model stopped
-    logprobs: list[float]  # log p(token) under the raw logits, one per token id
-    text: str  # decoded without special tokens
-    finish_reason: str  # stop | length
-
-
-@dataclass(frozen=True)
-class Generation:
-    prompt_ids: list[int]
-    completions: list[Completion]  # `sampling.n` per prompt
-
-
-class Generator(Protocol):
-    """Anything that samples `n` completions per chat-rendered prompt with a given (optional) LoRA adapter."""
-
-    tokenizer: object
-
-    def generate(
-        self, prompts: list[str], sampling: SamplingConfig, want_logprobs: bool = True
-    ) -> list[Generation]: ...
+from sdfb.config import SamplingConfig
+from sdfb.generation.base import Completion, Generation
 
 
 class HFGenerator:
@@ -123,69 +95,3 @@ def _eos_ids(model, tokenizer) -> list[int]:
     if tokenizer.eos_token_id is not None:
         ids.add(tokenizer.eos_token_id)
     return sorted(ids)
-
-
-_ENGINES: dict[tuple, Generator] = {}
-
-
-def resolve_engine(engine: str) -> str:
-    """`auto` means vLLM when it is importable, else HF."""
-    if engine != "auto":
-        return engine
-    from sdfb.vllm_engine import vllm_available
-
-    return "vllm" if vllm_available() else "hf"
-
-
-def make_generator(cfg: RunConfig, adapter: Path | str | None, batch_size: int) -> Generator:
-    """The configured backend with `adapter` applied. The vLLM engine is created once per process (a flow run)
-    and reused by every later stage and round; HF models are loaded per call (about 2 s for the default model)."""
-    engine = resolve_engine(cfg.rollout.engine)
-    if engine == "hf":
-        return HFGenerator(
-            cfg.model.name_or_path, dtype=cfg.model.dtype, adapter=adapter, batch_size=batch_size
-        )
-    generator = engine_for(
-        cfg.model.name_or_path,
-        cfg.model.dtype,
-        cfg.rollout.vllm,
-        max_lora_rank=cfg.distill.lora.r,
-        seed=cfg.seed,
-    )
-    generator.set_adapter(adapter)
-    return generator
-
-
-def engine_for(
-    model_name: str, dtype: str, vllm_cfg, max_lora_rank: int, seed: int, section: str = "rollout.vllm"
-):
-    """The process's vLLM engine for these settings, started on first use (the solver's and an LLM critic's)."""
-    from sdfb.vllm_engine import VLLMGenerator
-
-    key = (model_name, dtype, vllm_cfg, max_lora_rank, seed)
-    if key not in _ENGINES:
-        log.info("starting the vLLM engine for %s", model_name)
-        _ENGINES[key] = VLLMGenerator(
-            model_name, dtype, vllm_cfg, max_lora_rank=max_lora_rank, seed=seed, section=section
-        )
-    return _ENGINES[key]
-
-
-def live_engines() -> int:
-    return len(_ENGINES)
-
-
-def sleep_engines() -> None:
-    """Release accelerator memory held by engines before training (no-op on CPU)."""
-    for generator in _ENGINES.values():
-        generator.sleep()
-
-
-def release_engines() -> None:
-    """Shut every engine down (end of a flow run)."""
-    import gc
-
-    while _ENGINES:
-        _, generator = _ENGINES.popitem()
-        generator.close()
-    gc.collect()

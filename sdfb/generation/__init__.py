@@ -1,0 +1,37 @@
+"""Generation: the `Generator` interface (`base`), its Hugging Face (`hf`) and vLLM (`vllm_backend`) backends, and
+the one engine registry (`engines`). `make_generator` picks the configured backend; nothing heavy is imported here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sdfb.config import ModelConfig, VLLMConfig
+from sdfb.generation.base import Completion, Generation, Generator
+from sdfb.generation.devices import vllm_available
+from sdfb.generation.engines import live_engines, release_engines, sleep_engines, vllm_engine
+from sdfb.generation.hf import HFGenerator
+
+__all__ = [
+    "Completion", "Generation", "Generator", "HFGenerator", "live_engines", "make_generator", "release_engines",
+    "resolve_engine", "sleep_engines", "vllm_engine",
+]  # fmt: skip
+
+
+def resolve_engine(engine: str) -> str:
+    """`auto` means vLLM when it is importable, else HF."""
+    if engine != "auto":
+        return engine
+    return "vllm" if vllm_available() else "hf"
+
+
+def make_generator(
+    model: ModelConfig, engine: str, vllm: VLLMConfig, seed: int, adapter: Path | str | None, batch_size: int
+) -> Generator:
+    """The configured backend (`rollout.engine`) with `adapter` applied. The vLLM engine comes from the registry
+    (one per flow run); HF models are loaded per call (about 2 s for the default model). `batch_size`: HF only."""
+    if resolve_engine(engine) == "hf":
+        return HFGenerator(model.name_or_path, dtype=model.dtype, adapter=adapter, batch_size=batch_size)
+    generator = vllm_engine(model.name_or_path, model.dtype, vllm, seed)
+    generator.set_adapter(adapter)
+    return generator
