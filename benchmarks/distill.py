@@ -19,9 +19,10 @@ import random
 import time
 
 
-def make_examples(tokenizer, n: int, seed: int) -> list[dict]:
+def make_examples(tokenizer, n: int, seed: int) -> list:
     """Student/teacher sequences of realistic, varied lengths: prompts of the v1 template, context and completion
     lengths drawn at random (token values do not change the compute)."""
+    from sdfb.distill import Example
     from sdfb.prompts import load_template, render_student_prompt
 
     rng = random.Random(seed)
@@ -33,12 +34,12 @@ def make_examples(tokenizer, n: int, seed: int) -> list[dict]:
     for i in range(n):
         completion = [rng.randrange(100, 400) for _ in range(rng.randint(20, 120))]
         context = [rng.randrange(100, 400) for _ in range(rng.randint(30, 150))]
-        examples.append({
-            "index": i, "problem_id": f"p{i}", "sample_index": 0, "completion_ids": completion,
-            "student_ids": prompt + completion, "teacher_ids": prompt + context + completion,
-            "student_prompt_len": len(prompt), "teacher_prompt_len": len(prompt) + len(context),
-            "rollout_logprobs": [0.0] * len(completion), "advantage": 0.0,
-        })  # fmt: skip
+        examples.append(Example(
+            index=i, problem_id=f"p{i}", sample_index=0, completion_ids=completion,
+            student_ids=prompt + completion, teacher_ids=prompt + context + completion,
+            student_prompt_len=len(prompt), teacher_prompt_len=len(prompt) + len(context),
+            rollout_logprobs=[0.0] * len(completion), advantage=0.0,
+        ))  # fmt: skip
     return examples
 
 

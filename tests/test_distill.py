@@ -1,6 +1,7 @@
 """Distillation: loss math on hand-worked tensors, masking, the frozen teacher, and one real training step on the
 tiny model lowering the student-teacher divergence on its batch."""
 
+import dataclasses
 import math
 
 import pandas as pd
@@ -78,11 +79,9 @@ def _examples(tokenizer, n=4):
 def test_examples_keep_the_stored_completion_ids_for_both_roles(tiny_tokenizer):
     examples = _examples(tiny_tokenizer, n=2)
     for ex in examples:
-        assert ex["student_ids"][ex["student_prompt_len"] :] == ex["completion_ids"]
-        assert ex["teacher_ids"][ex["teacher_prompt_len"] :] == ex["completion_ids"]
-        assert (
-            ex["teacher_prompt_len"] > ex["student_prompt_len"]
-        )  # the teacher's prompt also holds the context
+        assert ex.student_ids[ex.student_prompt_len :] == ex.completion_ids
+        assert ex.teacher_ids[ex.teacher_prompt_len :] == ex.completion_ids
+        assert ex.teacher_prompt_len > ex.student_prompt_len  # the teacher's prompt also holds the context
 
 
 def test_rows_marked_not_for_training_are_left_out(tiny_tokenizer):
@@ -152,10 +151,10 @@ def test_one_distillation_step_lowers_the_divergence_on_its_batch(
     before = measure(model, batch)
     result = distill.train_round(model, tiny_tokenizer, examples, cfg, tmp_path / "trainer", seed=0)
     after = measure(model, batch)
-    assert result["metrics"]["steps"] == 1
+    assert result.metrics["steps"] == 1
     assert before > 0
     assert after < before, f"divergence did not fall: {before:.6f} -> {after:.6f}"
-    per_sample = result["per_sample"]
+    per_sample = result.per_sample
     assert len(per_sample) == 4 and (per_sample["n_tokens"] > 0).all()
     assert per_sample["frac_negative"].between(0, 1).all()
 
@@ -190,9 +189,9 @@ def test_examples_over_max_length_are_cut_in_the_context_and_counted(tiny_tokeni
     examples, stats = distill.prepare_examples(rollouts, contexts, tiny_tokenizer, max_length=full - 40)
     assert stats.teacher_truncated == 1 and stats.teacher_tokens_cut >= 40
     ex = examples[0]
-    assert len(ex["teacher_ids"]) <= full - 40
-    assert ex["teacher_ids"][-len(completion) :] == completion  # the completion is never cut
-    text = tiny_tokenizer.decode(ex["teacher_ids"][: ex["teacher_prompt_len"]])
+    assert len(ex.teacher_ids) <= full - 40
+    assert ex.teacher_ids[-len(completion) :] == completion  # the completion is never cut
+    text = tiny_tokenizer.decode(ex.teacher_ids[: ex.teacher_prompt_len])
     assert question in text and "[...]" in text and text.rstrip().endswith("assistant")
 
 
@@ -201,13 +200,13 @@ def test_length_bucketing_cuts_padding_waste():
 
     rng = random.Random(0)
     examples = [
-        {"index": i, "student_ids": [0] * n, "teacher_ids": [0] * (n + 20)}
+        distill.Example(i, "p", 0, [0] * n, [0] * (n + 20), n, n + 20, [], [])
         for i, n in enumerate(rng.choices(range(10, 300), k=256))
     ]
     shuffled = examples[:]
     rng.shuffle(shuffled)
     bucketed = distill.bucket_by_length(examples, batch_size=8, seed=0)
-    assert sorted(e["index"] for e in bucketed) == list(range(256))  # a permutation: nothing lost or repeated
+    assert sorted(e.index for e in bucketed) == list(range(256))  # a permutation: nothing lost or repeated
     assert distill.padding_waste(bucketed, 8) < 0.10 < distill.padding_waste(shuffled, 8)
 
 
@@ -237,9 +236,9 @@ def test_a_resumed_round_reproduces_the_next_steps_loss_exactly(
     resumed = distill.train_round(
         model, tiny_tokenizer, examples, cfg, tmp_path / "crashed", seed=0, max_steps=2
     )
-    assert resumed["metrics"]["resumed_from"].endswith("checkpoint-1")
-    assert first["losses"] == straight["losses"][:1]
-    assert resumed["losses"] == straight["losses"][1:]  # bitwise equal, not approximately
+    assert resumed.metrics["resumed_from"].endswith("checkpoint-1")
+    assert first.losses == straight.losses[:1]
+    assert resumed.losses == straight.losses[1:]  # bitwise equal, not approximately
 
 
 @pytest.mark.parametrize("mode", ["ema", "live"])
@@ -274,8 +273,10 @@ def test_a_grpo_step_raises_the_log_prob_of_the_rewarded_completion(
     tiny_model_path, tiny_tokenizer, tmp_path
 ):
     examples = _examples(tiny_tokenizer, n=2)
-    for ex, adv in zip(examples, (1.0, -1.0), strict=True):
-        ex["problem_id"], ex["advantage"] = "same", adv
+    examples = [
+        dataclasses.replace(ex, problem_id="same", advantage=adv)
+        for ex, adv in zip(examples, (1.0, -1.0), strict=True)
+    ]
     model, cfg = _fresh(tiny_model_path)
     batch = distill.Collator(tiny_tokenizer.pad_token_id, with_teacher=False)(examples)
 
@@ -295,8 +296,8 @@ def test_a_grpo_step_raises_the_log_prob_of_the_rewarded_completion(
         return (lp * batch["completion_mask"]).sum(1)
 
     before = seq_logp()
-    for ex in examples:  # the rollout policy is the current one: ratio 1 at the first step
-        ex["rollout_logprobs"] = [0.0] * len(ex["completion_ids"])
+    # the rollout policy is the current one: ratio 1 at the first step
+    examples = [dataclasses.replace(ex, rollout_logprobs=[0.0] * len(ex.completion_ids)) for ex in examples]
     result = distill.train_round(
         model,
         tiny_tokenizer,
@@ -307,10 +308,10 @@ def test_a_grpo_step_raises_the_log_prob_of_the_rewarded_completion(
         objective="grpo",
     )
     after = seq_logp()
-    assert result["metrics"]["objective"] == "grpo"
+    assert result.metrics["objective"] == "grpo"
     # the completions share most tokens, so both may move; the rewarded one must gain more
     assert (after[0] - before[0]) > (after[1] - before[1])
-    assert result["tokens"]["teacher_logprob"].isna().all()
+    assert result.tokens["teacher_logprob"].isna().all()
 
 
 def test_full_fine_tuning_against_the_frozen_initial_weights(tiny_model_path, tiny_tokenizer, tmp_path):
@@ -325,9 +326,51 @@ def test_full_fine_tuning_against_the_frozen_initial_weights(tiny_model_path, ti
     result = distill.train_round(
         model, tiny_tokenizer, _examples(tiny_tokenizer, n=4), cfg, tmp_path, 0, teacher=teacher
     )
-    assert result["metrics"]["steps"] == 1
+    assert result.metrics["steps"] == 1
     assert all(torch.equal(teacher.copy[n], initial[n]) for n in teacher.names)  # the teacher never moves
-    assert (
-        result["tokens"]["teacher_logprob"].notna().all()
-        and len(result["tokens"]) == result["metrics"]["tokens"]
+    assert result.tokens["teacher_logprob"].notna().all() and len(result.tokens) == result.metrics["tokens"]
+
+
+def test_a_saved_teacher_state_of_another_mode_is_refused_with_what_to_do(tiny_model_path):
+    model, _ = _fresh(tiny_model_path, teacher="ema")
+    teacher = distill.TeacherState(model, "ema", "lora", rate=0.5)
+    with pytest.raises(ValueError, match="saved teacher state is 'live' but distill.teacher is 'ema'"):
+        teacher.load_state_dict({"mode": "live", "copy": None})
+
+
+def test_a_teacher_prompt_over_the_limit_without_a_context_to_cut_is_counted_not_raised(tiny_tokenizer):
+    rollouts = pd.DataFrame(
+        [{"problem_id": "p", "sample_index": 0, "prompt_ids": [1, 2], "completion_ids": [3, 4]}]
     )
+    contexts = pd.DataFrame(
+        [{"problem_id": "p", "sample_index": 0, "teacher_prompt": "word " * 50, "context": "", "train": True}]
+    )
+    examples, stats = distill.prepare_examples(rollouts, contexts, tiny_tokenizer, max_length=10)
+    assert examples == [] and stats.teacher_too_long == 1 and stats.teacher_truncated == 0
+
+
+def test_run_round_trains_and_saves_the_adapter_in_place_of_the_checkpoint(
+    tiny_model_path, tiny_tokenizer, tmp_path
+):
+    from sdfb.config import ModelConfig
+
+    examples = _examples(tiny_tokenizer, n=4)
+    rollouts = pd.DataFrame(
+        [{"problem_id": e.problem_id, "sample_index": e.sample_index, "prompt_ids": e.student_ids[: e.student_prompt_len],
+          "completion_ids": e.completion_ids, "logprobs": [0.0] * len(e.completion_ids)} for e in examples]
+    )  # fmt: skip
+    teacher_prompts = [tiny_tokenizer.decode(e.teacher_ids[: e.teacher_prompt_len]) for e in examples]
+    contexts = rollouts[["problem_id", "sample_index"]].assign(teacher_prompt=teacher_prompts, train=True)
+    grades = rollouts[["problem_id", "sample_index"]].assign(correct=[True, False, True, False])
+    checkpoint = tmp_path / "checkpoints" / "round_0001"
+    cfg = DistillConfig(learning_rate=1e-3, batch_size=2, save_steps=1, lora=LoraConfig(r=8, alpha=16))
+    result = distill.run_round(
+        ModelConfig(name_or_path="tiny", dtype="float32"), cfg, "self_distillation", 0, 1,
+        rollouts, contexts, grades, previous=None, checkpoint=checkpoint,
+    )  # fmt: skip
+    assert result.metrics["steps"] == 2 and result.metrics["examples"] == 4 and len(result.per_sample) == 4
+    assert result.metrics["examples_student_too_long"] == 0
+    assert (checkpoint / "adapter_model.safetensors").exists()
+    assert distill.partial_dir(checkpoint).is_dir()  # kept until the task has written its manifests
+    distill.discard_partial(checkpoint)
+    assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["round_0001"]  # no temporary siblings

@@ -1,0 +1,191 @@
+"""One round of training: the student model, its examples and teacher, the Trainer run (resuming from the last
+intra-round checkpoint), the per-sample and per-token records, and the saved weights. Writes no tables."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from sdfb import schemas
+from sdfb.config import DistillConfig, ModelConfig
+from sdfb.distill.checkpoint import is_main_process, load_teacher_state, partial_dir, save_checkpoint
+from sdfb.distill.examples import Collator, Example, bucket_by_length, padding_waste, prepare_examples
+from sdfb.distill.teacher import TeacherState, make_teacher
+from sdfb.distill.trainer import RoundStats, build_trainer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RoundResult:
+    metrics: dict
+    per_sample: pd.DataFrame  # schemas.DISTILL
+    tokens: pd.DataFrame  # schemas.TOKENS
+    losses: list[float] = field(default_factory=list)  # one per training step
+    teacher: TeacherState | None = None
+
+
+def prepare_model(model_name: str, dtype: str, cfg: DistillConfig, previous: Path | None):
+    """The student to train: LoRA adapters (continued from the previous round's, or new), or all weights."""
+    from peft import LoraConfig, get_peft_model
+
+    from sdfb.models import load_model
+
+    if cfg.finetune == "full":
+        return load_model(str(previous) if previous else model_name, dtype=dtype)
+    if previous is not None:
+        return load_model(model_name, dtype=dtype, adapter=previous, trainable_adapter=True)
+    lora = LoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=list(cfg.lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(load_model(model_name, dtype=dtype), lora)
+
+
+def _training_args(cfg: DistillConfig, output_dir: Path, seed: int, max_steps: int):
+    import torch
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(output_dir), per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps, num_train_epochs=cfg.epochs,
+        max_steps=max_steps, learning_rate=cfg.learning_rate, lr_scheduler_type="constant",
+        max_grad_norm=cfg.max_grad_norm, logging_steps=1, save_strategy="steps" if cfg.save_steps else "no",
+        save_steps=cfg.save_steps or 500, report_to=[], remove_unused_columns=False,
+        use_cpu=not torch.cuda.is_available(), bf16=torch.cuda.is_available(), seed=seed, data_seed=seed,
+        dataloader_num_workers=0, disable_tqdm=True,
+    )  # fmt: skip
+
+
+def train_round(
+    model,
+    tokenizer,
+    examples: list[Example],
+    cfg: DistillConfig,
+    output_dir: Path,
+    seed: int,
+    objective: str = "self_distillation",
+    teacher: TeacherState | None = None,
+    max_steps: int = -1,
+) -> RoundResult:
+    """Train `model` in place on `examples`; resumes from the newest checkpoint in `output_dir` if there is one."""
+    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not examples:
+        raise ValueError("train_round needs at least one example; use empty_round() for a round without any")
+    teacher = teacher or TeacherState(model, cfg.teacher, cfg.finetune, cfg.ema_rate)
+    ordered, stats = bucket_by_length(examples, cfg.batch_size, seed), RoundStats()
+    trainer = build_trainer(
+        model=model, args=_training_args(cfg, output_dir, seed, max_steps), train_dataset=ordered,
+        data_collator=Collator(tokenizer.pad_token_id, with_teacher=objective != "grpo"),
+        distill=cfg, objective=objective, stats=stats, teacher=teacher,
+    )  # fmt: skip
+    trainer.remove_callback(PrinterCallback)  # its prints bypass logging; round metrics are logged instead
+    resume = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+    load_teacher_state(teacher, resume)
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume)
+    seen = [e for e in examples if e.index in stats.per_sample]
+    per_sample = pd.DataFrame(
+        [
+            {"problem_id": e.problem_id, "sample_index": e.sample_index, **stats.per_sample[e.index]}
+            for e in seen
+        ],
+        columns=schemas.DISTILL.names,
+    )
+    grad_norms = [h["grad_norm"] for h in trainer.state.log_history if "grad_norm" in h]
+    metrics = _metrics(per_sample, stats, grad_norms) | {
+        "objective": objective, "examples": len(examples), "steps": int(result.global_step),
+        "resumed_from": resume, "padding_waste": padding_waste(ordered, cfg.batch_size),
+        "train_seconds": time.perf_counter() - started,
+    }  # fmt: skip
+    return RoundResult(metrics, per_sample, token_records(seen, stats), stats.losses, teacher)
+
+
+def _mean(values: list[float]) -> float:
+    return float(sum(values) / len(values)) if values else math.nan
+
+
+def _metrics(per_sample: pd.DataFrame, stats: RoundStats, grad_norms: list[float]) -> dict:
+    n_tokens = int(per_sample["n_tokens"].sum())
+    weighted = lambda col: float((per_sample[col] * per_sample["n_tokens"]).sum() / max(n_tokens, 1))  # noqa: E731
+    return {
+        "tokens": n_tokens,
+        "loss": _mean(stats.losses),
+        "mean_kl": _mean(stats.kls),
+        "mean_advantage": weighted("mean_advantage"),
+        "frac_negative_advantage": weighted("frac_negative"),
+        "grad_norm": _mean(grad_norms),
+    }
+
+
+def token_records(examples: list[Example], stats: RoundStats) -> pd.DataFrame:
+    """One row per trained token: its position, id, student and teacher log-prob and advantage."""
+    frames = []
+    for e in examples:
+        rec = stats.tokens[e.index]
+        n = len(rec["token_id"])
+        frames.append(
+            pd.DataFrame(
+                {"problem_id": e.problem_id, "sample_index": e.sample_index, "position": range(n), **rec}
+            )
+        )
+    columns = schemas.TOKENS.names
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def empty_round() -> RoundResult:
+    """Metrics and records of a round with nothing to train on (e.g. condition `none`)."""
+    metrics = {"examples": 0, "steps": 0, "tokens": 0, "loss": math.nan, "mean_kl": math.nan,
+               "mean_advantage": math.nan, "frac_negative_advantage": math.nan, "grad_norm": math.nan,
+               "padding_waste": 0.0, "train_seconds": 0.0}  # fmt: skip
+    return RoundResult(
+        metrics, pd.DataFrame(columns=schemas.DISTILL.names), pd.DataFrame(columns=schemas.TOKENS.names)
+    )
+
+
+def run_round(
+    model: ModelConfig,
+    distill: DistillConfig,
+    objective: str,
+    seed: int,
+    round_index: int,
+    rollouts: pd.DataFrame,
+    contexts: pd.DataFrame,
+    grades: pd.DataFrame,
+    previous: Path | None,
+    checkpoint: Path,
+) -> RoundResult:
+    """The distillation stage's work: train this round from the previous round's weights (resuming from the
+    intra-round checkpoints beside `checkpoint`) and save the new weights to `checkpoint` (main process only)."""
+    from sdfb.models import load_tokenizer
+
+    tokenizer = load_tokenizer(model.name_or_path)
+    student = prepare_model(model.name_or_path, model.dtype, distill, previous)
+    teacher = make_teacher(student, model.name_or_path, model.dtype, distill, previous)
+    examples, counts = prepare_examples(
+        rollouts, contexts, tokenizer, grades, distill.max_length, distill.grpo.scale_rewards
+    )
+    if counts.teacher_truncated or counts.teacher_too_long or counts.student_too_long:
+        log.warning("distill: sequences over distill.max_length=%d: %s", distill.max_length, counts)
+    if examples:
+        seed = seed + round_index
+        result = train_round(
+            student, tokenizer, examples, distill, partial_dir(checkpoint), seed, objective, teacher
+        )
+    else:
+        log.warning("distill: no trainable samples this round (the condition gave none); weights unchanged")
+        result = empty_round()
+    result.metrics |= {f"examples_{k}": v for k, v in vars(counts).items()}
+    if is_main_process():
+        save_checkpoint(student, teacher, checkpoint)
+    return result

@@ -1,0 +1,132 @@
+"""The training loop: a `transformers.Trainer` whose only override is the loss (self-distillation or GRPO); the
+math lives in `sdfb.losses`. Also what the loop records per sample and per token before updating on it.
+
+transformers is imported when a trainer is built, not when this module is imported.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sdfb.config import DistillConfig
+from sdfb.distill.teacher import (
+    EMA_FILE,
+    TeacherState,
+    disabled_adapter,
+    student_and_teacher_logits,
+    student_logits,
+)
+from sdfb.losses import (
+    grpo_token_loss,
+    importance_clip,
+    k3_kl,
+    masked_mean,
+    per_token_loss,
+    reverse_kl,
+    token_logprobs,
+)
+
+
+@dataclass
+class RoundStats:
+    losses: list[float] = field(default_factory=list)
+    kls: list[float] = field(default_factory=list)
+    per_sample: dict[int, dict] = field(default_factory=dict)
+    tokens: dict[int, dict] = field(default_factory=dict)
+
+    def record(self, inputs, mask, logp, teacher_lp, adv, kl, loss: float) -> None:
+        """The batch's loss and KL, and for each sample seen for the first time its advantages and log-probs
+        (before any update on it)."""
+        self.losses.append(loss)
+        self.kls.append(float(masked_mean(kl, mask)))
+        for i, row in enumerate(inputs["row"].tolist()):
+            if row in self.per_sample:
+                continue
+            m = mask[i].bool()
+            a, k = adv[i][m], kl[i][m]
+            self.per_sample[row] = {
+                "n_tokens": int(a.numel()),
+                "mean_advantage": float(a.mean()),
+                "min_advantage": float(a.min()),
+                "frac_negative": float((a < 0).float().mean()),
+                "kl": float(k.mean()),
+            }
+            self.tokens[row] = {
+                "token_id": inputs["completion_ids"][i][m].tolist(),
+                "student_logprob": logp[i][m].tolist(),
+                "teacher_logprob": teacher_lp[i][m].tolist(),
+                "advantage": a.tolist(),
+            }
+
+
+def grpo_loss(model, inputs, cfg: DistillConfig):
+    """Per-token clipped surrogate on the group advantages (plus the k3 KL to the base policy when kl_beta > 0);
+    returns it with the log-probs, teacher log-probs (NaN: no teacher), advantages and KL to record."""
+    import torch
+
+    logp = token_logprobs(student_logits(model, inputs), inputs["completion_ids"])
+    adv = inputs["advantages"][:, None]
+    per_token = grpo_token_loss(logp, inputs["rollout_logprobs"], adv, cfg.grpo.clip_low, cfg.grpo.clip_high)
+    if cfg.grpo.kl_beta:
+        with torch.no_grad(), disabled_adapter(model):
+            ref = token_logprobs(student_logits(model, inputs), inputs["completion_ids"])
+        per_token = per_token + cfg.grpo.kl_beta * k3_kl(logp, ref)
+    return per_token, logp, torch.full_like(logp, math.nan), adv.expand_as(logp), torch.zeros_like(logp)
+
+
+def distillation_loss(model, inputs, cfg: DistillConfig, teacher: TeacherState):
+    """Per-token self-distillation loss of the configured mode (importance-clipped when configured); returns it
+    with the student's and teacher's log-probs of the sampled tokens, A_t = teacher - student, and the KL."""
+    import torch
+
+    ids = inputs["completion_ids"]
+    student, t = student_and_teacher_logits(model, inputs, teacher)
+    per_token = per_token_loss(student, t, ids, cfg.mode, cfg.alpha, cfg.topk, cfg.topk_tail)
+    logp = token_logprobs(student, ids)
+    if cfg.importance_clip:
+        per_token = importance_clip(per_token, logp, inputs["rollout_logprobs"], cfg.importance_clip)
+    with torch.no_grad():
+        teacher_lp = token_logprobs(t, ids)
+        return per_token, logp, teacher_lp, teacher_lp - logp.detach(), reverse_kl(student.detach(), t)
+
+
+def build_trainer(
+    *, distill: DistillConfig, objective: str, stats: RoundStats, teacher: TeacherState, **kwargs
+):
+    """A `transformers.Trainer` with the loss of `objective`; optimizer, accumulation, clipping, checkpoints,
+    devices and accelerate/DeepSpeed launch are the stock Trainer's. `kwargs` go to the Trainer."""
+    import torch
+    from transformers import Trainer, TrainerCallback
+
+    class TeacherCallback(TrainerCallback):
+        """Keeps the EMA teacher in step with the optimizer and in every intra-round checkpoint."""
+
+        def on_step_end(self, args, state, control, model=None, **_):
+            teacher.update(model)
+
+        def on_save(self, args, state, control, **_):
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.exists():
+                torch.save(teacher.state_dict(), folder / EMA_FILE)
+
+    class SelfDistillationTrainer(Trainer):
+        def _get_train_sampler(self, *args, **kw):
+            return torch.utils.data.SequentialSampler(
+                self.train_dataset
+            )  # ordered beforehand (bucket_by_length)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if objective == "grpo":
+                per_token, logp, teacher_lp, adv, kl = grpo_loss(model, inputs, distill)
+            else:
+                per_token, logp, teacher_lp, adv, kl = distillation_loss(model, inputs, distill, teacher)
+            mask = inputs["completion_mask"]
+            loss = masked_mean(per_token, mask)
+            stats.record(inputs, mask, logp.detach(), teacher_lp, adv, kl, float(loss.detach()))
+            return (loss, {"logits": logp}) if return_outputs else loss
+
+    trainer = SelfDistillationTrainer(**kwargs)
+    trainer.add_callback(TeacherCallback())
+    return trainer
