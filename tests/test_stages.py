@@ -23,7 +23,7 @@ CHANGES = {
     "model.name_or_path=other-model": {"rollouts", "contexts", "distill", "eval_samples"},
     "prompt.template=v2": {"rollouts", "contexts", "eval_samples"},
     "rollout.engine=vllm": {"rollouts", "eval_samples"},
-    "rollout.vllm.max_model_len=512": {"rollouts", "eval_samples"},
+    "rollout.vllm.max_model_len=256": {"rollouts", "eval_samples"},
     "rollout.batch_size=2": {"rollouts"},
     "rollout.sampling.temperature=0.5": {"rollouts"},
     "grading.timeout_seconds=7": {"grades", "critiques", "eval_samples"},
@@ -39,6 +39,10 @@ CHANGES = {
 
 def _smoke_tree() -> dict:
     return yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
+
+
+# One round, and a context length the tiny model (2048 positions) allows when the engine is switched to vLLM.
+RUN = ["rounds=1", "rollout.vllm.max_model_len=512"]
 
 
 def _keys(cfg) -> dict[str, str]:
@@ -114,14 +118,14 @@ def finished_run(prefect_server, tiny_model_path, tmp_path_factory):
     from flows.pipeline import pipeline
 
     run_dir = tmp_path_factory.mktemp("stages") / "run"
-    pipeline(build_config(_smoke_tree(), ["rounds=1"]), str(run_dir))
+    pipeline(build_config(_smoke_tree(), RUN), str(run_dir))
     return run_dir
 
 
 REAL_CHANGES = [
     "seed=1",
     "rollout.sampling.temperature=0.5",
-    "rollout.vllm.max_model_len=512",
+    "rollout.vllm.max_model_len=256",
     "grading.timeout_seconds=7",
     "critic.max_failed_share=0.5",
     "context.condition=reference",
@@ -147,7 +151,7 @@ def test_a_rerun_after_a_config_change_redoes_the_readers_and_only_stages_whose_
     shutil.copytree(finished_run, run_dir)
     before = _manifests(run_dir)
     try:
-        pipeline(build_config(_smoke_tree(), ["rounds=1", change]), str(run_dir))
+        pipeline(build_config(_smoke_tree(), [*RUN, change]), str(run_dir))
     finally:
         release_engines()
     after = _manifests(run_dir)
