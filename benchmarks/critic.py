@@ -92,9 +92,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
 
     tables = attempts_table(args.attempts, load_tokenizer(args.model))
     started = time.perf_counter()
-    with vllm_server(
-        args.model, served_name=args.model, max_model_len=args.max_model_len, memory_utilization=0.2
-    ) as base_url:
+    with vllm_server(args.model, served_name=args.model, max_model_len=args.max_model_len) as base_url:
         print(f"server start: {time.perf_counter() - started:.1f}s at {base_url}")
         pass_over(args, base_url, args.concurrency, tables)  # warm-up: fills the prefix cache for both passes
         runs = {c: pass_over(args, base_url, c, tables) for c in (1, args.concurrency)}

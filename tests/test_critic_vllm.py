@@ -33,7 +33,7 @@ DECODING = CriticDecoding(max_tokens=24)
 def server(tiny_model_path):
     from sdfb.critic.serve import vllm_server
 
-    with vllm_server("tiny", served_name="tiny", max_model_len=2048, memory_utilization=0.05) as base_url:
+    with vllm_server("tiny", served_name="tiny", max_model_len=2048) as base_url:
         yield base_url
 
 
@@ -140,7 +140,7 @@ def test_vllm_backend_sends_the_same_prompt_as_the_server_and_gets_the_same_gree
         dtype="float32",
         decoding=DECODING,
         cache_dir=str(tmp_path / "local"),
-        vllm=VLLMConfig(max_model_len=2048, gpu_memory_utilization=0.05),
+        vllm=VLLMConfig(max_model_len=2048),
     )
     try:
         local = run(make_critic(cfg), tables)

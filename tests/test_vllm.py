@@ -182,11 +182,11 @@ def test_the_pipeline_on_vllm_starts_one_engine_for_every_round_and_checkpoint(
 
 
 def test_an_engine_that_cannot_start_names_the_setting_to_change(tiny_model_path):
-    """Asking for more RAM than the machine has is a real start failure of the CPU engine."""
+    """Asking for a KV cache larger than the machine's memory is a real start failure of the CPU engine."""
     from sdfb.generation.vllm_backend import EngineStartError, VLLMGenerator
 
-    with pytest.raises(EngineStartError, match="rollout.vllm.gpu_memory_utilization"):
-        VLLMGenerator("tiny", "float32", VLLMConfig(gpu_memory_utilization=0.99, max_lora_rank=8))
+    with pytest.raises(EngineStartError, match=r"rollout.vllm.cpu_kv_cache_gib \(now 4096.00 GiB"):
+        VLLMGenerator("tiny", "float32", VLLMConfig(cpu_kv_cache_gib=4096, max_lora_rank=8))
 
 
 def test_a_rollout_stage_with_prompts_too_long_writes_nothing(tiny_model_path, tmp_path):

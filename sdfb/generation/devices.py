@@ -12,6 +12,22 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
+def cpu_kv_cache_bytes(model_path: str, max_model_len: int, gib: float | None, sequences: int = 16) -> int:
+    """The CPU KV cache in bytes: `gib` when given, else room for `sequences` full-length sequences in fp32 (an
+    upper bound for bf16), at least 64 MiB."""
+    if gib is not None:
+        return int(gib * 2**30)
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_path)
+    config = getattr(config, "text_config", None) or config
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    per_token = 2 * config.num_hidden_layers * kv_heads * head_dim * 4  # keys and values, 4 bytes each
+    return max(per_token * max_model_len * sequences, 64 * 2**20)
+
+
 def on_gpu() -> bool:
     import torch
 

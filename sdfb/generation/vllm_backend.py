@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sdfb.config import SamplingConfig, VLLMConfig
 from sdfb.generation.base import Completion, Generation
-from sdfb.generation.devices import cpu_thread_env, on_gpu
+from sdfb.generation.devices import cpu_kv_cache_bytes, cpu_thread_env, on_gpu
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,13 @@ class VLLMGenerator:
                 "or set rollout.engine=hf"
             ) from None
         except (RuntimeError, ValueError, OSError) as exc:
-            memory = settings["gpu_memory_utilization"]
+            memory = (
+                f"{section}.cpu_kv_cache_gib (now {settings['kv_cache_memory_bytes'] / 2**30:.2f} GiB of KV cache)"
+                if "kv_cache_memory_bytes" in settings
+                else f"{section}.gpu_memory_utilization (now {settings['gpu_memory_utilization']})"
+            )
             raise EngineStartError(
-                f"the vLLM engine failed to start: {exc}\nSettings to change: {section}.gpu_memory_utilization "
-                f"(now {memory}; on CPU it is the share of RAM reserved for the KV cache), {section}.max_model_len "
+                f"the vLLM engine failed to start: {exc}\nSettings to change: {memory}, {section}.max_model_len "
                 f"(now {cfg.max_model_len}), {section}.tensor_parallel_size (now {cfg.tensor_parallel_size}); "
                 "or set rollout.engine=hf. The engine's own log above names the root cause."
             ) from None
@@ -137,13 +140,15 @@ def engine_settings(model_name: str, dtype: str, cfg: VLLMConfig, seed: int) -> 
     """Keyword arguments of `vllm.LLM` for these settings on this machine (GPU or CPU)."""
     from sdfb.models import resolve_model
 
-    gpu = on_gpu()
-    return {
+    gpu, path = on_gpu(), str(resolve_model(model_name))
+    memory = {"gpu_memory_utilization": cfg.gpu_memory_utilization or 0.85}
+    if not gpu:
+        memory = {"kv_cache_memory_bytes": cpu_kv_cache_bytes(path, cfg.max_model_len, cfg.cpu_kv_cache_gib)}
+    return memory | {
         "model": str(resolve_model(model_name)),
         "tokenizer": str(resolve_model(model_name)),
         "dtype": {"auto": "bfloat16" if gpu else "float32"}.get(dtype, dtype),
         "max_model_len": cfg.max_model_len,
-        "gpu_memory_utilization": cfg.gpu_memory_utilization or (0.85 if gpu else 0.2),
         "tensor_parallel_size": cfg.tensor_parallel_size,
         "enable_prefix_caching": cfg.enable_prefix_caching,
         "enable_chunked_prefill": gpu if cfg.enable_chunked_prefill is None else cfg.enable_chunked_prefill,
