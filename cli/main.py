@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -27,8 +28,17 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from sdfb.critic import CriticUnavailableError
     from sdfb.models import ModelNotFoundError
     from sdfb.problems import DataError
+    from sdfb.runlock import RunFolderError
+    from sdfb.store import CorruptOutputError
 
-    return ConfigError, DataError, ModelNotFoundError, CriticUnavailableError
+    return (
+        ConfigError,
+        DataError,
+        ModelNotFoundError,
+        CriticUnavailableError,
+        RunFolderError,
+        CorruptOutputError,
+    )
 
 
 def print_results(summary_path: Path) -> None:
@@ -72,14 +82,21 @@ def run(
     except ConfigError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    target = run_dir or Path("runs") / cfg.name
+    target = (run_dir or Path("runs") / cfg.name).resolve()
     from sdfb.models import check_model
+    from sdfb.runlock import run_lock
 
     try:
         check_model(cfg.model.name_or_path)
+        with run_lock(target):  # before Prefect starts: a second run on this folder stops at once
+            summary = _start_pipeline(cfg, target, started)
     except _user_errors() as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {exc}\nfinished stages in {target} are kept; fix the input and rerun.")
         raise typer.Exit(2) from None
+    print_results(Path(summary))
+
+
+def _start_pipeline(cfg, target: Path, started: float) -> str:
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "sdfb")
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     from transformers.utils import logging as hf_logging
@@ -87,13 +104,7 @@ def run(
     from flows.pipeline import pipeline
 
     hf_logging.disable_progress_bar()
-
-    try:
-        summary = pipeline(cfg, str(target.resolve()), started_at=started)
-    except _user_errors() as exc:
-        err.print(f"[red]error:[/red] {exc}\nfinished stages in {target} are kept; fix the input and rerun.")
-        raise typer.Exit(2) from None
-    print_results(Path(summary))
+    return pipeline(cfg, str(target), started_at=started)
 
 
 @app.command("train-round")
@@ -123,9 +134,17 @@ def train_round(
         )
         raise typer.Exit(2)
     previous = output_path(root, "distill", "checkpoint", round=round_index - 1) if round_index > 1 else None
-    path = run_round(
-        cfg, str(root), round_index, *(str(p) for p in inputs.values()), previous and str(previous)
-    )
+    from sdfb.distill import is_main_process
+    from sdfb.runlock import run_lock
+
+    args = (cfg, str(root), round_index, *(str(p) for p in inputs.values()), previous and str(previous))
+    try:
+        # Rank 0 writes, so it holds the folder; the other ranks of an `accelerate launch` only read.
+        with run_lock(root) if is_main_process() else contextlib.nullcontext():
+            path = run_round(*args)
+    except _user_errors() as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
     console.print(path)
 
 

@@ -14,6 +14,7 @@ from prefect import flow
 
 from sdfb.config import RunConfig, load_config
 from sdfb.generation import release_engines
+from sdfb.runlock import run_lock
 from sdfb.stages import BASE, round_name
 from tasks.contexts import build_contexts
 from tasks.critique import critique
@@ -28,6 +29,11 @@ from tasks.summary import write_summary
 @flow(name="sdfb-pipeline", log_prints=False)
 def pipeline(config: RunConfig, run_dir: str, started_at: float | None = None) -> str:
     started_at = started_at or time.time()
+    with run_lock(run_dir):  # one run per folder; a second stops at once, naming the first's pid
+        return _rounds(config, run_dir, started_at)
+
+
+def _rounds(config: RunConfig, run_dir: str, started_at: float) -> str:
     try:  # the generation engines live as long as this flow run
         eval_problems = sample_eval_problems(config, run_dir)
         scores = [score_checkpoint(config, run_dir, BASE, None, eval_problems)]

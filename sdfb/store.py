@@ -59,40 +59,71 @@ class StageKey:
     input_hashes: dict[str, str]
 
 
+class CorruptOutputError(ValueError):
+    """A finished output whose content no longer matches its manifest (truncated, altered, half-copied)."""
+
+
 def read_manifest(path: Path) -> dict[str, Any]:
     return json.loads(manifest_path(Path(path)).read_text())
 
 
-def is_finished(path: Path, key: StageKey) -> bool:
-    """True when `path` has a manifest from a run with the same schema, config and inputs."""
-    mpath = manifest_path(Path(path))
-    if not mpath.exists() or not Path(path).exists():
-        return False
+def content_hash(path: Path) -> str:
+    """A file's hash, or a folder's: every file's relative path and hash, in order."""
+    path = Path(path)
+    if path.is_file():
+        return file_hash(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(path).as_posix().encode())
+        digest.update(file_hash(file).encode())
+    return digest.hexdigest()[:16]
+
+
+def _manifest_digest(manifest: dict[str, Any]) -> str:
+    body = {k: v for k, v in manifest.items() if k != "manifest_hash"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def verified_manifest(path: Path) -> dict[str, Any] | None:
+    """The output's manifest when the manifest is intact (its own hash) and the output's content still has the
+    recorded hash; None when either is missing, unreadable, altered or truncated."""
+    path, mpath = Path(path), manifest_path(Path(path))
+    if not mpath.exists() or not path.exists():
+        return None
     try:
         manifest = json.loads(mpath.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return False
-    if not isinstance(manifest, dict):
-        return False
+        return None
+    if not isinstance(manifest, dict) or manifest.get("manifest_hash") != _manifest_digest(manifest):
+        return None
+    return manifest if manifest.get("content_hash") == content_hash(path) else None
+
+
+def is_finished(path: Path, key: StageKey) -> bool:
+    """True when `path` and its manifest are intact and the manifest records the same schema, config and inputs."""
+    manifest = verified_manifest(path)
     return (
-        manifest.get("schema_version") == key.schema_version
+        manifest is not None
+        and manifest.get("schema_version") == key.schema_version
         and manifest.get("config_hash") == key.config_hash
         and manifest.get("input_hashes") == key.input_hashes
     )
 
 
-def _write_manifest(path: Path, key: StageKey, content_hash: str, extra: dict[str, Any]) -> None:
+def _write_manifest(path: Path, key: StageKey, content: str, extra: dict[str, Any]) -> None:
     manifest = {
         "path": path.name,
         "schema_version": key.schema_version,
         "config_hash": key.config_hash,
         "input_hashes": key.input_hashes,
-        "content_hash": content_hash,
+        "content_hash": content,
         "versions": package_versions(),
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **extra,
     }
-    write_text(manifest_path(path), json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    manifest = json.loads(json.dumps(manifest, default=str))  # as it will read back
+    manifest["manifest_hash"] = _manifest_digest(manifest)
+    write_text(manifest_path(path), json.dumps(manifest, indent=2, sort_keys=True))
 
 
 def write_table(
@@ -105,27 +136,27 @@ def write_table(
     table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-    _write_manifest(
-        path, key, file_hash(path), {"rows": table.num_rows, "schema": schema.names, **(extra or {})}
-    )
+    extra = {"rows": table.num_rows, "schema": schema.names, **(extra or {})}
+    _write_manifest(path, key, file_hash(path), extra)
     return path
 
 
 def finish_folder(path: Path, key: StageKey, extra: dict[str, Any] | None = None) -> Path:
     """Write the manifest of a folder output (a checkpoint) once everything in it is saved."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(file.relative_to(path).as_posix().encode())
-        digest.update(file_hash(file).encode())
-    _write_manifest(path, key, digest.hexdigest()[:16], extra or {})
+    _write_manifest(Path(path), key, content_hash(path), extra or {})
     return path
 
 
 def read_table(path: Path) -> pd.DataFrame:
+    """A finished stage table; its content is checked against its manifest first, so a damaged file is never used."""
     path = Path(path)
     if not manifest_path(path).exists():
         raise FileNotFoundError(
             f"{path} has no manifest: the stage that writes it did not finish; rerun the flow"
+        )
+    if verified_manifest(path) is None:
+        raise CorruptOutputError(
+            f"{path} does not match its manifest (truncated or altered since it was written); rerun the flow: "
+            "the stage that writes it will be recomputed"
         )
     return pq.read_table(path).to_pandas()

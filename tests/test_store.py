@@ -108,3 +108,38 @@ def test_finish_folder_hash_changes_when_a_file_in_it_changes(tmp_path):
     assert output_hash(folder) != first
     # The manifest sits beside the folder, so it never hashes itself.
     assert manifest_path(folder).parent == tmp_path
+
+
+def test_a_truncated_table_is_not_finished_and_is_never_read(table_path):
+    from sdfb.store import CorruptOutputError
+
+    data = table_path.read_bytes()
+    table_path.write_bytes(data[: len(data) // 2])
+    assert not is_finished(table_path, KEY)
+    with pytest.raises(CorruptOutputError, match="does not match its manifest"):
+        read_table(table_path)
+
+
+def test_a_table_altered_after_writing_is_not_finished(table_path):
+    other = pd.DataFrame({"problem_id": ["p1", "p2", "X"], "sample_index": [0, 1, 2]})
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pandas(other, schema=SCHEMA, preserve_index=False), table_path)
+    assert not is_finished(table_path, KEY)
+
+
+def test_an_altered_manifest_is_not_trusted(table_path):
+    manifest = json.loads(manifest_path(table_path).read_text())
+    manifest["rows"] = 99  # still valid JSON, with the right content hash
+    manifest_path(table_path).write_text(json.dumps(manifest))
+    assert not is_finished(table_path, KEY)
+
+
+def test_a_folder_with_a_changed_file_is_not_finished(tmp_path):
+    folder = tmp_path / "checkpoint"
+    folder.mkdir()
+    (folder / "adapter.bin").write_bytes(b"weights")
+    finish_folder(folder, KEY)
+    assert is_finished(folder, KEY)
+    (folder / "adapter.bin").write_bytes(b"weight")
+    assert not is_finished(folder, KEY)
