@@ -76,3 +76,59 @@ def test_rollout_rows_keep_prompt_and_completion_ids(generator):
     row = table.iloc[0]
     assert generator.tokenizer(row.prompt_text, add_special_tokens=False)["input_ids"] == row.prompt_ids
     assert len(row.completion_ids) == len(row.logprobs) and row.policy_version == "base"
+
+
+class _StandInEngine:
+    """Records what the registry asks of an engine. A real vLLM start takes 11-40 s and needs vllm installed, and
+    this checks only the registry's bookkeeping; tests/test_vllm.py gets its real engine from the registry."""
+
+    def __init__(self, model_name, dtype, cfg, seed=0, section="rollout.vllm"):
+        self.settings = (model_name, dtype, cfg, seed, section)
+        self.adapter = None
+        self.events = []
+
+    def set_adapter(self, adapter):
+        self.adapter = adapter
+
+    def sleep(self):
+        self.events.append("sleep")
+
+    def close(self):
+        self.events.append("close")
+
+
+@pytest.fixture
+def stand_in_engines(monkeypatch):
+    from sdfb.generation import engines
+
+    monkeypatch.setattr(engines, "VLLMGenerator", _StandInEngine)
+    monkeypatch.setattr(engines, "_ENGINES", {})  # apart from any real engine another test left running
+
+
+def test_the_registry_starts_one_engine_per_settings_and_release_empties_it(stand_in_engines):
+    from sdfb.config import VLLMConfig
+    from sdfb.generation import live_engines, release_engines, sleep_engines, vllm_engine
+
+    first = vllm_engine("tiny", "float32", VLLMConfig(max_model_len=256), seed=0)
+    again = vllm_engine(
+        "tiny", "float32", VLLMConfig(max_model_len=256), seed=0
+    )  # equal settings, new objects
+    critic = vllm_engine("tiny", "float32", VLLMConfig(max_model_len=512), seed=0, section="critic.vllm")
+    assert again is first and critic is not first
+    assert critic.settings[-1] == "critic.vllm"
+    assert live_engines() == 2
+    sleep_engines()
+    release_engines()
+    assert live_engines() == 0
+    assert first.events == ["sleep", "close"] and critic.events == ["sleep", "close"]
+
+
+def test_make_generator_on_vllm_reuses_the_registry_engine_with_the_asked_adapter(stand_in_engines):
+    from sdfb.config import ModelConfig, VLLMConfig
+    from sdfb.generation import live_engines, make_generator
+
+    model = ModelConfig(name_or_path="tiny", dtype="float32")
+    base = make_generator(model, "vllm", VLLMConfig(), 0, None, 4)
+    tuned = make_generator(model, "vllm", VLLMConfig(), 0, "run/round_0001", 4)
+    assert tuned is base and live_engines() == 1
+    assert base.adapter == "run/round_0001"

@@ -27,11 +27,12 @@ QUESTIONS = [
 
 @pytest.fixture(scope="module")
 def engine(tiny_model_path):
-    from sdfb.generation.vllm_backend import VLLMGenerator
+    """The module's one engine, from the registry. Tests that release every engine (the pipeline, the rollout
+    stage) come after all tests that use it."""
+    from sdfb.generation import release_engines, vllm_engine
 
-    generator = VLLMGenerator("tiny", "float32", VLLMConfig(max_model_len=256, max_lora_rank=8), seed=0)
-    yield generator
-    generator.close()
+    yield vllm_engine("tiny", "float32", VLLMConfig(max_model_len=256, max_lora_rank=8), seed=0)
+    release_engines()
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +143,13 @@ def test_prompts_longer_than_max_model_len_are_rejected_before_generation_with_a
     long_prompt = prompts[0] + " filler" * 300
     with pytest.raises(PromptTooLongError, match=r"1 of 3 prompts do not fit rollout.vllm.max_model_len=256"):
         engine.generate([prompts[1], long_prompt, prompts[2]], GREEDY)
+
+
+def test_the_registry_hands_back_the_running_engine_for_equal_settings(engine):
+    from sdfb.generation import vllm_engine
+
+    settings = VLLMConfig(max_model_len=256, max_lora_rank=8)  # equal to the fixture's, another object
+    assert vllm_engine("tiny", "float32", settings, seed=0) is engine
 
 
 def test_auto_engine_means_vllm_when_it_is_importable():

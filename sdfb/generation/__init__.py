@@ -11,10 +11,11 @@ from sdfb.generation.base import Completion, Generation, Generator
 from sdfb.generation.devices import vllm_available
 from sdfb.generation.engines import live_engines, release_engines, sleep_engines, vllm_engine
 from sdfb.generation.hf import HFGenerator
+from sdfb.generation.vllm_backend import EngineStartError, PromptTooLongError
 
 __all__ = [
-    "Completion", "Generation", "Generator", "HFGenerator", "live_engines", "make_generator", "release_engines",
-    "resolve_engine", "sleep_engines", "vllm_engine",
+    "Completion", "EngineStartError", "Generation", "Generator", "HFGenerator", "PromptTooLongError",
+    "live_engines", "make_generator", "release_engines", "resolve_engine", "sleep_engines", "vllm_engine",
 ]  # fmt: skip
 
 

@@ -10,17 +10,19 @@ import gc
 import logging
 
 from sdfb.config import VLLMConfig
+from sdfb.generation.vllm_backend import VLLMGenerator
 
 log = logging.getLogger(__name__)
 
-_ENGINES: dict[tuple, object] = {}
+# Keyed by everything the engine is built from; VLLMConfig is frozen, so equal settings hash equal.
+_ENGINES: dict[tuple[str, str, VLLMConfig, int], VLLMGenerator] = {}
 
 
-def vllm_engine(model_name: str, dtype: str, vllm: VLLMConfig, seed: int, section: str = "rollout.vllm"):
+def vllm_engine(
+    model_name: str, dtype: str, vllm: VLLMConfig, seed: int, section: str = "rollout.vllm"
+) -> VLLMGenerator:
     """The process's vLLM engine for these settings, started on first use. `section` names where the settings
     live in the config (`rollout.vllm`, `critic.vllm`), for error messages."""
-    from sdfb.generation.vllm_backend import VLLMGenerator
-
     key = (model_name, dtype, vllm, seed)
     if key not in _ENGINES:
         log.info("starting the vLLM engine for %s", model_name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sdfb import faults
 from sdfb.config import SamplingConfig
 from sdfb.generation.base import Completion, Generation
 
@@ -40,6 +41,7 @@ class HFGenerator:
                 idx, self._batch([encoded[i] for i in idx], sampling, want_logprobs), strict=True
             ):
                 results[i] = Generation(encoded[i], completions)
+            faults.point("generate:batch")
         return [results[i] for i in range(len(prompts))]
 
     def _batch(

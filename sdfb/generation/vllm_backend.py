@@ -36,6 +36,7 @@ class VLLMGenerator:
         from sdfb.models import load_tokenizer
 
         self.cfg = cfg
+        self.section = section
         self.tokenizer = load_tokenizer(model_name)
         self.max_model_len = cfg.max_model_len
         self._adapter = None
@@ -99,7 +100,7 @@ class VLLMGenerator:
         too_long = [len(ids) for ids in encoded if len(ids) >= self.max_model_len]
         if too_long:
             raise PromptTooLongError(
-                f"{len(too_long)} of {len(encoded)} prompts do not fit rollout.vllm.max_model_len={self.max_model_len} "
+                f"{len(too_long)} of {len(encoded)} prompts do not fit {self.section}.max_model_len={self.max_model_len} "
                 f"(longest {max(too_long)} tokens); raise max_model_len or shorten the prompt template. "
                 "Prompts are never truncated."
             )
@@ -145,8 +146,8 @@ def engine_settings(model_name: str, dtype: str, cfg: VLLMConfig, seed: int) -> 
     if not gpu:
         memory = {"kv_cache_memory_bytes": cpu_kv_cache_bytes(path, cfg.max_model_len, cfg.cpu_kv_cache_gib)}
     return memory | {
-        "model": str(resolve_model(model_name)),
-        "tokenizer": str(resolve_model(model_name)),
+        "model": path,
+        "tokenizer": path,
         "dtype": {"auto": "bfloat16" if gpu else "float32"}.get(dtype, dtype),
         "max_model_len": cfg.max_model_len,
         "tensor_parallel_size": cfg.tensor_parallel_size,
