@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -86,6 +87,7 @@ def run(
     from sdfb.models import check_model
     from sdfb.runlock import run_lock
 
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM unwinds like Ctrl-C, so engines are shut down
     try:
         check_model(cfg.model.name_or_path)
         with run_lock(target):  # before Prefect starts: a second run on this folder stops at once
@@ -93,7 +95,31 @@ def run(
     except _user_errors() as exc:
         err.print(f"[red]error:[/red] {exc}\nfinished stages in {target} are kept; fix the input and rerun.")
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err.print(f"stopped; finished stages in {target} are kept, rerun the same command to resume")
+        raise typer.Exit(130) from None
+    finally:
+        _end_children()
     print_results(Path(summary))
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _end_children(grace: float = 10.0) -> None:
+    """Stop every process this run started that is still alive (engine cores, grading workers): terminate, then
+    kill what has not exited after `grace` seconds."""
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=grace)
+    for child in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
 
 
 def _start_pipeline(cfg, target: Path, started: float) -> str:

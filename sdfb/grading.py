@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from sdfb import faults
 from sdfb.prompts import parse_attempt
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ def grade_pairs(pairs: list[tuple[str | None, str]], timeout_seconds: float, wor
             except multiprocessing.TimeoutError:
                 status, hung = "timeout", True
             grades[i] = Grade(pairs[i][0] or "", status)
+            faults.point("grade:result")
             if hung:
                 break
         if hung:

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sdfb import faults
 from sdfb.atomic import atomic_path, write_text
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -136,6 +137,7 @@ def write_table(
     table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
+    faults.point(f"unvouched:{path.name}")
     extra = {"rows": table.num_rows, "schema": schema.names, **(extra or {})}
     _write_manifest(path, key, file_hash(path), extra)
     return path

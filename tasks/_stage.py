@@ -14,6 +14,7 @@ import pandas as pd
 from prefect import get_run_logger
 from prefect.exceptions import MissingContextError
 
+from sdfb import faults
 from sdfb.config import RunConfig
 from sdfb.stages import config_view, output_path, stage, stage_key
 from sdfb.store import is_finished, read_manifest, write_table
@@ -50,6 +51,7 @@ def run_stage(
             logger.info("%s: finished earlier, reusing %s", name, path)
             return str(path)
         logger.info("%s: finished earlier with failures, computing again (cached parts are reused)", name)
+    faults.point(f"start:{name}")
     started = time.perf_counter()
     result = compute(config_view(cfg, name), inputs, **params)
     frame, extra = result if isinstance(result, tuple) else (result, {})
@@ -59,6 +61,7 @@ def run_stage(
         frame, path, schema, key, {"stage": name, "seconds": seconds, "finished_at": time.time(), **extra}
     )
     logger.info("%s: wrote %d rows to %s in %.1fs", name, len(frame), path, seconds)
+    faults.point(f"done:{name}")
     return str(path)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sdfb import faults
 from sdfb.config import CriticConfig, GradingConfig
 from sdfb.critic.alignment import align, final_status, verdict_is_correct
 from sdfb.critic.base import Critic, CritiqueRequest
@@ -93,6 +94,7 @@ def critique_rollouts(
         raise ValueError(f"{int(correct.isna().sum())} rollouts have no grade: grade them before critiquing")
     requests = critique_requests(rollouts, problems)
     critiques = critic.critique(requests)
+    faults.point("critique:replies")
     alignments = []
     for request, critique in zip(requests, critiques, strict=True):
         attempt = parse_attempt(request.attempt)
