@@ -238,7 +238,9 @@ def test_a_resumed_round_reproduces_the_next_steps_loss_exactly(
     )
     assert resumed.metrics["resumed_from"].endswith("checkpoint-1")
     assert first.losses == straight.losses[:1]
-    assert resumed.losses == straight.losses[1:]  # bitwise equal, not approximately
+    assert resumed.losses[1:] == straight.losses[1:]  # bitwise equal, not approximately
+    # the resumed round reports the whole round: the step before the crash comes from the checkpoint
+    assert resumed.losses == straight.losses and len(resumed.per_sample) == len(straight.per_sample)
 
 
 @pytest.mark.parametrize("mode", ["ema", "live"])
@@ -349,10 +351,12 @@ def test_a_teacher_prompt_over_the_limit_without_a_context_to_cut_is_counted_not
     assert examples == [] and stats.teacher_too_long == 1 and stats.teacher_truncated == 0
 
 
+@pytest.mark.parametrize("teacher", ["base", "ema"])
 def test_run_round_trains_and_saves_the_adapter_in_place_of_the_checkpoint(
-    tiny_model_path, tiny_tokenizer, tmp_path
+    tiny_model_path, tiny_tokenizer, tmp_path, teacher
 ):
     from sdfb.config import ModelConfig
+    from sdfb.distill.checkpoint import load_teacher_state
 
     examples = _examples(tiny_tokenizer, n=4)
     rollouts = pd.DataFrame(
@@ -363,7 +367,9 @@ def test_run_round_trains_and_saves_the_adapter_in_place_of_the_checkpoint(
     contexts = rollouts[["problem_id", "sample_index"]].assign(teacher_prompt=teacher_prompts, train=True)
     grades = rollouts[["problem_id", "sample_index"]].assign(correct=[True, False, True, False])
     checkpoint = tmp_path / "checkpoints" / "round_0001"
-    cfg = DistillConfig(learning_rate=1e-3, batch_size=2, save_steps=1, lora=LoraConfig(r=8, alpha=16))
+    cfg = DistillConfig(
+        learning_rate=1e-3, batch_size=2, save_steps=1, teacher=teacher, lora=LoraConfig(r=8, alpha=16)
+    )
     result = distill.run_round(
         ModelConfig(name_or_path="tiny", dtype="float32"), cfg, "self_distillation", 0, 1,
         rollouts, contexts, grades, previous=None, checkpoint=checkpoint,
@@ -371,6 +377,24 @@ def test_run_round_trains_and_saves_the_adapter_in_place_of_the_checkpoint(
     assert result.metrics["steps"] == 2 and result.metrics["examples"] == 4 and len(result.per_sample) == 4
     assert result.metrics["examples_student_too_long"] == 0
     assert (checkpoint / "adapter_model.safetensors").exists()
+    assert (checkpoint / distill.EMA_FILE).exists() == (teacher == "ema")
     assert distill.partial_dir(checkpoint).is_dir()  # kept until the task has written its manifests
     distill.discard_partial(checkpoint)
     assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["round_0001"]  # no temporary siblings
+    if teacher == "ema":  # the next round's teacher continues this round's EMA exactly
+        nxt = distill.TeacherState(
+            distill.prepare_model("tiny", "float32", cfg, checkpoint), "ema", "lora", 0.5
+        )
+        assert load_teacher_state(nxt, checkpoint)
+        assert all(torch.equal(nxt.copy[n], result.teacher.copy[n]) for n in nxt.names)
+
+
+def test_importing_the_package_loads_neither_torch_nor_transformers():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sdfb.distill; print(sorted({'torch', 'transformers', 'peft', 'trl'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

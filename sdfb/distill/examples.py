@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from sdfb.losses import group_advantages
-
 _MARKER = " [...] "
 _KEYS = ["problem_id", "sample_index"]
 
@@ -31,6 +29,8 @@ class Example:
 
 @dataclass
 class ExampleStats:
+    """How many samples `prepare_examples` left out or cut because they exceed `max_length`."""
+
     student_too_long: int = 0
     teacher_too_long: int = 0
     teacher_truncated: int = 0
@@ -69,6 +69,8 @@ def _trainable_rows(
     table = table[table["train"] & (table["completion_ids"].map(len) > 0)].reset_index(drop=True)
     if grades is not None and len(table):
         import torch
+
+        from sdfb.losses import group_advantages
 
         groups = torch.tensor(pd.factorize(table["problem_id"])[0])
         rewards = torch.tensor(table["correct"].astype(float).to_numpy())
@@ -144,9 +146,11 @@ def bucket_by_length(examples: list[Example], batch_size: int, seed: int, window
     across mega-batches stays random. transformers' default mega-batch (at least four per epoch) leaves twice the
     padding on a round of 64 samples (`benchmarks/distill.py`: 0.101 against 0.057 with windows of 16 batches).
 
-    The Trainer's own `train_sampling_strategy="group_by_length"` cannot be used: it reads one length per item from
-    a `datasets` column or a tokenizer input name, while an example here has two sequences; so the order is computed
-    with the same function once, and the Trainer reads it sequentially (the order is then identical on resume)."""
+    This calls transformers' own `get_length_grouped_indices` once instead of setting the Trainer's
+    `train_sampling_strategy="group_by_length"` (transformers 5.19): that sampler always uses the default mega-batch,
+    and it reads lengths only from a `datasets.Dataset` column or the items' `input_ids`, while an example here is a
+    dataclass with two sequences (`"batch_rebalance"` reads lengths the same way and varies the batch size). The
+    Trainer then reads this order sequentially, so a resumed round sees the same batches."""
     import torch
     from transformers.trainer_pt_utils import get_length_grouped_indices
 

@@ -1,10 +1,12 @@
 """Where the self-teacher's weights come from (the frozen initial policy, the live student, or an EMA of it) and
-the teacher and student forward passes on one batch. No optimisation here.
+the teacher and student forward passes on one batch. No optimisation and no files here (see `checkpoint`).
 
-TRL 1.16's SDFT/SDPO teacher callbacks (`SyncTeacherModelCallback`, `PEFTAdapterEMACallback`) are not used: the
-first keeps a second full model in memory, the second a second adapter, and neither saves its EMA weights at a
-checkpoint, so a round resumed from an intra-round checkpoint would restart the EMA; here the teacher's weights are
-swapped into the one model for the teacher pass, and their state is saved with every checkpoint.
+TRL 1.16's SDFT/SDPO teacher callbacks are not used. `SyncTeacherModelCallback` keeps the EMA in a second full model
+and reads its rate from TRL's own config (`teacher_update_rate`, `teacher_sync_steps`), which the stock
+`TrainingArguments` lack. `PEFTAdapterEMACallback` keeps it in a second LoRA adapter that it re-creates with zero
+weights at every `on_train_begin`, so the EMA can neither continue from the previous round's nor survive a resume
+from an intra-round checkpoint (neither callback saves its weights on `on_save`). Here the teacher's weights are one
+copy of the trainable tensors, swapped into the single model for the teacher pass and saved with every checkpoint.
 """
 
 from __future__ import annotations
@@ -13,9 +15,6 @@ import contextlib
 from pathlib import Path
 
 from sdfb.config import DistillConfig
-from sdfb.losses import completion_logits, masked_mean, reverse_kl
-
-EMA_FILE = "teacher_ema.pt"
 
 
 class TeacherState:
@@ -87,22 +86,20 @@ def _swapped(model, names: list[str], weights: dict):
 def make_teacher(
     model, model_name: str, dtype: str, cfg: DistillConfig, previous: Path | None
 ) -> TeacherState:
-    """The teacher for this round; its EMA (or, for full fine-tuning, the initial weights) comes from disk."""
-    import torch
-
+    """The teacher for this round. Full fine-tuning against the base reloads the initial weights from `model_name`;
+    an EMA teacher starts at the student until `checkpoint.load_teacher_state` restores the previous round's."""
     initial = None
     if cfg.teacher == "base" and cfg.finetune == "full" and previous is not None:
         from sdfb.models import load_model
 
         initial = dict(load_model(model_name, dtype=dtype).named_parameters())
-    teacher = TeacherState(model, cfg.teacher, cfg.finetune, cfg.ema_rate, initial)
-    if cfg.teacher == "ema" and previous is not None and (Path(previous) / EMA_FILE).exists():
-        teacher.load_state_dict(torch.load(Path(previous) / EMA_FILE, weights_only=False))
-    return teacher
+    return TeacherState(model, cfg.teacher, cfg.finetune, cfg.ema_rate, initial)
 
 
 def forward_completion_logits(model, ids, mask, prompt_lens, width):
     """The model's logits at the positions that predict each completion token."""
+    from sdfb.losses import completion_logits  # torch: loaded when a model runs, not with the package
+
     return completion_logits(model(input_ids=ids, attention_mask=mask).logits, prompt_lens, width)
 
 
@@ -146,6 +143,8 @@ def disabled_adapter(model):
 def batch_divergence(model, batch, teacher: TeacherState | None = None) -> float:
     """Mean per-token KL(student || teacher) on the batch's completion tokens, without gradients."""
     import torch
+
+    from sdfb.losses import masked_mean, reverse_kl
 
     with torch.no_grad():
         student, t = student_and_teacher_logits(model, batch, teacher)

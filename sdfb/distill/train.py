@@ -8,15 +8,24 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from sdfb import schemas
 from sdfb.config import DistillConfig, ModelConfig
-from sdfb.distill.checkpoint import is_main_process, load_teacher_state, partial_dir, save_checkpoint
+from sdfb.distill.checkpoint import (
+    is_main_process,
+    load_round_stats,
+    load_teacher_state,
+    partial_dir,
+    save_checkpoint,
+)
 from sdfb.distill.examples import Collator, Example, bucket_by_length, padding_waste, prepare_examples
 from sdfb.distill.teacher import TeacherState, make_teacher
-from sdfb.distill.trainer import RoundStats, build_trainer
+
+if TYPE_CHECKING:
+    from sdfb.distill.trainer import RoundStats
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +71,8 @@ def _training_args(cfg: DistillConfig, output_dir: Path, seed: int, max_steps: i
         save_steps=cfg.save_steps or 500, report_to=[], remove_unused_columns=False,
         use_cpu=not torch.cuda.is_available(), bf16=torch.cuda.is_available(), seed=seed, data_seed=seed,
         dataloader_num_workers=0, disable_tqdm=True,
+        # the examples arrive in bucket_by_length's order, which the Trainer must keep (and keeps on resume)
+        train_sampling_strategy="sequential",
     )  # fmt: skip
 
 
@@ -77,21 +88,23 @@ def train_round(
     max_steps: int = -1,
 ) -> RoundResult:
     """Train `model` in place on `examples`; resumes from the newest checkpoint in `output_dir` if there is one."""
-    from transformers.trainer_callback import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
+
+    from sdfb.distill.trainer import RoundStats, SelfDistillationTrainer
 
     if not examples:
         raise ValueError("train_round needs at least one example; use empty_round() for a round without any")
     teacher = teacher or TeacherState(model, cfg.teacher, cfg.finetune, cfg.ema_rate)
     ordered, stats = bucket_by_length(examples, cfg.batch_size, seed), RoundStats()
-    trainer = build_trainer(
+    trainer = SelfDistillationTrainer(
         model=model, args=_training_args(cfg, output_dir, seed, max_steps), train_dataset=ordered,
         data_collator=Collator(tokenizer.pad_token_id, with_teacher=objective != "grpo"),
         distill=cfg, objective=objective, stats=stats, teacher=teacher,
     )  # fmt: skip
-    trainer.remove_callback(PrinterCallback)  # its prints bypass logging; round metrics are logged instead
     resume = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
     load_teacher_state(teacher, resume)
+    if (saved := load_round_stats(resume)) is not None:
+        stats.restore(saved)  # records of the samples trained on before the crash
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
     seen = [e for e in examples if e.index in stats.per_sample]
@@ -172,6 +185,7 @@ def run_round(
     tokenizer = load_tokenizer(model.name_or_path)
     student = prepare_model(model.name_or_path, model.dtype, distill, previous)
     teacher = make_teacher(student, model.name_or_path, model.dtype, distill, previous)
+    load_teacher_state(teacher, previous)
     examples, counts = prepare_examples(
         rollouts, contexts, tokenizer, grades, distill.max_length, distill.grpo.scale_rewards
     )

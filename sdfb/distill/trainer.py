@@ -1,7 +1,8 @@
 """The training loop: a `transformers.Trainer` whose only override is the loss (self-distillation or GRPO); the
 math lives in `sdfb.losses`. Also what the loop records per sample and per token before updating on it.
 
-transformers is imported when a trainer is built, not when this module is imported.
+This module imports torch and transformers; only `train.train_round` imports it, inside the function, so importing
+`sdfb.distill` stays light.
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_callback import PrinterCallback
+
+from sdfb import faults
 from sdfb.config import DistillConfig
-from sdfb.distill.teacher import (
-    EMA_FILE,
-    TeacherState,
-    disabled_adapter,
-    student_and_teacher_logits,
-    student_logits,
-)
+from sdfb.distill.checkpoint import save_round_stats, save_teacher_state
+from sdfb.distill.teacher import TeacherState, disabled_adapter, student_and_teacher_logits, student_logits
 from sdfb.losses import (
     grpo_token_loss,
     importance_clip,
@@ -35,6 +36,15 @@ class RoundStats:
     kls: list[float] = field(default_factory=list)
     per_sample: dict[int, dict] = field(default_factory=dict)
     tokens: dict[int, dict] = field(default_factory=dict)
+
+    def state(self) -> dict:
+        return {"losses": self.losses, "kls": self.kls, "per_sample": self.per_sample, "tokens": self.tokens}
+
+    def restore(self, state: dict) -> None:
+        """Continue from a saved state (JSON turned the row indices into strings)."""
+        self.losses, self.kls = list(state["losses"]), list(state["kls"])
+        self.per_sample = {int(k): v for k, v in state["per_sample"].items()}
+        self.tokens = {int(k): v for k, v in state["tokens"].items()}
 
     def record(self, inputs, mask, logp, teacher_lp, adv, kl, loss: float) -> None:
         """The batch's loss and KL, and for each sample seen for the first time its advantages and log-probs
@@ -64,8 +74,6 @@ class RoundStats:
 def grpo_loss(model, inputs, cfg: DistillConfig):
     """Per-token clipped surrogate on the group advantages (plus the k3 KL to the base policy when kl_beta > 0);
     returns it with the log-probs, teacher log-probs (NaN: no teacher), advantages and KL to record."""
-    import torch
-
     logp = token_logprobs(student_logits(model, inputs), inputs["completion_ids"])
     adv = inputs["advantages"][:, None]
     per_token = grpo_token_loss(logp, inputs["rollout_logprobs"], adv, cfg.grpo.clip_low, cfg.grpo.clip_high)
@@ -79,8 +87,6 @@ def grpo_loss(model, inputs, cfg: DistillConfig):
 def distillation_loss(model, inputs, cfg: DistillConfig, teacher: TeacherState):
     """Per-token self-distillation loss of the configured mode (importance-clipped when configured); returns it
     with the student's and teacher's log-probs of the sampled tokens, A_t = teacher - student, and the KL."""
-    import torch
-
     ids = inputs["completion_ids"]
     student, t = student_and_teacher_logits(model, inputs, teacher)
     per_token = per_token_loss(student, t, ids, cfg.mode, cfg.alpha, cfg.topk, cfg.topk_tail)
@@ -92,41 +98,58 @@ def distillation_loss(model, inputs, cfg: DistillConfig, teacher: TeacherState):
         return per_token, logp, teacher_lp, teacher_lp - logp.detach(), reverse_kl(student.detach(), t)
 
 
-def build_trainer(
-    *, distill: DistillConfig, objective: str, stats: RoundStats, teacher: TeacherState, **kwargs
-):
-    """A `transformers.Trainer` with the loss of `objective`; optimizer, accumulation, clipping, checkpoints,
-    devices and accelerate/DeepSpeed launch are the stock Trainer's. `kwargs` go to the Trainer."""
-    import torch
-    from transformers import Trainer, TrainerCallback
+class TeacherCallback(TrainerCallback):
+    """Keeps the EMA teacher in step with the optimizer and in every intra-round checkpoint, so a resumed round
+    continues the same EMA (see `teacher` for why TRL's teacher callbacks are not used)."""
 
-    class TeacherCallback(TrainerCallback):
-        """Keeps the EMA teacher in step with the optimizer and in every intra-round checkpoint."""
+    def __init__(self, teacher: TeacherState):
+        self.teacher = teacher
 
-        def on_step_end(self, args, state, control, model=None, **_):
-            teacher.update(model)
+    def on_step_end(self, args, state, control, model=None, **_):
+        self.teacher.update(model)
+        faults.point("distill:step")  # the fault tests' kill point: step done, its checkpoint not saved yet
 
-        def on_save(self, args, state, control, **_):
-            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if folder.exists():
-                torch.save(teacher.state_dict(), folder / EMA_FILE)
+    def on_save(self, args, state, control, **_):
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.exists():  # only the process that wrote the checkpoint has it
+            save_teacher_state(self.teacher, folder)
 
-    class SelfDistillationTrainer(Trainer):
-        def _get_train_sampler(self, *args, **kw):
-            return torch.utils.data.SequentialSampler(
-                self.train_dataset
-            )  # ordered beforehand (bucket_by_length)
 
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if objective == "grpo":
-                per_token, logp, teacher_lp, adv, kl = grpo_loss(model, inputs, distill)
-            else:
-                per_token, logp, teacher_lp, adv, kl = distillation_loss(model, inputs, distill, teacher)
-            mask = inputs["completion_mask"]
-            loss = masked_mean(per_token, mask)
-            stats.record(inputs, mask, logp.detach(), teacher_lp, adv, kl, float(loss.detach()))
-            return (loss, {"logits": logp}) if return_outputs else loss
+class RoundStatsCallback(TrainerCallback):
+    """Saves the round's records so far with every intra-round checkpoint (`train_round` loads them on resume)."""
 
-    trainer = SelfDistillationTrainer(**kwargs)
-    trainer.add_callback(TeacherCallback())
-    return trainer
+    def __init__(self, stats: RoundStats):
+        self.stats = stats
+
+    def on_save(self, args, state, control, **_):
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.exists():
+            save_round_stats(self.stats.state(), folder)
+
+
+class SelfDistillationTrainer(Trainer):
+    """The stock Trainer with the loss of one objective: optimizer, accumulation, clipping, checkpoints, devices,
+    accelerate/DeepSpeed launch and the sampler (`train_sampling_strategy="sequential"` over examples ordered by
+    `bucket_by_length`) are the stock ones. The attribute names avoid the Trainer's own (it has `objective`)."""
+
+    def __init__(
+        self, *, distill: DistillConfig, objective: str, stats: RoundStats, teacher: TeacherState, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.distill_cfg, self.loss_objective, self.round_stats = distill, objective, stats
+        self.teacher_state = teacher
+        self.add_callback(TeacherCallback(teacher))
+        self.add_callback(RoundStatsCallback(stats))
+        self.remove_callback(PrinterCallback)  # its prints bypass logging; round metrics are logged instead
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.loss_objective == "grpo":
+            per_token, logp, teacher_lp, adv, kl = grpo_loss(model, inputs, self.distill_cfg)
+        else:
+            per_token, logp, teacher_lp, adv, kl = distillation_loss(
+                model, inputs, self.distill_cfg, self.teacher_state
+            )
+        mask = inputs["completion_mask"]
+        loss = masked_mean(per_token, mask)
+        self.round_stats.record(inputs, mask, logp.detach(), teacher_lp, adv, kl, float(loss.detach()))
+        return (loss, {"logits": logp}) if return_outputs else loss
