@@ -2,7 +2,8 @@
 process sends itself SIGKILL the n-th time (default: first) it reaches that point. Without it, a no-op.
 
 Points: `start:<stage>`, `done:<stage>` (stage boundaries), `unvouched:<file>` (a table written, its manifest not
-yet), `generate:batch`, `grade:result`, `critique:replies`, `distill:step` (inside the work).
+yet), `generate:batch`, `grade:answers` (answers extracted, not compared), `grade:result` (a grading-pool job
+done), `critique:replies`, `distill:step` (inside the work).
 """
 
 from __future__ import annotations

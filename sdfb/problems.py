@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sdfb.config import ArithmeticConfig, DataConfig
+from sdfb.config import ArithmeticConfig, DataConfig, GradingConfig
 
 log = logging.getLogger(__name__)
 
@@ -166,10 +166,18 @@ def _read_source(path: str, source: str, cfg: DataConfig, split: str) -> pd.Data
         raise DataError(f"could not read {file} as {source}: {exc}") from None
 
 
-def _parses(answer: str) -> bool:
-    from math_verify import parse
+# Gold answers are parsed as grading parses them, in its worker pool under its limits. The data config carries no
+# grading settings, and the problem stages must not rerun when grading.* changes, so the defaults are used.
+_GOLD_LIMITS = GradingConfig()
 
-    return bool(parse(answer, parsing_timeout=None))
+
+def _gold_statuses(answers: pd.Series) -> pd.Series:
+    """'ok' | 'unparseable' | 'timeout' per gold answer (see `sdfb.grading.gold_statuses`)."""
+    from sdfb.grading import gold_statuses
+
+    limits = _GOLD_LIMITS
+    statuses = gold_statuses(list(answers), limits.timeout_seconds, limits.workers, limits.memory_mb)
+    return pd.Series(statuses, index=answers.index, dtype=object)
 
 
 def normalise_loaded(
@@ -187,9 +195,10 @@ def normalise_loaded(
     out = pd.DataFrame({k: frame[v].astype("string").fillna("").str.strip() for k, v in wanted.items()})
     dropped = {"empty_question": int((out["question"] == "").sum())}
     out = out[out["question"] != ""]
-    parsable = out["answer"].map(_parses)
-    dropped["unparseable_answer"] = int((~parsable).sum())
-    out = out[parsable]
+    gold = _gold_statuses(out["answer"])
+    dropped["unparseable_answer"] = int((gold == "unparseable").sum())
+    dropped["answer_parse_timeout"] = int((gold == "timeout").sum())
+    out = out[gold == "ok"]
     out = out.assign(
         problem_id=out["question"].map(problem_id), steps=[[] for _ in range(len(out))], source=origin
     )

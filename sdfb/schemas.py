@@ -5,7 +5,7 @@ Bump SCHEMA_VERSION when a column changes meaning; finished stages written under
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 PROBLEMS = pa.schema(
     [
@@ -38,8 +38,9 @@ GRADES = pa.schema(
         ("problem_id", pa.string()),
         ("sample_index", pa.int32()),
         ("extracted_answer", pa.string()),
-        ("status", pa.string()),  # correct | wrong | no_answer | unparseable | timeout
+        ("status", pa.string()),  # correct | wrong | no_answer | unparseable | timeout (time or memory limit)
         ("correct", pa.bool_()),
+        ("checks_disagree", pa.bool_()),  # math-verify and the second check differ (then: wrong)
         ("format_ok", pa.bool_()),  # at least one step line and an answer line
         ("n_steps", pa.int32()),
     ]
@@ -121,6 +122,7 @@ EVAL_SAMPLES = pa.schema(
         ("extracted_answer", pa.string()),
         ("status", pa.string()),
         ("correct", pa.bool_()),
+        ("checks_disagree", pa.bool_()),  # as in GRADES
         ("format_ok", pa.bool_()),
     ]
 )

@@ -39,7 +39,7 @@ def sample_and_grade(
         for index, c in enumerate(gen.completions)
     ]
     samples = pd.DataFrame(rows)
-    grades = grade_completions(samples, problems, grading.timeout_seconds, grading.workers)
+    grades = grade_completions(samples, problems, grading.timeout_seconds, grading.workers, grading.memory_mb)
     keys = ["problem_id", "sample_index"]
     return samples.merge(grades.drop(columns=["n_steps"]), on=keys, validate="one_to_one")
 

@@ -12,8 +12,12 @@ from tasks._stage import Inputs, run_stage
 
 def _grades(c: ConfigView, inputs: Inputs, round: int):
     rollouts, problems = read_table(inputs["rollouts"]), read_table(inputs["problems"])
-    grades = grade_completions(rollouts, problems, c.grading.timeout_seconds, c.grading.workers)
-    return grades, {"status_counts": grades["status"].value_counts().to_dict()}
+    g = c.grading
+    grades = grade_completions(rollouts, problems, g.timeout_seconds, g.workers, g.memory_mb)
+    return grades, {
+        "status_counts": grades["status"].value_counts().to_dict(),
+        "checks_disagree": int(grades["checks_disagree"].sum()),
+    }
 
 
 @task(name="grade-rollouts", cache_policy=NONE)

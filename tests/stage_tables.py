@@ -20,7 +20,9 @@ def write_critique_inputs(
             policy_version="base",
         ),
         "problems": problems.assign(source="test", split="train"),
-        "grades": grades.assign(extracted_answer="", status="wrong", format_ok=True, n_steps=1),
+        "grades": grades.assign(
+            extracted_answer="", status="wrong", checks_disagree=False, format_ok=True, n_steps=1
+        ),
     }
     paths = {}
     for name, frame in full.items():

@@ -114,6 +114,20 @@ def test_loader_maps_columns_drops_unusable_rows_and_counts_them(tmp_path, suffi
     assert "Which fruit?" not in by_question.index
 
 
+def test_gold_answers_are_kept_or_dropped_as_the_grader_would_read_them(tmp_path):
+    """LaTeX golds without `$` (which math-verify alone cannot parse), separators and currency are kept; golds no
+    grader can read are dropped and counted. The LaTeX ones go through the grading worker pool."""
+    answers = ["\\frac{1}{2}", "\\dfrac{3}{4}", "\\sqrt{2}", "1,234", "$5", "x + y = 3", "-7"]
+    answers += ["banana", "2**10", "\\boxed{"]
+    rows = [{"q": f"Question {i}?", "sol": "", "ans": a} for i, a in enumerate(answers)]
+    path = _write(pd.DataFrame(rows), tmp_path / "train.jsonl")
+    cfg = DataConfig(source="jsonl", path=str(path), eval_problems=2, columns=COLUMNS)
+    train, evals, dropped = load_pools(cfg, seed=0)
+    assert dropped["unparseable_answer"] == 3
+    assert dropped["answer_parse_timeout"] == 0
+    assert sorted(pd.concat([train, evals])["answer"]) == sorted(answers[:7])
+
+
 @pytest.mark.parametrize("suffix, source", [(".parquet", "parquet"), (".jsonl", "jsonl")])
 def test_file_missing_a_mapped_column_names_it_and_lists_the_files_columns(tmp_path, suffix, source):
     path = _write(pd.DataFrame({"q": ["What is 1 plus 1?"], "ans": ["2"]}), tmp_path / f"train{suffix}")

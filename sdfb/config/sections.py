@@ -111,6 +111,8 @@ class RolloutConfig(_Frozen):
 class GradingConfig(_Frozen):
     timeout_seconds: float = Field(5.0, gt=0)
     workers: int = Field(2, ge=1)
+    # Address space (RLIMIT_AS) each grading worker may add to what it holds once its imports are done, MiB.
+    memory_mb: int = Field(1024, ge=256)
 
 
 class CriticDecoding(_Frozen):

@@ -108,6 +108,7 @@ def critique_rollouts(
         [(a, r.answer) for a, r in zip(answers, requests, strict=True)],
         grading.timeout_seconds,
         grading.workers,
+        grading.memory_mb,
     )
     verdicts = [verdict_is_correct(c.case) for c in critiques]
     return pd.DataFrame(
