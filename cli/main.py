@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Annotated
@@ -87,7 +88,8 @@ def run(
     from sdfb.models import check_model
     from sdfb.runlock import run_lock
 
-    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM unwinds like Ctrl-C, so engines are shut down
+    for sig in (signal.SIGTERM, signal.SIGINT):  # both unwind, so engines and workers are shut down
+        signal.signal(sig, _interrupt)
     try:
         check_model(cfg.model.name_or_path)
         with run_lock(target):  # before Prefect starts: a second run on this folder stops at once
@@ -103,8 +105,24 @@ def run(
     print_results(Path(summary))
 
 
+_FORCE_AFTER = 30.0  # seconds the graceful unwind may take before the run is ended by force
+
+
 def _interrupt(signum, frame) -> None:
+    """SIGTERM / Ctrl-C: unwind (engines shut down, stages not finished are left without manifests); if that has
+    not ended the process in _FORCE_AFTER seconds, or a second signal comes, end its children and exit."""
+    if getattr(_interrupt, "armed", False):
+        _force_exit()
+    _interrupt.armed = True
+    timer = threading.Timer(_FORCE_AFTER, _force_exit)
+    timer.daemon = True  # never keeps a process that unwound in time alive
+    timer.start()
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _force_exit() -> None:
+    _end_children(grace=5.0)
+    os._exit(130)
 
 
 def _end_children(grace: float = 10.0) -> None:
