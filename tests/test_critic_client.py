@@ -226,7 +226,7 @@ def test_the_api_key_is_sent_as_a_bearer_token_and_never_appears_in_errors_stats
     server = start_server(reply="fine")
     modes = ["ok", "500", "429", "garbage", "not_chat", "drop"]
     results, stats = ask(
-        endpoint(server.base_url, max_retries=1, request_timeout=1.0), *[marker(m) for m in modes]
+        endpoint(server.base_url, max_retries=1, request_timeout=10.0), *[marker(m) for m in modes]
     )
     down_results, down_stats = ask(endpoint(closed_port_url(), max_retries=0), "hello")
     slow = start_server(default="slow")
