@@ -88,8 +88,9 @@ def run(
     from sdfb.models import check_model
     from sdfb.runlock import run_lock
 
-    for sig in (signal.SIGTERM, signal.SIGINT):  # both unwind, so engines and workers are shut down
-        signal.signal(sig, _interrupt)
+    earlier = _children()  # processes that are not this run's (when the CLI is called in-process) are kept
+    # SIGTERM and Ctrl-C both unwind, so engines and workers are shut down
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         check_model(cfg.model.name_or_path)
         with run_lock(target):  # before Prefect starts: a second run on this folder stops at once
@@ -101,7 +102,9 @@ def run(
         err.print(f"stopped; finished stages in {target} are kept, rerun the same command to resume")
         raise typer.Exit(130) from None
     finally:
-        _end_children()
+        _end_children(keep=earlier)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print_results(Path(summary))
 
 
@@ -125,12 +128,18 @@ def _force_exit() -> None:
     os._exit(130)
 
 
-def _end_children(grace: float = 10.0) -> None:
-    """Stop every process this run started that is still alive (engine cores, grading workers): terminate, then
-    kill what has not exited after `grace` seconds."""
+def _children() -> set[int]:
     import psutil
 
-    children = psutil.Process().children(recursive=True)
+    return {child.pid for child in psutil.Process().children(recursive=True)}
+
+
+def _end_children(grace: float = 10.0, keep: set[int] = frozenset()) -> None:
+    """Stop every process this run started that is still alive (engine cores, grading workers), except `keep`:
+    terminate, then kill what has not exited after `grace` seconds."""
+    import psutil
+
+    children = [c for c in psutil.Process().children(recursive=True) if c.pid not in keep]
     for child in children:
         with contextlib.suppress(psutil.NoSuchProcess):
             child.terminate()

@@ -75,3 +75,5 @@ def test_sdfb_run_on_a_folder_in_use_stops_at_once_and_keeps_its_outputs(holder,
     assert result.exit_code == 2, result.output
     assert f"in use by pid {holder.pid}" in " ".join(result.output.split())
     assert kept.read_bytes() == b"earlier output"
+    # the CLI ends only processes its own run started, never its caller's (here the holder, a child of this one)
+    assert holder.poll() is None
