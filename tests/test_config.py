@@ -1,5 +1,7 @@
 """Config: defaults < YAML file < `--set` overrides, closed and frozen models, errors that name the bad key."""
 
+import re
+
 import pytest
 from pydantic import ValidationError
 
@@ -112,3 +114,18 @@ def test_yaml_date_value_is_reported_as_a_config_error_naming_the_key(tmp_path):
     recipe.write_text("name: 2024-05-01\n")
     with pytest.raises(ConfigError, match="name"):
         load_config(recipe)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["rollout.sampling.temperature=0", "rollout.sampling.n=4"], "set n to 1 or temperature above 0"),
+        (["eval.sampling.temperature=0", "eval.k=4"], "set eval.k to 1 or eval.sampling.temperature above 0"),
+        (["distill.lora.r=128"], "set rollout.vllm.max_lora_rank to 128 or more"),
+        (["distill.learning_rate=-1e-4"], "distill.learning_rate"),
+        (["rounds=0"], "rounds"),
+    ],
+)
+def test_out_of_range_settings_are_refused_with_what_to_do(overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_config({}, overrides)

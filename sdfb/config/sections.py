@@ -78,6 +78,14 @@ class SamplingConfig(_Frozen):
     n: int = Field(1, ge=1)
     seed: int = 0
 
+    @model_validator(mode="after")
+    def _greedy_means_one(self) -> SamplingConfig:
+        if self.temperature == 0 and self.n > 1:
+            raise ValueError(
+                f"temperature 0 (greedy) gives {self.n} identical samples: set n to 1 or temperature above 0"
+            )
+        return self
+
 
 class VLLMConfig(_Frozen):
     # GPU: fraction of accelerator memory for weights + KV cache (None: 0.85). Not used on CPU.
@@ -265,6 +273,15 @@ class RunConfig(_Frozen):
             raise ValueError(
                 "GRPO (the binary condition) needs groups: set rollout.sampling.n to 2 or more "
                 "(the paper uses 8), or distill.objective=self_distillation"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _eval_samples_differ(self) -> RunConfig:
+        if self.eval.sampling.temperature == 0 and self.eval.k > 1:
+            raise ValueError(
+                f"eval.sampling.temperature 0 (greedy) gives eval.k={self.eval.k} identical samples per problem: "
+                "set eval.k to 1 or eval.sampling.temperature above 0"
             )
         return self
 
