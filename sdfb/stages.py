@@ -169,12 +169,3 @@ def config_view(cfg: RunConfig, name: str) -> ConfigView:
             node = node.setdefault(part, {})
         node[leaf] = None  # None: the whole value is readable
     return ConfigView(cfg, tree, name)
-
-
-def readers(section: str) -> list[str]:
-    """The stages whose key covers `section` (a dotted config key), directly or through an enclosing section."""
-    return [
-        s.name
-        for s in TABLE
-        if any(section == d or section.startswith(d + ".") or d.startswith(section + ".") for d in s.sections)
-    ]

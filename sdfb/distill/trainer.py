@@ -98,12 +98,13 @@ def distillation_loss(model, inputs, cfg: DistillConfig, teacher: TeacherState):
         return per_token, logp, teacher_lp, teacher_lp - logp.detach(), reverse_kl(student.detach(), t)
 
 
-class TeacherCallback(TrainerCallback):
-    """Keeps the EMA teacher in step with the optimizer and in every intra-round checkpoint, so a resumed round
-    continues the same EMA (see `teacher` for why TRL's teacher callbacks are not used)."""
+class RoundStateCallback(TrainerCallback):
+    """Keeps the EMA teacher in step with the optimizer, and saves it with the round's records so far in every
+    intra-round checkpoint, so a resumed round continues the same EMA and still reports every sample (see
+    `teacher` for why TRL's teacher callbacks are not used)."""
 
-    def __init__(self, teacher: TeacherState):
-        self.teacher = teacher
+    def __init__(self, teacher: TeacherState, stats: RoundStats):
+        self.teacher, self.stats = teacher, stats
 
     def on_step_end(self, args, state, control, model=None, **_):
         self.teacher.update(model)
@@ -113,17 +114,6 @@ class TeacherCallback(TrainerCallback):
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if folder.exists():  # only the process that wrote the checkpoint has it
             save_teacher_state(self.teacher, folder)
-
-
-class RoundStatsCallback(TrainerCallback):
-    """Saves the round's records so far with every intra-round checkpoint (`train_round` loads them on resume)."""
-
-    def __init__(self, stats: RoundStats):
-        self.stats = stats
-
-    def on_save(self, args, state, control, **_):
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if folder.exists():
             save_round_stats(self.stats.state(), folder)
 
 
@@ -138,8 +128,7 @@ class SelfDistillationTrainer(Trainer):
         super().__init__(**kwargs)
         self.distill_cfg, self.loss_objective, self.round_stats = distill, objective, stats
         self.teacher_state = teacher
-        self.add_callback(TeacherCallback(teacher))
-        self.add_callback(RoundStatsCallback(stats))
+        self.add_callback(RoundStateCallback(teacher, stats))
         self.remove_callback(PrinterCallback)  # its prints bypass logging; round metrics are logged instead
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
