@@ -25,6 +25,10 @@ class ModelNotFoundError(ValueError):
     """The configured model is neither an alias, a local folder, nor available offline."""
 
 
+class UntrustedCodeError(ValueError):
+    """The model ships its own code and the config does not trust it (`model.trust_remote_code`)."""
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("SDFB_CACHE", Path.home() / ".cache" / "sdfb"))
 
@@ -156,12 +160,24 @@ def ensure_tiny(seed: int = 0) -> Path:
     return target
 
 
-def load_tokenizer(name_or_path: str):
+def _refuse_remote_code(exc: ValueError, name_or_path: str, key: str) -> None:
+    """transformers refuses a model that ships its own code unless trusted: say which key trusts it."""
+    if "trust_remote_code" in str(exc):
+        raise UntrustedCodeError(
+            f"{name_or_path!r} ships its own Python code, which sdfb does not run unless told: set {key}: true "
+            "if you trust its authors"
+        ) from None
+
+
+def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     source = resolve_model(name_or_path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except ValueError as exc:
+        _refuse_remote_code(exc, name_or_path, "model.trust_remote_code")
+        raise
     except OSError as exc:
         raise ModelNotFoundError(
             f"cannot load tokenizer for {name_or_path!r}: not a local folder and not in the HF cache "
@@ -181,14 +197,24 @@ def _dtype(dtype: str):
 
 
 def load_model(
-    name_or_path: str, dtype: str = "auto", adapter: Path | None = None, trainable_adapter: bool = False
+    name_or_path: str,
+    dtype: str = "auto",
+    adapter: Path | None = None,
+    trainable_adapter: bool = False,
+    trust_remote_code: bool = False,
 ):
-    """The base causal LM, with a saved LoRA adapter applied when given."""
+    """The base causal LM, with a saved LoRA adapter applied when given. Code shipped with a hub model runs only
+    with `trust_remote_code` (config `model.trust_remote_code`)."""
     from transformers import AutoModelForCausalLM
 
     source = resolve_model(name_or_path)
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=_dtype(dtype))
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=_dtype(dtype), trust_remote_code=trust_remote_code
+        )
+    except ValueError as exc:
+        _refuse_remote_code(exc, name_or_path, "model.trust_remote_code")
+        raise
     except OSError as exc:
         raise ModelNotFoundError(
             f"cannot load model {name_or_path!r}: not a local folder and not in the HF cache "

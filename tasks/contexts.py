@@ -17,7 +17,7 @@ def _contexts(c: ConfigView, inputs: Inputs, round: int):
         **{name: read_table(path) for name, path in inputs.items()},
         condition=c.context.condition,
         template=load_template(c.prompt.template),
-        tokenizer=load_tokenizer(c.model.name_or_path),
+        tokenizer=load_tokenizer(c.model.name_or_path, c.model.trust_remote_code),
         critique_statuses=c.context.critique_statuses,
     )
 

@@ -22,6 +22,8 @@ class ModelConfig(_Frozen):
     # An alias (`smollm2-135m`, `tiny`), a local folder or a Hugging Face model id.
     name_or_path: str = "smollm2-135m"
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    # Run Python code shipped with a hub model (its modelling files) when loading it: off unless you trust it.
+    trust_remote_code: bool = False
 
 
 class ColumnMap(_Frozen):
@@ -55,6 +57,8 @@ class DataConfig(_Frozen):
     columns: ColumnMap = ColumnMap()
     problems_per_round: int = Field(32, ge=1)
     eval_problems: int = Field(20, ge=1)
+    # Questions longer than this (characters) are dropped and counted: a prompt must fit the model's context.
+    max_question_chars: int = Field(8000, ge=1)
     arithmetic: ArithmeticConfig = ArithmeticConfig()
 
     @model_validator(mode="after")
@@ -152,6 +156,7 @@ class CriticConfig(_Frozen):
     model: str | None = None
     revision: str = "main"  # recorded in the cache key, so a new checkpoint of the critic is asked again
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # vllm only
+    trust_remote_code: bool = False  # vllm only: run code shipped with the critic model
     # Versioned critic prompts in sdfb/critic/prompts/<prompt>.yaml.
     prompt: str = "critic_v1"
     decoding: CriticDecoding = CriticDecoding()

@@ -66,7 +66,12 @@ class VLLMBackend:
 
         started = time.perf_counter()
         engine = vllm_engine(
-            self.cfg.model or "", self.cfg.dtype, self.cfg.vllm, self.seed, section="critic.vllm"
+            self.cfg.model or "",
+            self.cfg.dtype,
+            self.cfg.vllm,
+            self.seed,
+            section="critic.vllm",
+            trust_remote_code=self.cfg.trust_remote_code,
         )
         engine.set_adapter(None)
         tok = engine.tokenizer

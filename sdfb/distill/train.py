@@ -39,16 +39,19 @@ class RoundResult:
     teacher: TeacherState | None = None
 
 
-def prepare_model(model_name: str, dtype: str, cfg: DistillConfig, previous: Path | None):
+def prepare_model(
+    name: str, dtype: str, cfg: DistillConfig, previous: Path | None, trust_remote_code: bool = False
+):
     """The student to train: LoRA adapters (continued from the previous round's, or new), or all weights."""
     from peft import LoraConfig, get_peft_model
 
     from sdfb.models import load_model
 
+    trust = trust_remote_code
     if cfg.finetune == "full":
-        return load_model(str(previous) if previous else model_name, dtype=dtype)
+        return load_model(str(previous) if previous else name, dtype, trust_remote_code=trust)
     if previous is not None:
-        return load_model(model_name, dtype=dtype, adapter=previous, trainable_adapter=True)
+        return load_model(name, dtype, previous, trainable_adapter=True, trust_remote_code=trust)
     lora = LoraConfig(
         r=cfg.lora.r,
         lora_alpha=cfg.lora.alpha,
@@ -56,7 +59,7 @@ def prepare_model(model_name: str, dtype: str, cfg: DistillConfig, previous: Pat
         target_modules=list(cfg.lora.target_modules),
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(load_model(model_name, dtype=dtype), lora)
+    return get_peft_model(load_model(name, dtype, trust_remote_code=trust), lora)
 
 
 def _training_args(cfg: DistillConfig, output_dir: Path, seed: int, max_steps: int):
@@ -182,9 +185,10 @@ def run_round(
     intra-round checkpoints beside `checkpoint`) and save the new weights to `checkpoint` (main process only)."""
     from sdfb.models import load_tokenizer
 
-    tokenizer = load_tokenizer(model.name_or_path)
-    student = prepare_model(model.name_or_path, model.dtype, distill, previous)
-    teacher = make_teacher(student, model.name_or_path, model.dtype, distill, previous)
+    tokenizer = load_tokenizer(model.name_or_path, model.trust_remote_code)
+    trust = model.trust_remote_code
+    student = prepare_model(model.name_or_path, model.dtype, distill, previous, trust)
+    teacher = make_teacher(student, model.name_or_path, model.dtype, distill, previous, trust)
     load_teacher_state(teacher, previous)
     examples, counts = prepare_examples(
         rollouts, contexts, tokenizer, grades, distill.max_length, distill.grpo.scale_rewards

@@ -32,7 +32,11 @@ def make_generator(
     """The configured backend (`rollout.engine`) with `adapter` applied. The vLLM engine comes from the registry
     (one per flow run); HF models are loaded per call (about 2 s for the default model). `batch_size`: HF only."""
     if resolve_engine(engine) == "hf":
-        return HFGenerator(model.name_or_path, dtype=model.dtype, adapter=adapter, batch_size=batch_size)
-    generator = vllm_engine(model.name_or_path, model.dtype, vllm, seed)
+        return HFGenerator(
+            model.name_or_path, model.dtype, adapter, batch_size, trust_remote_code=model.trust_remote_code
+        )
+    generator = vllm_engine(
+        model.name_or_path, model.dtype, vllm, seed, trust_remote_code=model.trust_remote_code
+    )
     generator.set_adapter(adapter)
     return generator

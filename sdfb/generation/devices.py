@@ -12,14 +12,20 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def cpu_kv_cache_bytes(model_path: str, max_model_len: int, gib: float | None, sequences: int = 16) -> int:
+def cpu_kv_cache_bytes(
+    model_path: str,
+    max_model_len: int,
+    gib: float | None,
+    sequences: int = 16,
+    trust_remote_code: bool = False,
+) -> int:
     """The CPU KV cache in bytes: `gib` when given, else room for `sequences` full-length sequences in fp32 (an
     upper bound for bf16), at least 64 MiB."""
     if gib is not None:
         return int(gib * 2**30)
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(model_path)
+    config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code)
     config = getattr(config, "text_config", None) or config
     heads = config.num_attention_heads
     kv_heads = getattr(config, "num_key_value_heads", None) or heads

@@ -15,18 +15,23 @@ from sdfb.generation.vllm_backend import VLLMGenerator
 log = logging.getLogger(__name__)
 
 # Keyed by everything the engine is built from; VLLMConfig is frozen, so equal settings hash equal.
-_ENGINES: dict[tuple[str, str, VLLMConfig, int], VLLMGenerator] = {}
+_ENGINES: dict[tuple[str, str, VLLMConfig, int, bool], VLLMGenerator] = {}
 
 
 def vllm_engine(
-    model_name: str, dtype: str, vllm: VLLMConfig, seed: int, section: str = "rollout.vllm"
+    model_name: str,
+    dtype: str,
+    vllm: VLLMConfig,
+    seed: int,
+    section: str = "rollout.vllm",
+    trust_remote_code: bool = False,
 ) -> VLLMGenerator:
     """The process's vLLM engine for these settings, started on first use. `section` names where the settings
     live in the config (`rollout.vllm`, `critic.vllm`), for error messages."""
-    key = (model_name, dtype, vllm, seed)
+    key = (model_name, dtype, vllm, seed, trust_remote_code)
     if key not in _ENGINES:
         log.info("starting the vLLM engine for %s", model_name)
-        _ENGINES[key] = VLLMGenerator(model_name, dtype, vllm, seed=seed, section=section)
+        _ENGINES[key] = VLLMGenerator(model_name, dtype, vllm, seed, section, trust_remote_code)
     return _ENGINES[key]
 
 

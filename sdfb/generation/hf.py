@@ -16,13 +16,33 @@ class HFGenerator:
     """Batched, left-padded `transformers` generate on one loaded model (base plus an optional adapter)."""
 
     def __init__(
-        self, model_name: str, dtype: str = "auto", adapter: Path | None = None, batch_size: int = 16
+        self,
+        model_name: str,
+        dtype: str = "auto",
+        adapter: Path | None = None,
+        batch_size: int = 16,
+        trust_remote_code: bool = False,
     ):
         from sdfb.models import load_model, load_tokenizer
 
-        self.tokenizer = load_tokenizer(model_name)
-        self.model = load_model(model_name, dtype=dtype, adapter=adapter).eval()
+        self.tokenizer = load_tokenizer(model_name, trust_remote_code)
+        self.model = load_model(
+            model_name, dtype=dtype, adapter=adapter, trust_remote_code=trust_remote_code
+        ).eval()
         self.batch_size = batch_size
+
+    def _check_lengths(self, encoded: list[list[int]], max_new_tokens: int) -> None:
+        """Refuse prompts that leave no room to answer within the model's positions, before any generation."""
+        from sdfb.generation.vllm_backend import PromptTooLongError
+
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        too_long = [len(ids) for ids in encoded if limit and len(ids) + max_new_tokens > limit]
+        if too_long:
+            raise PromptTooLongError(
+                f"{len(too_long)} of {len(encoded)} prompts (longest {max(too_long)} tokens) leave no room for "
+                f"max_new_tokens={max_new_tokens} within the model's {limit} positions; lower "
+                "data.max_question_chars or the sampling's max_new_tokens. Prompts are never truncated."
+            )
 
     def generate(
         self, prompts: list[str], sampling: SamplingConfig, want_logprobs: bool = True
@@ -31,6 +51,7 @@ class HFGenerator:
 
         tok = self.tokenizer
         encoded = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        self._check_lengths(encoded, sampling.max_new_tokens)
         # Longest-first batches waste less padding; results go back in the caller's order.
         order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
         results: dict[int, Generation] = {}

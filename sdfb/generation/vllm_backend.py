@@ -30,19 +30,25 @@ class VLLMGenerator:
     """An in-process vLLM engine over the base model; `set_adapter` picks the LoRA adapter for later requests."""
 
     def __init__(
-        self, model_name: str, dtype: str, cfg: VLLMConfig, seed: int = 0, section: str = "rollout.vllm"
+        self,
+        model_name: str,
+        dtype: str,
+        cfg: VLLMConfig,
+        seed: int = 0,
+        section: str = "rollout.vllm",
+        trust_remote_code: bool = False,
     ):
         """`section` is where these settings live in the config, named in error messages."""
         from sdfb.models import load_tokenizer
 
         self.cfg = cfg
         self.section = section
-        self.tokenizer = load_tokenizer(model_name)
+        self.tokenizer = load_tokenizer(model_name, trust_remote_code)
         self.max_model_len = cfg.max_model_len
         self._adapter = None
         self._asleep = False
         self._lora_ids: dict[str, int] = {}
-        settings = engine_settings(model_name, dtype, cfg, seed)
+        settings = engine_settings(model_name, dtype, cfg, seed, trust_remote_code)
         for name, value in cpu_thread_env().items():  # the engine's processes inherit this environment
             os.environ.setdefault(name, value)
         try:
@@ -137,17 +143,25 @@ class VLLMGenerator:
         ]
 
 
-def engine_settings(model_name: str, dtype: str, cfg: VLLMConfig, seed: int) -> dict:
-    """Keyword arguments of `vllm.LLM` for these settings on this machine (GPU or CPU)."""
+def engine_settings(
+    model_name: str, dtype: str, cfg: VLLMConfig, seed: int, trust_remote_code: bool = False
+) -> dict:
+    """Keyword arguments of `vllm.LLM` for these settings on this machine (GPU or CPU). Code shipped with the model
+    runs only when trusted (`model.trust_remote_code`, `critic.trust_remote_code`)."""
     from sdfb.models import resolve_model
 
     gpu, path = on_gpu(), str(resolve_model(model_name))
     memory = {"gpu_memory_utilization": cfg.gpu_memory_utilization or 0.85}
     if not gpu:
-        memory = {"kv_cache_memory_bytes": cpu_kv_cache_bytes(path, cfg.max_model_len, cfg.cpu_kv_cache_gib)}
+        memory = {
+            "kv_cache_memory_bytes": cpu_kv_cache_bytes(
+                path, cfg.max_model_len, cfg.cpu_kv_cache_gib, trust_remote_code=trust_remote_code
+            )
+        }
     return memory | {
         "model": path,
         "tokenizer": path,
+        "trust_remote_code": trust_remote_code,
         "dtype": {"auto": "bfloat16" if gpu else "float32"}.get(dtype, dtype),
         "max_model_len": cfg.max_model_len,
         "tensor_parallel_size": cfg.tensor_parallel_size,
