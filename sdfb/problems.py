@@ -4,9 +4,12 @@ Hugging Face datasets with a column mapping. Train and eval never share a questi
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import math
 import random
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -158,12 +161,81 @@ def _read_source(path: str, source: str, cfg: DataConfig, split: str) -> pd.Data
                 f"could not load Hugging Face dataset {path!r} (split {split!r}): {exc}"
             ) from None
     file = Path(path)
-    if not file.exists():
+    if not file.is_file():
         raise DataError(f"data file {file} does not exist; check data.path / data.eval_path")
+    if source == "jsonl":
+        return _read_jsonl(file)
     try:
-        return pd.read_parquet(file) if source == "parquet" else pd.read_json(file, lines=True)
-    except Exception as exc:  # pyarrow/json errors: name the file and the expected format
-        raise DataError(f"could not read {file} as {source}: {exc}") from None
+        return pd.read_parquet(file)
+    except Exception as exc:  # pyarrow raises several types; the boundary names the file and the format
+        raise DataError(
+            f"could not read {file} as Parquet ({type(exc).__name__}: {exc}); check the file or set data.source"
+        ) from None
+
+
+def _read_jsonl(file: Path) -> pd.DataFrame:
+    """One JSON object per line, read line by line so an error names its line."""
+    records = []
+    for number, raw in enumerate(file.read_bytes().splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"{file} line {number} is not valid UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1}); "
+                "re-save the file as UTF-8"
+            ) from None
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{file} line {number} is not valid JSON ({exc.msg}, column {exc.colno})"
+            ) from None
+        if not isinstance(record, dict):
+            raise DataError(
+                f"{file} line {number} is a JSON {type(record).__name__}, not an object of columns"
+            )
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+# Values a text column may hold: text, and for answers also plain numbers (a gold answer of 42 is "42").
+_TEXT = (str,)
+_ANSWER = (str, int, float, Decimal)
+
+
+def _check_types(frame: pd.DataFrame, wanted: dict[str, str], origin: str) -> None:
+    """Refuse columns whose values are not text (lists, dicts, bytes, booleans): naming the first bad value."""
+    for key, column in wanted.items():
+        allowed = _ANSWER if key == "answer" else _TEXT
+        values = frame[column]
+        bad = values.map(lambda v, allowed=allowed: not (_missing(v) or _is(v, allowed)))
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0])
+            value = values.iloc[row]
+            raise DataError(
+                f"{origin}: column {column!r} (data.columns.{key}) holds {type(value).__name__} values, e.g. row "
+                f"{row}: {str(value)[:60]!r}; it must hold text. Convert the column, or map data.columns.{key} "
+                "to a text column"
+            )
+
+
+def _as_text(value) -> str:
+    """A cell as text; numbers as written (a column mixing 6 and 0.5 is read as floats: 6.0 is "6")."""
+    if _missing(value):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+
+
+def _is(value, allowed: tuple[type, ...]) -> bool:
+    return isinstance(value, allowed) and not isinstance(value, bool)
 
 
 # Gold answers are parsed as grading parses them, in its worker pool under its limits. The data config carries no
@@ -184,6 +256,8 @@ def normalise_loaded(
     frame: pd.DataFrame, cfg: DataConfig, origin: str
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Map columns to question/solution/answer, drop unusable rows and count why."""
+    if frame.empty:
+        raise DataError(f"{origin} has no rows; check data.path / data.eval_path")
     cols = cfg.columns
     wanted = {"question": cols.question, "solution": cols.solution, "answer": cols.answer}
     missing = [f"{k} -> {v!r}" for k, v in wanted.items() if v not in frame.columns]
@@ -192,9 +266,15 @@ def normalise_loaded(
             f"{origin} lacks the mapped column(s) {', '.join(missing)}; it has {list(frame.columns)}. "
             "Set data.columns.question/solution/answer to its column names."
         )
-    out = pd.DataFrame({k: frame[v].astype("string").fillna("").str.strip() for k, v in wanted.items()})
+    _check_types(frame, wanted, origin)
+    out = pd.DataFrame({k: frame[v].map(_as_text).astype("string").str.strip() for k, v in wanted.items()})
     dropped = {"empty_question": int((out["question"] == "").sum())}
     out = out[out["question"] != ""]
+    too_long = out["question"].str.len() > cfg.max_question_chars
+    dropped["question_too_long"] = int(too_long.sum())
+    out = out[~too_long]
+    dropped["missing_answer"] = int((out["answer"] == "").sum())
+    out = out[out["answer"] != ""]
     gold = _gold_statuses(out["answer"])
     dropped["unparseable_answer"] = int((gold == "unparseable").sum())
     dropped["answer_parse_timeout"] = int((gold == "timeout").sum())
@@ -208,7 +288,16 @@ def normalise_loaded(
     for reason, count in dropped.items():
         if count:
             log.warning("%s: dropped %d rows (%s)", origin, count, reason)
+    if out.empty:
+        raise DataError(
+            f"{origin}: none of its {len(frame)} rows is usable ({_reasons(dropped)}); check data.columns "
+            "and that the answer column holds final answers"
+        )
     return out.reset_index(drop=True), dropped
+
+
+def _reasons(dropped: dict[str, int]) -> str:
+    return ", ".join(f"{reason} {count}" for reason, count in dropped.items() if count) or "none dropped"
 
 
 def _hash_order(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -231,8 +320,8 @@ def load_pools(cfg: DataConfig, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, 
         ordered = _hash_order(train, seed)
         if len(ordered) <= cfg.eval_problems:
             raise DataError(
-                f"{cfg.path} has {len(ordered)} usable problems, not more than data.eval_problems={cfg.eval_problems}; "
-                "lower data.eval_problems or give data.eval_path"
+                f"{cfg.path} has {len(ordered)} usable problems ({_reasons(dropped)}), not more than "
+                f"data.eval_problems={cfg.eval_problems}; lower data.eval_problems or give data.eval_path"
             )
         evals, train = ordered.head(cfg.eval_problems), ordered.iloc[cfg.eval_problems :]
     overlap = train["problem_id"].isin(set(evals["problem_id"]))

@@ -6,6 +6,7 @@ Pure bookkeeping: no reading or writing of tables here (the tasks do that throug
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ TABLE: tuple[Stage, ...] = (
     ),
     Stage(
         "contexts", {"contexts": Output("{round}/contexts.parquet", schemas.CONTEXTS)},
-        ("model.name_or_path", "prompt", "context"), ("problems", "rollouts", "grades", "critiques"), _ROUND,
+        ("model.name_or_path", "model.trust_remote_code", "prompt", "context"), ("problems", "rollouts", "grades", "critiques"), _ROUND,
     ),
     Stage(
         "distill",
@@ -123,6 +124,17 @@ def config_part(cfg: RunConfig, name: str) -> dict[str, Any]:
     return {key: _dump(_lookup(cfg, key)) for key in stage(name).sections}
 
 
+def data_file_hashes(data: Any) -> dict[str, str]:
+    """Content hashes of the local data files a config names, so an edited file redoes the stages that read it."""
+    files = {}
+    for key in ("path", "eval_path"):
+        value = getattr(data, key)
+        if data.source in ("parquet", "jsonl") and value and Path(value).is_file():
+            with open(value, "rb") as handle:
+                files[key] = hashlib.file_digest(handle, "sha256").hexdigest()
+    return files
+
+
 def stage_key(cfg: RunConfig, name: str, inputs: dict[str, Path | str | None], **params: Any) -> StageKey:
     """What a finished output must match: the schema version, the declared config keys, the stage's parameters
     and the content hashes of its declared inputs (missing inputs such as a base model's adapter hash as none)."""
@@ -133,6 +145,8 @@ def stage_key(cfg: RunConfig, name: str, inputs: dict[str, Path | str | None], *
             f"got {tuple(inputs)} and {tuple(params)}: update sdfb/stages.py or the caller"
         )
     part = config_part(cfg, name) | {f"param.{k}": str(v) for k, v in sorted(params.items())}
+    if "data" in spec.sections and (files := data_file_hashes(cfg.data)):
+        part["data.files"] = files
     hashes = {k: (output_hash(Path(p)) if p is not None else "none") for k, p in sorted(inputs.items())}
     return StageKey(schemas.SCHEMA_VERSION, config_hash(part), hashes)
 
