@@ -5,9 +5,12 @@ A stage's output counts as finished only when its manifest exists and records th
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -62,6 +65,43 @@ class StageKey:
 
 class CorruptOutputError(ValueError):
     """A finished output whose content no longer matches its manifest (truncated, altered, half-copied)."""
+
+
+class OutputWriteError(OSError):
+    """A stage could not write its outputs: the disk is full or the run folder is read-only."""
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _write_problem(exc: BaseException, folder: Path) -> str | None:
+    """What went wrong if `exc` is a full disk or an unwritable run folder (libraries that write files, such as
+    safetensors, report the OS error only in their message), else None."""
+    code = exc.errno if isinstance(exc, OSError) else None
+    text = str(exc)
+    if code in _NO_SPACE or "No space left on device" in text or "os error 28" in text:
+        return "no space left on device"
+    inside = isinstance(exc, OSError) and str(exc.filename or "").startswith(str(folder))
+    if (code in _READ_ONLY and inside) or "Read-only file system" in text or "os error 30" in text:
+        return "the run folder is not writable (read-only file system or permissions)"
+    return None
+
+
+@contextlib.contextmanager
+def write_errors(folder: Path | str, stage: str) -> Iterator[None]:
+    """Turn a full disk or a read-only run folder inside stage `stage` into one OutputWriteError that says what
+    to do. Outputs are written atomically, so nothing finished is touched and no partial output is left."""
+    try:
+        yield
+    except Exception as exc:  # classified here, re-raised unchanged unless it is a write failure
+        problem = _write_problem(exc, Path(folder).resolve())
+        if problem is None:
+            raise
+        raise OutputWriteError(
+            f"stage {stage} could not write its outputs in {folder}: {problem}. Free space or make the folder "
+            "writable (or pass another --run-dir) and rerun: finished stages are kept"
+        ) from exc
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

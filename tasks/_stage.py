@@ -17,7 +17,7 @@ from prefect.exceptions import MissingContextError
 from sdfb import faults
 from sdfb.config import RunConfig
 from sdfb.stages import config_view, output_path, stage, stage_key
-from sdfb.store import is_finished, read_manifest, write_table
+from sdfb.store import is_finished, read_manifest, write_errors, write_table
 
 Inputs = dict[str, str | None]
 Compute = Callable[..., pd.DataFrame | tuple[pd.DataFrame, dict[str, Any]]]
@@ -53,13 +53,14 @@ def run_stage(
         logger.info("%s: finished earlier with failures, computing again (cached parts are reused)", name)
     faults.point(f"start:{name}")
     started = time.perf_counter()
-    result = compute(config_view(cfg, name), inputs, **params)
-    frame, extra = result if isinstance(result, tuple) else (result, {})
-    seconds = time.perf_counter() - started
-    schema = next(iter(stage(name).outputs.values())).schema
-    write_table(
-        frame, path, schema, key, {"stage": name, "seconds": seconds, "finished_at": time.time(), **extra}
-    )
+    with write_errors(run_dir, name):
+        result = compute(config_view(cfg, name), inputs, **params)
+        frame, extra = result if isinstance(result, tuple) else (result, {})
+        seconds = time.perf_counter() - started
+        schema = next(iter(stage(name).outputs.values())).schema
+        write_table(
+            frame, path, schema, key, {"stage": name, "seconds": seconds, "finished_at": time.time(), **extra}
+        )
     logger.info("%s: wrote %d rows to %s in %.1fs", name, len(frame), path, seconds)
     faults.point(f"done:{name}")
     return str(path)

@@ -15,7 +15,7 @@ from sdfb.config import RunConfig, objective
 from sdfb.distill.checkpoint import discard_partial, is_main_process
 from sdfb.generation import sleep_engines
 from sdfb.stages import config_view, stage, stage_key
-from sdfb.store import finish_folder, read_table, write_table
+from sdfb.store import finish_folder, read_table, write_errors, write_table
 from tasks._stage import finished, stage_paths, task_logger
 
 
@@ -34,33 +34,38 @@ def run_round(
     if finished("distill", cfg, run_dir, inputs, round=round_index):
         task_logger().info("distill: finished earlier, reusing %s", paths["checkpoint"])
         return str(paths["checkpoint"])
-    sleep_engines()  # GPU: the rollout engine gives its memory back while training runs
-    started, c = time.perf_counter(), config_view(cfg, "distill")
-    tables = {name: read_table(inputs[name]) for name in ("rollouts", "contexts", "grades")}
-    result = distill.run_round(
-        c.model, c.distill, objective(c.context, c.distill), c.seed, round_index,
-        **tables, previous=previous and Path(previous), checkpoint=paths["checkpoint"],
-    )  # fmt: skip
-    if is_main_process():  # other ranks of a multi-process launch leave the writing to rank 0
-        key, schemas = stage_key(cfg, "distill", inputs, round=round_index), stage("distill").outputs
-        extra = {
-            "seconds": time.perf_counter() - started,
-            "finished_at": time.time(),
-            "metrics": result.metrics,
-        }
-        write_table(
-            result.per_sample, paths["distill"], schemas["distill"].schema, key, {**extra, "stage": "distill"}
-        )
-        write_table(
-            result.tokens,
-            paths["tokens"],
-            schemas["tokens"].schema,
-            key,
-            {**extra, "stage": "tokens", "seconds": 0.0},
-        )
-        finish_folder(paths["checkpoint"], key, {**extra, "stage": "checkpoint", "seconds": 0.0})
-        discard_partial(paths["checkpoint"])
-        task_logger().info("distill: %s", result.metrics)
+    with write_errors(run_dir, "distill"):
+        sleep_engines()  # GPU: the rollout engine gives its memory back while training runs
+        started, c = time.perf_counter(), config_view(cfg, "distill")
+        tables = {name: read_table(inputs[name]) for name in ("rollouts", "contexts", "grades")}
+        result = distill.run_round(
+            c.model, c.distill, objective(c.context, c.distill), c.seed, round_index,
+            **tables, previous=previous and Path(previous), checkpoint=paths["checkpoint"],
+        )  # fmt: skip
+        if is_main_process():  # other ranks of a multi-process launch leave the writing to rank 0
+            key, schemas = stage_key(cfg, "distill", inputs, round=round_index), stage("distill").outputs
+            extra = {
+                "seconds": time.perf_counter() - started,
+                "finished_at": time.time(),
+                "metrics": result.metrics,
+            }
+            write_table(
+                result.per_sample,
+                paths["distill"],
+                schemas["distill"].schema,
+                key,
+                {**extra, "stage": "distill"},
+            )
+            write_table(
+                result.tokens,
+                paths["tokens"],
+                schemas["tokens"].schema,
+                key,
+                {**extra, "stage": "tokens", "seconds": 0.0},
+            )
+            finish_folder(paths["checkpoint"], key, {**extra, "stage": "checkpoint", "seconds": 0.0})
+            discard_partial(paths["checkpoint"])
+            task_logger().info("distill: %s", result.metrics)
     return str(paths["checkpoint"])
 
 
