@@ -32,7 +32,7 @@ def majority_correct(answers: list[str | None], correct: list[bool]) -> bool:
 
 
 def _normalise(answer: str | None) -> str | None:
-    if not answer:
+    if answer is None or pd.isna(answer) or not answer:  # Parquet reads a missing answer back as NaN
         return None
     text = answer.strip().rstrip(".").replace(",", "")
     try:

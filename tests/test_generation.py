@@ -82,7 +82,7 @@ class _StandInEngine:
     """Records what the registry asks of an engine. A real vLLM start takes 11-40 s and needs vllm installed, and
     this checks only the registry's bookkeeping; tests/test_vllm.py gets its real engine from the registry."""
 
-    def __init__(self, model_name, dtype, cfg, seed=0, section="rollout.vllm"):
+    def __init__(self, model_name, dtype, cfg, seed=0, section="rollout.vllm", trust_remote_code=False):
         self.settings = (model_name, dtype, cfg, seed, section)
         self.adapter = None
         self.events = []
