@@ -1,0 +1,229 @@
+"""Statistics for comparing arms on the same eval problems: per-problem metrics, bootstrap intervals, paired tests.
+Pure numpy/pandas/scipy over tables already in memory; no I/O, no plotting, no multiple-comparison correction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from sdfb.metrics import _normalise, majority_correct, pass_at_k
+
+METRICS = ("avg", "pass_k", "maj")
+KEYS = ("seed", "problem_id")
+# A per-problem difference this close to zero is a tie: seed means of equal values can differ in the last bit.
+TIE_TOLERANCE = 1e-12
+
+
+def per_problem(samples: pd.DataFrame, k: int) -> pd.DataFrame:
+    """One row per problem (first-appearance order) with n_samples, avg (mean correct), pass_k (unbiased Pass@k)
+    and maj (1.0 if the majority answer is correct), scored as `metrics.score` scores them.
+
+    `samples` holds one checkpoint's graded samples. The column means equal score's pass_at_k and maj_at_k, and
+    avg_at_k too when every problem has the same number of samples (score's Avg@k is a mean over samples)."""
+    _require(samples, ["problem_id", "correct", "extracted_answer"], "samples")
+    groups = samples.groupby("problem_id", sort=False)
+    sizes = groups.size()
+    if len(sizes) and sizes.min() < k:
+        raise ValueError(
+            f"every problem needs at least k={k} samples; the smallest group, problem "
+            f"{sizes.idxmin()!r}, has {int(sizes.min())}: sample more or lower k"
+        )
+    rows = []
+    for problem_id, group in groups:
+        correct = [bool(c) for c in group["correct"]]
+        # pandas 3 stores a missing answer in a str column as NaN, which _normalise would try to strip.
+        answers = [None if pd.isna(a) else _normalise(a) for a in group["extracted_answer"]]
+        rows.append(
+            {
+                "problem_id": problem_id,
+                "n_samples": len(correct),
+                "avg": sum(correct) / len(correct),
+                "pass_k": pass_at_k(len(correct), sum(correct), k),
+                "maj": float(majority_correct(answers, correct)),
+            }
+        )
+    return pd.DataFrame(rows, columns=["problem_id", "n_samples", *METRICS])
+
+
+def metric_intervals(
+    table: pd.DataFrame, metric: str, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
+) -> dict:
+    """Mean of `metric` over all (seed, problem_id) rows with a bootstrap interval that resamples problems.
+
+    Problems are the clusters: each problem is first averaged over its seeds, then the problems are resampled, so
+    seed-to-seed variance enters through the per-problem means (a noisier problem mean widens the interval) rather
+    than being treated as extra independent problems. Every problem needs exactly one row per seed."""
+    _check_rows(table, metric, "table")
+    means, n_seeds = _problem_means(table, metric, "table")
+    estimate = float(table[metric].mean())
+    low, high = _bootstrap_mean(
+        means.to_numpy(), estimate, confidence, n_resamples, np.random.default_rng(seed)
+    )
+    return {
+        "metric": metric,
+        "estimate": estimate,
+        "low": low,
+        "high": high,
+        "n_problems": int(len(means)),
+        "n_seeds": n_seeds,
+    }
+
+
+def paired_difference(
+    arm: pd.DataFrame,
+    reference: pd.DataFrame,
+    metric: str,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> dict:
+    """Mean of arm - reference on `metric`, paired on (seed, problem_id), with a bootstrap interval over problems
+    and a two-sided paired permutation p-value.
+
+    The per-pair difference is averaged over seeds for each problem; the interval resamples those per-problem
+    differences and the p-value flips their signs (exact enumeration when 2**n_problems <= n_resamples). wins,
+    losses and ties count problems whose mean difference is above, below or at zero."""
+    _check_rows(arm, metric, "arm")
+    _check_rows(reference, metric, "reference")
+    pairs = arm[[*KEYS, metric]].merge(
+        reference[[*KEYS, metric]], on=list(KEYS), how="outer", suffixes=("_arm", "_ref"), indicator=True
+    )
+    _check_pairs(pairs["_merge"], pairs[list(KEYS)])
+    diffs = pairs[list(KEYS)].assign(diff=pairs[f"{metric}_arm"] - pairs[f"{metric}_ref"])
+    per_problem_diff, n_seeds = _problem_means(diffs, "diff", "arm and reference")
+    d = per_problem_diff.to_numpy()
+    difference = float(diffs["diff"].mean())
+    rng = np.random.default_rng(seed)
+    low, high = _bootstrap_mean(d, difference, confidence, n_resamples, rng)
+    return {
+        "metric": metric,
+        "difference": difference,
+        "low": low,
+        "high": high,
+        "p_value": _sign_flip_p_value(d, n_resamples, rng),
+        "n_problems": int(len(d)),
+        "n_seeds": n_seeds,
+        "wins": int((d > TIE_TOLERANCE).sum()),
+        "losses": int((d < -TIE_TOLERANCE).sum()),
+        "ties": int((np.abs(d) <= TIE_TOLERANCE).sum()),
+    }
+
+
+def mean_interval(
+    values: Sequence[float] | np.ndarray, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
+) -> dict:
+    """Mean of independent values (NaNs dropped) with a bootstrap interval. No values give NaN for mean, low and
+    high; a single value (or all equal) gives low = high = mean, since there is no spread to resample."""
+    x = np.asarray(values, dtype=float).ravel()
+    x = x[~np.isnan(x)]
+    if len(x) == 0:
+        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0}
+    mean = float(x.mean())
+    low, high = _bootstrap_mean(x, mean, confidence, n_resamples, np.random.default_rng(seed))
+    return {"mean": mean, "low": low, "high": high, "n": int(len(x))}
+
+
+def compare_arms(per_problem_tables: Mapping[str, pd.DataFrame], reference: str, **kw) -> pd.DataFrame:
+    """`paired_difference` of every arm against `reference` on each of METRICS: one row per (arm, metric), in
+    the order of the mapping. `kw` (confidence, n_resamples, seed) is passed on; p-values are not adjusted."""
+    if reference not in per_problem_tables:
+        raise ValueError(f"reference arm {reference!r} not among the arms: {sorted(per_problem_tables)}")
+    rows = [
+        {
+            "arm": arm,
+            "reference": reference,
+            **paired_difference(table, per_problem_tables[reference], m, **kw),
+        }
+        for arm, table in per_problem_tables.items()
+        if arm != reference
+        for m in METRICS
+    ]
+    columns = ["arm", "reference", "metric", "difference", "low", "high", "p_value"]
+    columns += ["n_problems", "n_seeds", "wins", "losses", "ties"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _bootstrap_mean(
+    x: np.ndarray, estimate: float, confidence: float, n_resamples: int, rng: np.random.Generator
+) -> tuple[float, float]:
+    """Bootstrap interval of the mean of `x`; low = high = estimate when x has no spread to resample."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
+    if len(x) < 2 or np.ptp(x) == 0:
+        return estimate, estimate
+    # Percentile, not BCa: the values are 0/1 or k-sample fractions with many ties, where BCa's jackknife
+    # acceleration is unstable and undefined for near-degenerate resamples (scipy warns and returns NaN); the
+    # percentile interval is defined for any sample and near nominal coverage at the 100+ problems of an eval.
+    result = stats.bootstrap(
+        (x,),
+        np.mean,
+        vectorized=True,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="percentile",
+        rng=rng,
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def _sign_flip_p_value(d: np.ndarray, n_resamples: int, rng: np.random.Generator) -> float:
+    """Two-sided p-value of mean(d) == 0 by flipping the signs of the paired differences."""
+    if not np.any(np.abs(d) > TIE_TOLERANCE):
+        return 1.0
+    result = stats.permutation_test(
+        (d,),
+        np.mean,
+        vectorized=True,
+        permutation_type="samples",
+        alternative="two-sided",
+        n_resamples=n_resamples,
+        rng=rng,
+    )
+    return float(result.pvalue)
+
+
+def _require(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"{what} lacks columns {missing}; it has {list(table.columns)}")
+
+
+def _check_rows(table: pd.DataFrame, metric: str, what: str) -> None:
+    """Columns present, no missing metric values, at most one row per (seed, problem_id)."""
+    _require(table, [*KEYS, metric], what)
+    if table[metric].isna().any():
+        raise ValueError(
+            f"{what}: {int(table[metric].isna().sum())} rows have no {metric!r}; drop or fill them"
+        )
+    duplicated = table.duplicated(list(KEYS))
+    if duplicated.any():
+        first = tuple(table.loc[duplicated, list(KEYS)].iloc[0])
+        raise ValueError(f"{what}: {int(duplicated.sum())} duplicate (seed, problem_id) rows, e.g. {first}")
+
+
+def _check_pairs(merge: pd.Series, keys: pd.DataFrame) -> None:
+    only_arm, only_ref = int((merge == "left_only").sum()), int((merge == "right_only").sum())
+    if only_arm or only_ref:
+        first = tuple(keys[merge != "both"].iloc[0])
+        raise ValueError(
+            f"arm and reference must cover the same (seed, problem_id) pairs; {only_arm + only_ref} pairs "
+            f"missing ({only_arm} only in arm, {only_ref} only in reference), e.g. {first}"
+        )
+
+
+def _problem_means(table: pd.DataFrame, column: str, what: str) -> tuple[pd.Series, int]:
+    """Mean of `column` per problem over its seeds, and the seed count; every problem must have every seed, so
+    that the mean of the problem means is the mean over all rows."""
+    n_seeds, n_problems = table["seed"].nunique(), table["problem_id"].nunique()
+    missing = n_seeds * n_problems - len(table)
+    if missing:
+        raise ValueError(
+            f"{what}: every problem needs a row for every seed; {missing} of the {n_problems} problems x "
+            f"{n_seeds} seeds (seed, problem_id) rows are missing"
+        )
+    if n_problems == 0:
+        raise ValueError(f"{what}: no rows to summarise")
+    return table.groupby("problem_id", sort=False)[column].mean(), int(n_seeds)
