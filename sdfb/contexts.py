@@ -75,8 +75,8 @@ def assemble_contexts(
     ]
     contexts = [context for context, _ in chosen]
     teacher_prompts = [
-        render_teacher_prompt(tokenizer, template, q, c)
-        for q, c in zip(table["question"], contexts, strict=True)
+        student if condition == "none" else render_teacher_prompt(tokenizer, template, q, c)
+        for q, c, student in zip(table["question"], contexts, table["prompt_text"], strict=True)
     ]
     train = [usable for _, usable in chosen]
     return pd.DataFrame(
@@ -89,8 +89,16 @@ def assemble_contexts(
             "student_prompt": table["prompt_text"],
             "teacher_prompt": teacher_prompts,
             "train": train,
+            "first_wrong_step": _known_verdicts(table),
         }
     )
+
+
+def _known_verdicts(table: pd.DataFrame) -> pd.Series:
+    """The critic's first wrong step where it gave a verdict (-1: none wrong), null where it did not answer; kept
+    for every condition, so the localisation of the signal can be measured in every arm."""
+    answered = ~table["status"].isin(("failed", "unavailable", "malformed", "no_steps"))
+    return table["first_wrong_step"].where(answered).astype("Int32")
 
 
 def row_context(
@@ -98,7 +106,7 @@ def row_context(
 ) -> tuple[str, bool]:
     """The context for one merged rollout row under `condition`, and whether the row is trained on."""
     if condition == "none":
-        return "", False  # the teacher equals the student: nothing to learn
+        return "", True  # the control: the teacher sees exactly the student's prompt, so every advantage is 0
     if condition == "binary":
         verdict = "correct" if row.correct else "incorrect"
         return render_context(

@@ -5,7 +5,7 @@ Bump SCHEMA_VERSION when a column changes meaning; finished stages written under
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 PROBLEMS = pa.schema(
     [
@@ -84,6 +84,7 @@ CONTEXTS = pa.schema(
         ("student_prompt", pa.string()),
         ("teacher_prompt", pa.string()),
         ("train", pa.bool_()),  # False when the condition has nothing to teach on this sample
+        ("first_wrong_step", pa.int32()),  # the critic's verdict (1-based; -1 none wrong); null: no verdict
     ]
 )
 
@@ -108,6 +109,11 @@ TOKENS = pa.schema(
         ("student_logprob", pa.float32()),  # before this round's first update on the sample
         ("teacher_logprob", pa.float32()),  # NaN under GRPO (no teacher)
         ("advantage", pa.float32()),  # A_t = teacher - student; under GRPO the sequence's group advantage
+        ("step_index", pa.int32()),  # the "Step k" line the token lies in; -1 the answer line, 0 elsewhere
+        (
+            "segment",
+            pa.string(),
+        ),  # prefix | wrong_step | after | answer | other | unknown (sdfb.localisation)
     ]
 )
 

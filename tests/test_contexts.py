@@ -78,9 +78,12 @@ def test_one_row_per_rollout_and_the_student_prompt_never_holds_the_context(
         assert teacher.endswith("<|im_start|>assistant\n")
 
 
-def test_none_condition_trains_on_nothing_and_teacher_equals_student(tables, template, tiny_tokenizer):
+def test_none_condition_is_a_control_trained_with_a_teacher_that_equals_the_student(
+    tables, template, tiny_tokenizer
+):
+    """The control runs the same training as every arm, on a signal that is zero by construction."""
     out = assemble(tables, "none", template, tiny_tokenizer)
-    assert list(out["train"]) == [False, False, False]
+    assert list(out["train"]) == [True, True, True]
     assert list(out["context"]) == ["", "", ""]
     assert list(out["teacher_prompt"]) == list(out["student_prompt"])
 
@@ -138,3 +141,18 @@ def test_aligned_with_error_quotes_the_wrong_step_verbatim_before_the_critique(
     # no wrong step to quote: the same context as step_aligned
     aligned = assemble(tables, "step_aligned", template, tiny_tokenizer)
     assert out["context"].iloc[1] == aligned["context"].iloc[1]
+
+
+@pytest.mark.parametrize("condition", ["none", "binary", "reference", "step_aligned"])
+def test_every_condition_keeps_the_critics_first_wrong_step_for_measuring_localisation(
+    tables, template, tiny_tokenizer, condition
+):
+    problems, rollouts, grades, critiques = tables
+    critiques = critiques.assign(
+        status=["ok", "failed", "ok"]
+    )  # a critic that did not answer gives no verdict
+    out = assemble((problems, rollouts, grades, critiques), condition, template, tiny_tokenizer)
+    keys = zip(out["problem_id"], out["sample_index"], strict=True)
+    got = dict(zip(keys, out["first_wrong_step"], strict=True))
+    assert got[("p1", 0)] == 2 and got[("p1", 1)] == -1
+    assert pd.isna(got[("p2", 0)])

@@ -10,6 +10,7 @@ import torch
 
 from sdfb import distill
 from sdfb.config import DistillConfig, LoraConfig
+from sdfb.localisation import SEGMENTS
 from sdfb.prompts import load_template, render_student_prompt, render_teacher_prompt
 
 
@@ -351,6 +352,12 @@ def test_a_teacher_prompt_over_the_limit_without_a_context_to_cut_is_counted_not
     assert examples == [] and stats.teacher_too_long == 1 and stats.teacher_truncated == 0
 
 
+def distill_schema_tokens() -> list[str]:
+    from sdfb import schemas
+
+    return schemas.TOKENS.names
+
+
 @pytest.mark.parametrize("teacher", ["base", "ema"])
 def test_run_round_trains_and_saves_the_adapter_in_place_of_the_checkpoint(
     tiny_model_path, tiny_tokenizer, tmp_path, teacher
@@ -361,10 +368,13 @@ def test_run_round_trains_and_saves_the_adapter_in_place_of_the_checkpoint(
     examples = _examples(tiny_tokenizer, n=4)
     rollouts = pd.DataFrame(
         [{"problem_id": e.problem_id, "sample_index": e.sample_index, "prompt_ids": e.student_ids[: e.student_prompt_len],
-          "completion_ids": e.completion_ids, "logprobs": [0.0] * len(e.completion_ids)} for e in examples]
+          "completion_ids": e.completion_ids, "logprobs": [0.0] * len(e.completion_ids),
+          "completion_text": tiny_tokenizer.decode(e.completion_ids, skip_special_tokens=True)} for e in examples]
     )  # fmt: skip
     teacher_prompts = [tiny_tokenizer.decode(e.teacher_ids[: e.teacher_prompt_len]) for e in examples]
-    contexts = rollouts[["problem_id", "sample_index"]].assign(teacher_prompt=teacher_prompts, train=True)
+    contexts = rollouts[["problem_id", "sample_index"]].assign(
+        teacher_prompt=teacher_prompts, train=True, first_wrong_step=1
+    )
     grades = rollouts[["problem_id", "sample_index"]].assign(correct=[True, False, True, False])
     checkpoint = tmp_path / "checkpoints" / "round_0001"
     cfg = DistillConfig(
@@ -376,6 +386,8 @@ def test_run_round_trains_and_saves_the_adapter_in_place_of_the_checkpoint(
     )  # fmt: skip
     assert result.metrics["steps"] == 2 and result.metrics["examples"] == 4 and len(result.per_sample) == 4
     assert result.metrics["examples_student_too_long"] == 0
+    assert list(result.tokens.columns) == distill_schema_tokens()  # each token located in its completion
+    assert set(result.tokens["segment"]) <= set(SEGMENTS)
     assert (checkpoint / "adapter_model.safetensors").exists()
     assert (checkpoint / distill.EMA_FILE).exists() == (teacher == "ema")
     assert distill.partial_dir(checkpoint).is_dir()  # kept until the task has written its manifests
@@ -398,3 +410,42 @@ def test_importing_the_package_loads_neither_torch_nor_transformers():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("mode", ["sampled_token", "full_logits"])
+def test_the_none_control_trains_on_an_advantage_of_zero_at_every_token(
+    tiny_model_path, tiny_tokenizer, tmp_path, mode
+):
+    """The control arm: the teacher's prompt is the student's own, so the signal is zero within float tolerance and
+    the localisation records say so (no active token)."""
+    from sdfb.config import ModelConfig
+    from sdfb.localisation import signal_activity
+
+    template, rows = load_template("v1"), []
+    for i in range(4):
+        prompt = render_student_prompt(
+            tiny_tokenizer, template, f"Tom has {i + 3} apples. He buys 2 more. How many?"
+        )
+        text = f"Step 1: {i + 3} + 2 = {i + 5}\nAnswer: {i + 5}"
+        rows.append({"problem_id": f"p{i}", "sample_index": 0, "prompt_text": prompt,
+                     "prompt_ids": tiny_tokenizer(prompt, add_special_tokens=False)["input_ids"],
+                     "completion_ids": tiny_tokenizer(text, add_special_tokens=False)["input_ids"] + [tiny_tokenizer.eos_token_id],
+                     "completion_text": text})  # fmt: skip
+    rollouts = pd.DataFrame(rows).assign(
+        logprobs=lambda f: f["completion_ids"].map(lambda ids: [0.0] * len(ids))
+    )
+    contexts = rollouts[["problem_id", "sample_index"]].assign(
+        teacher_prompt=rollouts["prompt_text"], train=True, first_wrong_step=1
+    )
+    grades = rollouts[["problem_id", "sample_index"]].assign(correct=False)
+    cfg = DistillConfig(mode=mode, learning_rate=1e-3, batch_size=2, lora=LoraConfig(r=8, alpha=16))
+    result = distill.run_round(
+        ModelConfig(name_or_path="tiny", dtype="float32"), cfg, "control", 0, 1,
+        rollouts, contexts, grades, previous=None, checkpoint=tmp_path / "round_0001",
+    )  # fmt: skip
+    assert result.metrics["examples"] == 4 and len(result.tokens) > 0
+    assert result.tokens["advantage"].abs().max() < 1e-5
+    by_attempt = [g["advantage"].to_numpy() for _, g in result.tokens.groupby("problem_id")]
+    assert signal_activity(by_attempt, tol=1e-5)["active_tokens"] == 0.0
+    assert set(result.tokens["segment"]) >= {"wrong_step", "answer"}  # located although the signal is silent
+    assert result.metrics["steps"] == 2  # the same loop as every arm

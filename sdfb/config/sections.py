@@ -302,7 +302,11 @@ class RunConfig(_Frozen):
 
 
 def objective(context: ContextConfig, distill: DistillConfig) -> str:
-    """The training objective: `auto` means GRPO for the binary condition, self-distillation otherwise."""
+    """The training objective: `auto` means GRPO for the binary condition, `control` for the condition `none`
+    (self-distillation's records with no update: the signal is zero, and Adam would turn float noise in a zero
+    gradient into full-size steps), self-distillation otherwise."""
     if distill.objective == "auto":
+        if context.condition == "none":
+            return "control"
         return "grpo" if context.condition == "binary" else "self_distillation"
     return distill.objective

@@ -23,6 +23,7 @@ from sdfb.distill.checkpoint import (
 )
 from sdfb.distill.examples import Collator, Example, bucket_by_length, padding_waste, prepare_examples
 from sdfb.distill.teacher import TeacherState, make_teacher
+from sdfb.localisation import annotate_tokens
 
 if TYPE_CHECKING:
     from sdfb.distill.trainer import RoundStats
@@ -98,6 +99,8 @@ def train_round(
     if not examples:
         raise ValueError("train_round needs at least one example; use empty_round() for a round without any")
     teacher = teacher or TeacherState(model, cfg.teacher, cfg.finetune, cfg.ema_rate)
+    if objective == "control":  # the same loop and records, weights left as they are
+        cfg = cfg.model_copy(update={"learning_rate": 0.0})
     ordered, stats = bucket_by_length(examples, cfg.batch_size, seed), RoundStats()
     trainer = SelfDistillationTrainer(
         model=model, args=_training_args(cfg, output_dir, seed, max_steps), train_dataset=ordered,
@@ -155,7 +158,7 @@ def token_records(examples: list[Example], stats: RoundStats) -> pd.DataFrame:
                 {"problem_id": e.problem_id, "sample_index": e.sample_index, "position": range(n), **rec}
             )
         )
-    columns = schemas.TOKENS.names
+    columns = [c for c in schemas.TOKENS.names if c not in ("step_index", "segment")]  # added by localisation
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
@@ -204,6 +207,7 @@ def run_round(
         log.warning("distill: no trainable samples this round (the condition gave none); weights unchanged")
         result = empty_round()
     result.metrics |= {f"examples_{k}": v for k, v in vars(counts).items()}
+    result.tokens = annotate_tokens(result.tokens, rollouts, contexts, tokenizer)
     if is_main_process():
         save_checkpoint(student, teacher, checkpoint)
     return result

@@ -1,0 +1,224 @@
+"""Where in a completion the self-distillation signal falls: each token's step line, its segment relative to the
+critic's first wrong step, and how much negative advantage lands on that step. Pure numpy; no training, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from sdfb.prompts import _ANSWER, _STEP
+
+ANSWER_STEP = -1  # token_steps' index for tokens of the answer line; 0 is "outside the step format"
+SEGMENTS = ("prefix", "wrong_step", "after", "answer", "other", "unknown")
+_CONTEXT_TOKENS = 8  # decoding context before each token: enough for a UTF-8 character split over 4 tokens
+_DECODE = {"skip_special_tokens": True, "clean_up_tokenization_spaces": False}
+
+
+def _line_breaks(text: str) -> np.ndarray:
+    """A mask over characters: True where a character ends a line as `str.splitlines` sees it."""
+    breaks = np.zeros(len(text), dtype=bool)
+    position = 0
+    for line in text.splitlines(keepends=True):
+        body = len(line.rstrip("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"))
+        breaks[position + body : position + len(line)] = True
+        position += len(line)
+    return breaks
+
+
+def _line_labels(text: str) -> list[int]:
+    """The step index of each line of `text`, numbered exactly as `sdfb.prompts.parse_attempt` reads them."""
+    labels: list[int] = []
+    steps, answered, stopped = 0, False, False
+    for line in text.splitlines():
+        if stopped or (answered and line.strip()):
+            # parse_attempt stops at the first non-blank line after the answer: the model kept talking
+            stopped = True
+            labels.append(0)
+        elif _STEP.match(line):
+            steps += 1
+            labels.append(steps)
+        elif _ANSWER.match(line):
+            answered = True
+            labels.append(ANSWER_STEP)
+        else:
+            labels.append(0)
+    return labels
+
+
+def _token_widths(token_ids: Sequence[int], tokenizer, context: int) -> np.ndarray:
+    """How many characters each token adds to the decoded text, decoding it after up to `context` earlier tokens.
+
+    A token that ends inside a multi-byte character decodes to one replacement character and the tokens that
+    finish the character add none, so the character is counted once, at the token where its bytes start."""
+    ids = [int(t) for t in token_ids]
+    widths = np.zeros(len(ids), dtype=np.int64)
+    for i in range(len(ids)):
+        start = max(0, i - context)
+        before = tokenizer.decode(ids[start:i], **_DECODE) if i > start else ""
+        widths[i] = len(tokenizer.decode(ids[start : i + 1], **_DECODE)) - len(before)
+    return widths
+
+
+def token_spans(text: str, token_ids: Sequence[int], tokenizer) -> np.ndarray:
+    """Each token's [start, end) character span in `text`, an (n, 2) int array, from the tokenizer's own decoding.
+
+    `text` must be what the ids decode to without special tokens (how rollouts store completions). Special tokens
+    such as end-of-sequence, and tokens that only finish a multi-byte character, get empty spans. Raises
+    ValueError when the ids do not decode to `text`."""
+    ids = [int(t) for t in token_ids]
+    decoded = tokenizer.decode(ids, **_DECODE)
+    if decoded != text:
+        raise ValueError(
+            "decode(token_ids) does not reproduce the completion text "
+            f"({len(decoded)} vs {len(text)} characters; decoded starts {decoded[:40]!r}, text {text[:40]!r}); "
+            "pass the completion's own ids with the text decoded from them (skip_special_tokens=True)"
+        )
+    if not ids:
+        return np.zeros((0, 2), dtype=np.int64)
+    widths = _token_widths(ids, tokenizer, _CONTEXT_TOKENS)
+    if widths.sum() != len(text) or (widths < 0).any():
+        # a decoder whose output depends on more than the nearby tokens: fall back to decoding whole prefixes
+        widths = _token_widths(ids, tokenizer, len(ids))
+    ends = np.clip(np.maximum.accumulate(np.cumsum(widths)), 0, len(text))
+    assert ends[-1] == len(text), (int(ends[-1]), len(text))
+    return np.stack([np.concatenate([[0], ends[:-1]]), ends], axis=1)
+
+
+def token_steps(text: str, token_ids: Sequence[int], tokenizer) -> list[int]:
+    """The step index of every completion token: k for the line of the k-th "Step" line (1-based, in order of
+    appearance, as `parse_attempt` numbers steps), -1 (ANSWER_STEP) for the answer line, 0 for anything else
+    (preamble, blank or unformatted lines, text after the answer, special tokens such as end-of-sequence).
+
+    A token belongs to the line of its first character that is not a line break, so a token "\\nStep" belongs
+    to the step line it opens and ".\\n" to the line it closes; a token made only of line breaks belongs to the
+    line its first break ends; a token that only finishes a multi-byte character belongs to that character's
+    line. Raises ValueError when `token_ids` do not decode to `text`."""
+    spans = token_spans(text, token_ids, tokenizer)
+    if not len(spans):
+        return []
+    n_chars = len(text)
+    breaks = _line_breaks(text)
+    # next_char[p]: the first position >= p that is not a line break (n_chars when there is none)
+    candidates = np.where(breaks, n_chars, np.arange(n_chars))
+    next_char = np.concatenate([np.minimum.accumulate(candidates[::-1])[::-1], [n_chars]])
+    starts, ends = spans[:, 0], spans[:, 1]
+    first = next_char[starts]
+    anchor = np.where(first < ends, first, np.where(ends > starts, starts, starts - 1))
+    special = np.isin(np.asarray(token_ids, dtype=np.int64), list(getattr(tokenizer, "all_special_ids", ())))
+    placed = ~special & (anchor >= 0)
+    # a character's line: how many line breaks end before it (a break belongs to the line it ends)
+    line_of_char = np.concatenate([[0], np.cumsum(breaks)])
+    labels = np.array(_line_labels(text) or [0], dtype=np.int64)
+    lines = np.minimum(line_of_char[np.clip(anchor, 0, n_chars)], len(labels) - 1)
+    return np.where(placed, labels[lines], 0).tolist()
+
+
+def wrong_step_known(first_wrong_step: int | None) -> bool:
+    """Critics write the first wrong step 1-based and -1 for none (see `sdfb.critic.base.Critique`); None, 0 and
+    negatives all mean no wrong step is known."""
+    return first_wrong_step is not None and int(first_wrong_step) >= 1
+
+
+def segments(steps: Sequence[int], first_wrong_step: int | None) -> list[str]:
+    """Each token's place relative to the first wrong step k: "prefix" (steps before k), "wrong_step" (step k),
+    "after" (steps after k), "answer" (the answer line), "other" (step index 0).
+
+    With no known wrong step (None, 0 or negative) step tokens are "unknown". A k past the last step (the symbolic
+    critic's len(steps) + 1: every step right, the answer wrong) makes every step token "prefix"."""
+    s = np.asarray(steps, dtype=np.int64)
+    if wrong_step_known(first_wrong_step):
+        k = int(first_wrong_step)
+        step_label = np.where(s < k, "prefix", np.where(s == k, "wrong_step", "after"))
+    else:
+        step_label = np.full(s.shape, "unknown")
+    labels = np.where(s > 0, step_label, np.where(s == ANSWER_STEP, "answer", "other"))
+    return labels.astype(str).tolist()
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean()) if len(values) else float("nan")
+
+
+def attempt_localisation(
+    advantages: Sequence[float] | np.ndarray, steps: Sequence[int], first_wrong_step: int | None
+) -> dict | None:
+    """How one attempt's advantages fall around its first wrong step k, or None when k is unknown or no token
+    lies in step k (the step was not written, or k is past the last step).
+
+    neg_mass_in_wrong_step: step k's share of the attempt's negative advantage mass, sum(min(A, 0)) over step k
+    over the same sum over all tokens (NaN when no token has a negative advantage); compare it with
+    wrong_step_token_share, step k's share of all tokens, which is what spreading the mass evenly would give.
+    mean_adv_prefix / _wrong_step / _after: mean advantage of each segment's tokens (NaN when it has none)."""
+    a = np.asarray(advantages, dtype=np.float64)
+    s = np.asarray(steps, dtype=np.int64)
+    if a.shape != s.shape:
+        raise ValueError(f"advantages {a.shape} and steps {s.shape} must have one entry per completion token")
+    if not wrong_step_known(first_wrong_step) or not (s == int(first_wrong_step)).any():
+        return None
+    k = int(first_wrong_step)
+    wrong, prefix, after = s == k, (s > 0) & (s < k), s > k
+    negative = np.minimum(a, 0.0)
+    total = negative.sum()
+    return {
+        "neg_mass_in_wrong_step": float(negative[wrong].sum() / total) if total < 0 else float("nan"),
+        "wrong_step_token_share": float(wrong.mean()),
+        "mean_adv_prefix": _mean(a[prefix]),
+        "mean_adv_wrong_step": _mean(a[wrong]),
+        "mean_adv_after": _mean(a[after]),
+        "n_tokens": int(len(a)),
+    }
+
+
+def signal_activity(advantages_by_attempt: Sequence[np.ndarray], tol: float = 1e-6) -> dict:
+    """Whether the teacher disagrees with the student at all: the share of attempts with any |A| > tol
+    ("active_samples") and of tokens with |A| > tol ("active_tokens"), with their counts (NaN shares when empty)."""
+    active = [np.abs(np.asarray(a, dtype=np.float64)) > tol for a in advantages_by_attempt]
+    n_attempts = len(active)
+    n_tokens = int(sum(len(m) for m in active))
+    n_active_samples = int(sum(bool(m.any()) for m in active))
+    n_active_tokens = int(sum(int(m.sum()) for m in active))
+    return {
+        "active_samples": n_active_samples / n_attempts if n_attempts else float("nan"),
+        "active_tokens": n_active_tokens / n_tokens if n_tokens else float("nan"),
+        "n_attempts": n_attempts,
+        "n_active_samples": n_active_samples,
+        "n_tokens": n_tokens,
+        "n_active_tokens": n_active_tokens,
+    }
+
+
+def annotate_tokens(tokens, rollouts, contexts, tokenizer):
+    """`tokens` (schemas.TOKENS rows of one round) with each token's `step_index` and `segment`, from its
+    completion's step lines and the critic's first wrong step in `contexts`. A completion whose ids do not decode
+    to its text gets step 0 and segment "unknown" (counted in the log), never a guess."""
+    import logging
+
+    import pandas as pd
+
+    keys = ["problem_id", "sample_index"]
+    step_index = np.zeros(len(tokens), dtype=np.int32)
+    segment = np.full(len(tokens), "unknown", dtype=object)
+    if tokens.empty:
+        return tokens.assign(step_index=step_index, segment=segment)
+    info = rollouts[[*keys, "completion_text", "completion_ids"]].merge(
+        contexts[[*keys, "first_wrong_step"]], on=keys, how="left", validate="one_to_one"
+    )
+    info = info.set_index(keys)
+    undecodable = 0
+    for (pid, index), rows in tokens.groupby(keys, sort=False).indices.items():
+        row = info.loc[(pid, index)]
+        try:
+            steps = np.asarray(token_steps(row["completion_text"], list(row["completion_ids"]), tokenizer))
+        except ValueError:
+            undecodable += 1
+            continue
+        verdict = row["first_wrong_step"]
+        labels = np.asarray(segments(list(steps), None if pd.isna(verdict) else int(verdict)), dtype=object)
+        positions = tokens["position"].to_numpy()[rows]
+        step_index[rows], segment[rows] = steps[positions], labels[positions]
+    if undecodable:
+        logging.getLogger(__name__).warning(
+            "%d completions do not decode to their text: segment unknown", undecodable
+        )
+    return tokens.assign(step_index=step_index, segment=segment)
