@@ -222,3 +222,40 @@ def annotate_tokens(tokens, rollouts, contexts, tokenizer):
             "%d completions do not decode to their text: segment unknown", undecodable
         )
     return tokens.assign(step_index=step_index, segment=segment)
+
+
+MEASURES = ("neg_mass_in_wrong_step", "wrong_step_token_share", "mean_adv_prefix", "mean_adv_wrong_step", "mean_adv_after")  # fmt: skip
+
+
+def per_attempt(tokens):
+    """One row per attempt of a round's tokens table whose first wrong step has tokens: the attempt's
+    `attempt_localisation` figures, with its problem_id, sample_index and first_wrong_step."""
+    import pandas as pd
+
+    rows = []
+    for (pid, index), group in tokens.groupby(["problem_id", "sample_index"], sort=False):
+        wrong = group.loc[group["segment"] == "wrong_step", "step_index"]
+        if wrong.empty:
+            continue
+        k = int(wrong.iloc[0])
+        found = attempt_localisation(group["advantage"].to_numpy(), group["step_index"].to_numpy(), k)
+        if found is not None:
+            rows.append({"problem_id": pid, "sample_index": int(index), "first_wrong_step": k, **found})
+    columns = ["problem_id", "sample_index", "first_wrong_step", *MEASURES, "n_tokens"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def round_localisation(tokens, tol: float = 1e-6, n_resamples: int = 2000, seed: int = 0) -> dict:
+    """A round's localisation with 95% bootstrap intervals over attempts, and whether the signal is alive: the share
+    of samples and tokens with |A| > tol ("inactive" when none has)."""
+    from sdfb.stats import mean_interval
+
+    attempts = per_attempt(tokens)
+    activity = signal_activity([g["advantage"].to_numpy() for _, g in tokens.groupby(["problem_id", "sample_index"])], tol)  # fmt: skip
+    return {
+        "attempts": activity["n_attempts"],
+        "attempts_with_wrong_step": len(attempts),
+        **{m: mean_interval(attempts[m].to_numpy(), n_resamples=n_resamples, seed=seed) for m in MEASURES},
+        "activity": activity,
+        "inactive": activity["n_active_tokens"] == 0,
+    }

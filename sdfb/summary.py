@@ -78,3 +78,29 @@ def results_markdown(summary: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(RESULTS_HEADER) + " |", "|" + "---|" * len(RESULTS_HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in results_rows(summary)]
     return "\n".join(lines)
+
+
+def localisation_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per round: where the negative advantage falls against chance, mean advantage by segment, and the
+    share of tokens with any signal (for the UI's table artifact)."""
+    rows = []
+    for stats in summary["rounds"]:
+        loc = stats["localisation"]
+
+        def show(measure: str, loc=loc) -> str:
+            m = loc[measure]
+            return "n/a" if m["n"] == 0 else f"{m['mean']:.3f} [{m['low']:.3f}, {m['high']:.3f}]"
+
+        rows.append(
+            {
+                "round": stats["round"],
+                "attempts with a wrong step": loc["attempts_with_wrong_step"],
+                "neg. mass in wrong step": show("neg_mass_in_wrong_step"),
+                "chance (its token share)": show("wrong_step_token_share"),
+                "mean A prefix": show("mean_adv_prefix"),
+                "mean A wrong step": show("mean_adv_wrong_step"),
+                "mean A after": show("mean_adv_after"),
+                "active tokens": f"{loc['activity']['active_tokens']:.3f}",
+            }
+        )
+    return rows

@@ -5,19 +5,29 @@ import time
 from pathlib import Path
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
 from sdfb.atomic import write_text
 from sdfb.config import RunConfig
+from sdfb.localisation import round_localisation
 from sdfb.stages import output_path, summary_path
 from sdfb.store import MANIFEST_SUFFIX, read_manifest, read_table
-from sdfb.summary import build_summary, results_markdown
+from sdfb.summary import build_summary, localisation_rows, results_markdown
+from tasks._stage import task_logger
 
 
 def _round_stats(run_dir: str, round_index: int) -> dict:
     grades = read_table(output_path(run_dir, "grades", round=round_index))
     critiques = read_table(output_path(run_dir, "critiques", round=round_index))
+    tokens = read_table(output_path(run_dir, "distill", "tokens", round=round_index))
+    localisation = round_localisation(tokens)
+    if localisation["inactive"]:
+        task_logger().warning(
+            "round %d: distillation is inactive, no token has a non-zero advantage (the teacher agrees with the "
+            "student everywhere; expected only for the condition none)",
+            round_index,
+        )
     return {
         "round": round_index,
         "rollouts": len(grades),
@@ -27,6 +37,7 @@ def _round_stats(run_dir: str, round_index: int) -> dict:
         "critique_cases": critiques["case"].value_counts().to_dict(),
         "critique_status": critiques["status"].value_counts().to_dict(),
         "distill": read_manifest(output_path(run_dir, "distill", "checkpoint", round=round_index))["metrics"],
+        "localisation": localisation,
     }
 
 
@@ -43,8 +54,13 @@ def write_summary(cfg: RunConfig, run_dir: str, score_paths: list[str], started_
     )
     path = write_text(summary_path(root), json.dumps(summary, indent=2, default=str))
     create_markdown_artifact(
-        key=f"{cfg.name}-results".lower().replace("_", "-"),
+        key=f"{cfg.name}-results".lower().replace("_", "-").replace(".", "-"),
         markdown=f"# {cfg.name}\n\n{results_markdown(summary)}\n\nrun folder: `{root}`",
         description="sdfb results per checkpoint",
+    )
+    create_table_artifact(
+        key=f"{cfg.name}-localisation".lower().replace("_", "-").replace(".", "-"),
+        table=localisation_rows(summary),
+        description="where the negative advantage falls, per round (95% intervals over attempts)",
     )
     return str(path)

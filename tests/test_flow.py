@@ -77,10 +77,29 @@ def test_scores_are_published_as_prefect_artifacts(smoke_run):
     from prefect.artifacts import Artifact
 
     cfg, _, _ = smoke_run
-    for key in ("smoke-base", "smoke-round-0002", "smoke-results"):
+    for key in ("smoke-base", "smoke-round-0002", "smoke-results", "smoke-localisation"):
         artifact = Artifact.get(key)
         assert artifact is not None, f"no artifact {key}"
     assert "Avg@k" in Artifact.get("smoke-results").data
+    assert "neg. mass in wrong step" in Artifact.get("smoke-localisation").data
+
+
+def test_every_trained_token_is_located_and_each_round_reports_where_the_signal_falls(smoke_run):
+    """Step-aligned critiques on the smoke run: tokens carry their step line and segment, and the summary holds
+    the round's localisation with intervals and whether the signal is alive."""
+    _, run_dir, summary_path = smoke_run
+    tokens = pd.read_parquet(run_dir / "round_0001" / "tokens.parquet")
+    assert set(tokens["segment"]) <= {"prefix", "wrong_step", "after", "answer", "other", "unknown"}
+    assert (tokens.loc[tokens["segment"] == "wrong_step", "step_index"] >= 1).all()
+    summary = json.loads(summary_path.read_text())
+    for stats in summary["rounds"]:
+        loc = stats["localisation"]
+        assert loc["attempts"] == stats["distill"]["examples"]
+        assert 0 <= loc["activity"]["active_tokens"] <= 1 and loc["inactive"] is False
+        share = loc["neg_mass_in_wrong_step"]
+        assert share["n"] == loc["attempts_with_wrong_step"]
+        if share["n"]:
+            assert 0 <= share["low"] <= share["mean"] <= share["high"] <= 1
 
 
 def test_a_rerun_skips_every_finished_stage(smoke_run):

@@ -126,8 +126,20 @@ def train_round(
         "objective": objective, "examples": len(examples), "steps": int(result.global_step),
         "resumed_from": resume, "padding_waste": padding_waste(ordered, cfg.batch_size),
         "train_seconds": time.perf_counter() - started,
+        "history": _history(trainer.state.log_history, stats.kls, cfg.gradient_accumulation_steps),
     }  # fmt: skip
     return RoundResult(metrics, per_sample, token_records(seen, stats), stats.losses, teacher)
+
+
+def _history(log_history: list[dict], kls: list[float], accumulation: int) -> list[dict]:
+    """The training curve, one entry per optimizer step: loss and grad norm as the Trainer logged them, and the
+    mean KL(student || teacher) of the step's micro-batches."""
+    steps = [h for h in log_history if "loss" in h and "step" in h]
+    return [
+        {"step": int(h["step"]), "loss": float(h["loss"]), "grad_norm": float(h.get("grad_norm", math.nan)),
+         "kl": _mean(kls[(int(h["step"]) - 1) * accumulation : int(h["step"]) * accumulation])}
+        for h in steps
+    ]  # fmt: skip
 
 
 def _mean(values: list[float]) -> float:
