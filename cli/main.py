@@ -7,46 +7,19 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from cli.quiet import short_errors
+from cli.common import console, err, guarded, user_errors
 from sdfb.config import ConfigError, load_config
 from sdfb.summary import RESULTS_HEADER, results_rows
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Self-distillation with feedback.")
-console = Console()
-err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however narrow the terminal
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from sdfb.critic import CriticUnavailableError
-    from sdfb.generation import EngineStartError, PromptTooLongError
-    from sdfb.models import ModelNotFoundError, UntrustedCodeError
-    from sdfb.problems import DataError
-    from sdfb.runlock import RunFolderError
-    from sdfb.store import CorruptOutputError, OutputWriteError
-
-    return (
-        ConfigError,
-        DataError,
-        ModelNotFoundError,
-        UntrustedCodeError,
-        EngineStartError,
-        PromptTooLongError,
-        CriticUnavailableError,
-        RunFolderError,
-        CorruptOutputError,
-        OutputWriteError,
-    )
 
 
 def print_results(summary_path: Path) -> None:
@@ -92,67 +65,11 @@ def run(
         raise typer.Exit(2) from None
     target = (run_dir or Path("runs") / cfg.name).resolve()
     from sdfb.models import check_model
-    from sdfb.runlock import run_lock
 
-    earlier = _children()  # processes that are not this run's (when the CLI is called in-process) are kept
-    # SIGTERM and Ctrl-C both unwind, so engines and workers are shut down
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    with guarded(target):
         check_model(cfg.model.name_or_path)
-        with run_lock(target), short_errors(_user_errors()):  # lock first: a second run stops at once
-            summary = _start_pipeline(cfg, target, started)
-    except _user_errors() as exc:
-        err.print(f"[red]error:[/red] {exc}\nfinished stages in {target} are kept; fix the input and rerun.")
-        raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        err.print(f"stopped; finished stages in {target} are kept, rerun the same command to resume")
-        raise typer.Exit(130) from None
-    finally:
-        _end_children(keep=earlier)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        summary = _start_pipeline(cfg, target, started)
     print_results(Path(summary))
-
-
-_FORCE_AFTER = 30.0  # seconds the graceful unwind may take before the run is ended by force
-
-
-def _interrupt(signum, frame) -> None:
-    """SIGTERM / Ctrl-C: unwind (engines shut down, stages not finished are left without manifests); if that has
-    not ended the process in _FORCE_AFTER seconds, or a second signal comes, end its children and exit."""
-    if getattr(_interrupt, "armed", False):
-        _force_exit()
-    _interrupt.armed = True
-    timer = threading.Timer(_FORCE_AFTER, _force_exit)
-    timer.daemon = True  # never keeps a process that unwound in time alive
-    timer.start()
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _force_exit() -> None:
-    _end_children(grace=5.0)
-    os._exit(130)
-
-
-def _children() -> set[int]:
-    import psutil
-
-    return {child.pid for child in psutil.Process().children(recursive=True)}
-
-
-def _end_children(grace: float = 10.0, keep: set[int] = frozenset()) -> None:
-    """Stop every process this run started that is still alive (engine cores, grading workers), except `keep`:
-    terminate, then kill what has not exited after `grace` seconds."""
-    import psutil
-
-    children = [c for c in psutil.Process().children(recursive=True) if c.pid not in keep]
-    for child in children:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.terminate()
-    _, alive = psutil.wait_procs(children, timeout=grace)
-    for child in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.kill()
 
 
 def _start_pipeline(cfg, target: Path, started: float) -> str:
@@ -163,13 +80,7 @@ def _start_pipeline(cfg, target: Path, started: float) -> str:
     from flows.pipeline import pipeline
 
     hf_logging.disable_progress_bar()
-    try:
-        return pipeline(cfg, str(target), started_at=started)
-    finally:
-        from prefect.logging.handlers import APILogWorker
-
-        # Send the run's last log lines while the (temporary) Prefect server still runs: at exit it stops first.
-        APILogWorker.drain_all(timeout=5)
+    return pipeline(cfg, str(target), started_at=started)
 
 
 @app.command("train-round")
@@ -207,7 +118,7 @@ def train_round(
         # Rank 0 writes, so it holds the folder; the other ranks of an `accelerate launch` only read.
         with run_lock(root) if is_main_process() else contextlib.nullcontext():
             path = run_round(*args)
-    except _user_errors() as exc:
+    except user_errors() as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     console.print(path)
@@ -237,7 +148,7 @@ def prepare_model(
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     try:
         console.print(str(resolve_model(name)))
-    except _user_errors() as exc:
+    except user_errors() as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 
@@ -287,6 +198,16 @@ def serve_critic(
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         console.print("critic server stopped")
+
+
+def _register() -> None:
+    from cli.experiment import experiment, report
+
+    app.command()(experiment)
+    app.command()(report)
+
+
+_register()
 
 
 if __name__ == "__main__":

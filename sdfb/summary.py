@@ -104,3 +104,62 @@ def localisation_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+COMPARISON_HEADER = [
+    "arm",
+    "checkpoint",
+    "Avg@k [95% CI]",
+    "Pass@k [95% CI]",
+    "Maj@k [95% CI]",
+    "Avg@k vs reference",
+    "p",
+]
+
+
+def _interval(row) -> str:
+    return f"{100 * row['estimate']:.1f} [{100 * row['low']:.1f}, {100 * row['high']:.1f}]"
+
+
+def comparison_rows(tables: dict, summary: dict[str, Any]) -> list[list[str]]:
+    """One row per arm at its checkpoint chosen on validation: test-split scores with intervals, and the paired
+    Avg@k difference against the reference arm (percentage points) with its interval and p-value."""
+    scores, comparisons = tables["scores"], tables["comparisons"]
+    rows = []
+    for arm, info in summary["arms"].items():
+        if info.get("status") != "ok" or not info.get("chosen_checkpoint"):
+            error = (info.get("error") or "").splitlines() or [""]
+            rows.append([arm, "failed", error[0][:100], "", "", "", ""])
+            continue
+        at = scores[(scores["arm"] == arm) & (scores["checkpoint"] == info["chosen_checkpoint"])].set_index(
+            "metric"
+        )
+        cells = [_interval(at.loc[m]) if m in at.index else "" for m in ("avg", "pass_k", "maj")]
+        diff, p = "reference", ""
+        if arm != summary.get("reference") and not comparisons.empty:
+            picked = comparisons[
+                (comparisons["arm"] == arm)
+                & (comparisons["at"] == "chosen")
+                & (comparisons["metric"] == "avg")
+            ]
+            if not picked.empty:
+                c = picked.iloc[0]
+                diff = f"{100 * c['difference']:+.1f} [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}]"
+                p = f"{c['p_value']:.3f}"
+        rows.append([arm, info["chosen_checkpoint"], *cells, diff, p])
+    return rows
+
+
+def comparison_markdown(tables: dict, summary: dict[str, Any]) -> str:
+    split = summary["split"]
+    lines = [
+        f"# {summary['name']}",
+        "",
+        f"Checkpoints chosen on {split['validation_problems']} validation problems; scores (%) on "
+        f"{split['test_problems']} test problems; differences in percentage points, paired by problem and seed.",
+        "",
+        "| " + " | ".join(COMPARISON_HEADER) + " |",
+        "|" + "---|" * len(COMPARISON_HEADER),
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in comparison_rows(tables, summary)]
+    return "\n".join(lines)

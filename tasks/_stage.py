@@ -14,7 +14,7 @@ import pandas as pd
 from prefect import get_run_logger
 from prefect.exceptions import MissingContextError
 
-from sdfb import faults
+from sdfb import faults, shared
 from sdfb.config import RunConfig
 from sdfb.stages import config_view, output_path, stage, stage_key
 from sdfb.store import is_finished, read_manifest, write_errors, write_table
@@ -46,6 +46,8 @@ def run_stage(
     logger = task_logger()
     path = output_path(run_dir, name, **params)
     key = stage_key(cfg, name, inputs, **params)
+    if not is_finished(path, key) and shared.adopt(path, key, run_dir):
+        logger.info("%s: computed by another run of this experiment, reusing it", name)
     if is_finished(path, key):
         if redo is None or not redo(read_manifest(path)):
             logger.info("%s: finished earlier, reusing %s", name, path)
@@ -61,6 +63,7 @@ def run_stage(
         write_table(
             frame, path, schema, key, {"stage": name, "seconds": seconds, "finished_at": time.time(), **extra}
         )
+    shared.publish(path, run_dir)
     logger.info("%s: wrote %d rows to %s in %.1fs", name, len(frame), path, seconds)
     faults.point(f"done:{name}")
     return str(path)

@@ -25,7 +25,8 @@ def _round_stats(run_dir: str, round_index: int) -> dict:
     if localisation["inactive"]:
         task_logger().warning(
             "round %d: distillation is inactive, no token has a non-zero advantage (the teacher agrees with the "
-            "student everywhere; expected only for the condition none)",
+            "student everywhere: expected for the condition none, and under GRPO when every group's samples got one "
+            "reward)",
             round_index,
         )
     return {

@@ -1,6 +1,6 @@
 """Experiment configuration: the frozen sections (`sections`) and recipe loading with overrides (`loading`)."""
 
-from sdfb.config.loading import build_config, config_hash, load_config, parse_override
+from sdfb.config.loading import build_config, config_hash, load_config, load_tree, parse_override
 from sdfb.config.sections import (
     CRITIQUE_STYLES,
     ArithmeticConfig,
@@ -49,6 +49,7 @@ __all__ = [
     "build_config",
     "config_hash",
     "load_config",
+    "load_tree",
     "objective",
     "parse_override",
 ]

@@ -36,6 +36,16 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def _merge_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """Like `_set_dotted`, but a mapping is merged into the section already there (an experiment's
+    `rollout: {sampling: {n: 4}}` changes n and keeps the recipe's other rollout settings)."""
+    if not isinstance(value, dict):
+        _set_dotted(tree, dotted, value)
+        return
+    for key, inner in value.items():
+        _merge_dotted(tree, f"{dotted}.{key}", inner)
+
+
 def parse_override(item: str) -> tuple[str, Any]:
     """Parse `a.b=value`; the value is read as YAML so numbers, booleans and lists keep their types."""
     key, sep, raw = item.partition("=")
@@ -71,10 +81,15 @@ def _explain(error: ValidationError) -> str:
 
 
 def build_config(
-    tree: dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = ()
+    tree: dict[str, Any] | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    updates: dict[str, Any] | None = None,
 ) -> RunConfig:
-    """Validate a config tree plus `a.b=value` overrides; raises ConfigError naming every bad key."""
+    """Validate a config tree plus `updates` (dotted key -> value) and then `a.b=value` overrides; raises
+    ConfigError naming every bad key."""
     merged: dict[str, Any] = copy.deepcopy(tree or {})
+    for key, value in (updates or {}).items():
+        _merge_dotted(merged, key, copy.deepcopy(value))
     for item in overrides:
         key, value = parse_override(item)
         _set_dotted(merged, key, value)
@@ -84,22 +99,22 @@ def build_config(
         raise ConfigError(_explain(exc)) from None
 
 
+def load_tree(path: str | Path) -> dict[str, Any]:
+    """A YAML file's mapping, unvalidated; ConfigError when it is missing, not YAML or not a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"config file {path} does not exist; pass --config configs/demo.yaml or another recipe"
+        )
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(loaded).__name__}")
+    return loaded or {}
+
+
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Read a YAML recipe (or none, for the defaults) and apply overrides."""
-    tree: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(
-                f"config file {path} does not exist; pass --config configs/demo.yaml or another recipe"
-            )
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(
-                f"config file {path} must hold a mapping of sections, got {type(loaded).__name__}"
-            )
-        tree = loaded or {}
-    return build_config(tree, overrides)
+    return build_config(load_tree(path) if path is not None else {}, overrides)

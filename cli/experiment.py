@@ -1,0 +1,138 @@
+"""`sdfb experiment` and `sdfb report`: run (or only plan) an experiment of several arms, and draw the HTML report of
+an experiment or a single run."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import console, err, guarded
+from sdfb.summary import COMPARISON_HEADER, comparison_rows
+
+
+def experiment(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="experiment YAML, e.g. configs/experiment-demo.yaml")
+    ],
+    run_dir: Annotated[
+        Path | None, typer.Option("--run-dir", help="experiment folder (default runs/<name>)")
+    ] = None,
+    plan: Annotated[bool, typer.Option("--plan", help="validate and print the plan; run nothing")] = False,
+) -> None:
+    """Run every arm x seed of an experiment (shared first-round work computed once), then the paired statistics and
+    the report. Finished arms are reused; an arm added to the YAML runs alone."""
+    from sdfb.experiment import ExperimentError, load_experiment, plan_experiment, resolve_arms
+
+    try:
+        exp, recipe = load_experiment(config)
+        configs = resolve_arms(exp, recipe)
+        the_plan = plan_experiment(exp, configs)
+    except ExperimentError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if plan:
+        print_plan(exp, the_plan)
+        return
+    root = (run_dir or Path("runs") / exp.name).resolve()
+    from flows.experiment import experiment as experiment_flow
+
+    keyed = {f"{arm}/{seed}": cfg for (arm, seed), cfg in configs.items()}
+    with guarded(root):
+        experiment_flow(exp, keyed, str(root))
+    print_comparison(root / "analysis")
+    console.print(f"report: {root / 'report.html'}")
+
+
+def print_plan(exp, the_plan) -> None:
+    from sdfb.experiment import FIRST_ROUND
+    from sdfb.experiment.plan import differing_keys
+
+    console.print(
+        f"experiment {exp.name}: {len(exp.arms)} arms x {len(exp.seeds)} seeds, reference {exp.reference}"
+    )
+    first = exp.arms[0].name
+    for arm in exp.arms:
+        cfg = the_plan.configs[(arm.name, exp.seeds[0])]
+        console.print(
+            f"  arm {arm.name}: condition {cfg.context.condition}, objective {cfg.distill.objective}, "
+            f"model {cfg.model.name_or_path}, {cfg.rounds} rounds, n={cfg.rollout.sampling.n} at "
+            f"T={cfg.rollout.sampling.temperature}; overrides {arm.set or '{}'}"
+        )
+        if arm.name != first:
+            keys = differing_keys(the_plan.configs[(first, exp.seeds[0])], cfg, "distill")
+            console.print(
+                f"    differs from {first} in: {', '.join(keys) or 'nothing the first round reads'}"
+            )
+    for seed_plan in the_plan.seeds:
+        table = Table(title=f"seed {seed_plan.seed}: first-round stages")
+        table.add_column("stage")
+        table.add_column("computed")
+        table.add_column("arms sharing one result")
+        for name in FIRST_ROUND:
+            groups = seed_plan.groups[name]
+            table.add_row(name, f"{len(groups)}x", "; ".join(", ".join(g) for g in groups))
+        console.print(table)
+    work = the_plan.work
+    console.print(
+        f"work: {work['runs']} runs, {work['eval_generations']} eval generations, {work['rollout_generations']} "
+        f"rollout generations, at most {work['max_trained_tokens']} trained tokens"
+    )
+
+
+def print_comparison(analysis: Path) -> None:
+    import pandas as pd
+
+    summary = json.loads((analysis / "summary.json").read_text())
+    tables = {name: pd.read_parquet(analysis / f"{name}.parquet") for name in ("scores", "comparisons")}
+    split = summary["split"]
+    table = Table(title=f"{summary['name']}: test split ({split['test_problems']} problems), checkpoints chosen on "
+                  f"{split['validation_problems']} validation problems")  # fmt: skip
+    for name in COMPARISON_HEADER:
+        table.add_column(name)
+    for row in comparison_rows(tables, summary):
+        table.add_row(*row)
+    console.print(table)
+    shared = summary["shared"]
+    console.print(
+        f"shared first-round work: {shared['stage_outputs']} stage outputs used {shared['uses']} times "
+        f"({shared['executions_saved']} stage executions saved)"
+    )
+
+
+def report(
+    folder: Annotated[Path, typer.Argument(help="an experiment folder or a run folder")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="HTML file (default <folder>/report.html)")
+    ] = None,
+) -> None:
+    """Write one self-contained HTML report (opens offline) for an experiment or a single run."""
+    from sdfb.report import write_report
+
+    analysis = folder / "analysis"
+    if not (analysis / "summary.json").is_file():
+        if not (folder / "summary.json").is_file():
+            err.print(f"[red]error:[/red] {folder} is neither an experiment folder nor a finished run folder")
+            raise typer.Exit(2)
+        _analyse_run(folder, analysis)
+    started = time.perf_counter()
+    path = write_report(analysis, out or folder / "report.html")
+    console.print(f"report: {path} ({time.perf_counter() - started:.1f}s)")
+
+
+def _analyse_run(folder: Path, analysis: Path) -> None:
+    from sdfb.config import build_config
+    from sdfb.experiment import analyse
+    from sdfb.models import load_tokenizer
+    from tasks.experiment import write_analysis
+
+    cfg = build_config(json.loads((folder / "summary.json").read_text())["config"])
+    tables, summary = analyse(
+        cfg.name, {(cfg.name, cfg.seed): folder}, {cfg.name: {"status": "ok", "error": None}}, None, cfg.eval.k,
+        0.5, load_tokenizer(cfg.model.name_or_path, cfg.model.trust_remote_code),
+    )  # fmt: skip
+    write_analysis(analysis, tables, summary)

@@ -1,0 +1,47 @@
+"""The sdfb experiment flow: every arm x seed runs the pipeline as a subflow (the UI shows the tree), sharing the
+work that does not depend on the arm through each seed's shared folder; then the analysis and the report.
+
+Run it with `sdfb experiment --config configs/experiment-demo.yaml`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+
+from flows.pipeline import pipeline
+from sdfb.config import RunConfig
+from sdfb.experiment import ExperimentConfig, arm_dir, plan_experiment, shared_dir
+from sdfb.runlock import run_lock
+from sdfb.shared import link_run
+from tasks.experiment import analyse_experiment
+
+
+@flow(name="sdfb-experiment", log_prints=False)
+def experiment(exp: ExperimentConfig, configs: dict[str, RunConfig], root: str) -> str:
+    """`configs`: each arm x seed's resolved config, keyed `<arm>/<seed>`."""
+    resolved = {(key.rsplit("/", 1)[0], int(key.rsplit("/", 1)[1])): cfg for key, cfg in configs.items()}
+    plan_experiment(
+        exp, resolved
+    )  # arms that claim shared rollouts they cannot have stop here, before any work
+    outcomes: dict[str, dict] = {arm.name: {"status": "ok", "error": None} for arm in exp.arms}
+    with run_lock(root):
+        for seed in exp.seeds:
+            for arm in exp.arms:
+                error = _run_arm(resolved[(arm.name, seed)], root, arm.name, seed)
+                if error:  # a failed arm does not stop the others; the report says which and why
+                    outcomes[arm.name] = {"status": "failed", "error": f"seed {seed}: {error}"}
+        first = resolved[(exp.arms[0].name, exp.seeds[0])]
+        return analyse_experiment(exp, root, outcomes, first.model.name_or_path, first.eval.k)
+
+
+def _run_arm(cfg: RunConfig, root: str, arm: str, seed: int) -> str | None:
+    folder = arm_dir(root, arm, seed)
+    link_run(folder, shared_dir(root, seed))
+    state = pipeline.with_options(flow_run_name=f"{arm}-seed{seed}")(cfg, str(folder), return_state=True)
+    return None if state.is_completed() else (state.message or state.name)
+
+
+def main(exp: ExperimentConfig, configs: dict[str, RunConfig], root: Path) -> str:
+    return experiment(exp, configs, str(root))

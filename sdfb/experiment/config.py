@@ -1,0 +1,98 @@
+"""Experiment recipes: one base recipe, named arms (each a set of overrides), seeds and a reference arm, resolved
+into one validated RunConfig per arm and seed. Every problem is found before any work starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sdfb.config import ConfigError, RunConfig, build_config, load_tree
+
+
+class ExperimentError(ValueError):
+    """An experiment that cannot run as written; the message names the arm or key and what to change."""
+
+
+class Arm(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")  # also a folder name
+    set: dict[str, Any] = {}  # dotted key -> value, applied over the experiment's recipe
+    description: str = ""
+
+
+class ExperimentConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    recipe: str  # the base recipe, relative to the experiment file
+    set: dict[str, Any] = {}  # overrides for every arm
+    seeds: tuple[int, ...] = (0,)
+    reference: str  # the arm every other arm is compared with
+    arms: tuple[Arm, ...]
+    # Arms claim to train on the same first-round rollouts (a paired design): checked before any work starts.
+    shared_rollouts: bool = True
+    # Share of the eval problems held out to choose each arm's checkpoint; results are reported on the rest.
+    validation_share: float = Field(0.5, gt=0.0, lt=1.0)
+    bootstrap_resamples: int = Field(2000, ge=100)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, seeds: tuple[int, ...]) -> tuple[int, ...]:
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be a non-empty list of distinct seeds, got {list(seeds)}")
+        return seeds
+
+    @model_validator(mode="after")
+    def _arms(self) -> ExperimentConfig:
+        names = [a.name for a in self.arms]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"arm names must be unique; repeated: {', '.join(repeated)}")
+        if len(names) < 2:
+            raise ValueError("an experiment needs at least two arms to compare")
+        if self.reference not in names:
+            raise ValueError(f"reference arm {self.reference!r} is not an arm; arms: {', '.join(names)}")
+        return self
+
+
+def load_experiment(
+    path: str | Path, overrides: dict[str, Any] | None = None
+) -> tuple[ExperimentConfig, Path]:
+    """The experiment in `path` and the path of its base recipe; ExperimentError on anything malformed."""
+    path = Path(path)
+    try:
+        tree = load_tree(path)
+    except ConfigError as exc:
+        raise ExperimentError(str(exc)) from None
+    tree = {**tree, **(overrides or {})}
+    try:
+        exp = ExperimentConfig.model_validate(tree)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors())
+        raise ExperimentError(f"experiment {path}: {problems}") from None
+    recipe = (path.parent / exp.recipe).resolve()
+    if not recipe.is_file():
+        raise ExperimentError(f"experiment {path}: recipe {exp.recipe!r} not found (looked for {recipe})")
+    return exp, recipe
+
+
+def arm_config(exp: ExperimentConfig, recipe: Path, arm: Arm, seed: int) -> RunConfig:
+    """The run config of one arm and seed: the recipe, the experiment's overrides, the arm's, then the seed."""
+    updates = {**exp.set, **arm.set, "seed": seed, "name": f"{exp.name}-{arm.name}-s{seed}"}
+    try:
+        return build_config(load_tree(recipe), updates=updates)
+    except ConfigError as exc:
+        raise ExperimentError(f"arm {arm.name!r} (seed {seed}): {exc}") from None
+
+
+def resolve_arms(exp: ExperimentConfig, recipe: Path) -> dict[tuple[str, int], RunConfig]:
+    """Every arm x seed's config, validated; the first invalid arm stops everything with its name."""
+    return {(arm.name, seed): arm_config(exp, recipe, arm, seed) for seed in exp.seeds for arm in exp.arms}
+
+
+def dump_arm(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,209 @@
+"""Sections 3 to 5: where the negative advantage lands per round (localisation), the training curves, and the
+critic's cases and statuses. Reads the localisation, training and critiques tables; no statistics of its own."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from sdfb.report.data import Inputs, arm_label, esc, no_data, pct
+from sdfb.report.page import figure_html, section, style_figure
+
+SEGMENTS = {"mean_adv_prefix": "before the wrong step", "mean_adv_wrong_step": "wrong step",
+            "mean_adv_after": "after the wrong step"}  # fmt: skip
+ACTIVE = {"active_samples": "attempts with any |A| > 0", "active_tokens": "tokens with |A| > 0"}
+CASE_COLOURS = {"A": "#0072B2", "B": "#56B4E9", "C": "#E69F00", "D": "#D55E00", "none": "#BFC5CC"}
+STATUS_COLOURS = {"ok": "#009E73", "wrong_answer": "#E69F00", "dropped_steps": "#CC79A7", "malformed": "#D55E00",
+                  "failed": "#A61B1B", "no_steps": "#8C6D31", "unavailable": "#9AA5B1"}  # fmt: skip
+
+
+def _line(go, inputs: Inputs, rows: pd.DataFrame, arm: str, show: bool, scale: float = 1.0, **style):
+    """One arm's measure over rounds, with its interval as error bars; `style` may set name, group, dash, symbol
+    and any other Scatter attribute."""
+    rows = rows.sort_values("round")
+    name, group = style.pop("name", arm), style.pop("group", arm)
+    dash, symbol = style.pop("dash", "solid"), style.pop("symbol", "circle")
+    unit = "%" if scale == 100 else ""
+    return go.Scatter(
+        x=rows["round"], y=scale * rows["mean"], name=name, legendgroup=group, showlegend=show,
+        mode="lines+markers", line={"color": inputs.colour(arm), "width": 2, "dash": dash},
+        marker={"color": inputs.colour(arm), "size": 7, "symbol": symbol},
+        error_y={"type": "data", "array": scale * (rows["high"] - rows["mean"]),
+                 "arrayminus": scale * (rows["mean"] - rows["low"]), "thickness": 1.2, "width": 3},
+        customdata=rows.assign(lo=scale * rows["low"], hi=scale * rows["high"])[["lo", "hi", "n"]],
+        hovertemplate=f"<b>{esc(arm)}</b> round %{{x}}: %{{y:.3~g}}{unit} [%{{customdata[0]:.3~g}}, "
+        f"%{{customdata[1]:.3~g}}] (n=%{{customdata[2]}})<extra>{esc(name) if name != arm else ''}</extra>",
+        **style,
+    )  # fmt: skip
+
+
+def localisation_section(inputs: Inputs) -> str:
+    table = inputs.table("localisation")
+    title = "Localisation"
+    if table.empty:
+        return section("localisation", title, "Where the negative advantage lands.", no_data("localisation"))
+    parts = []
+    for arm in inputs.arms:
+        own = table[(table["arm"] == arm)]
+        last = own[own["round"] == own["round"].max()].set_index("measure")["mean"] if not own.empty else {}
+        if "neg_mass_in_wrong_step" in last and "wrong_step_token_share" in last:
+            parts.append(f"{arm_label(inputs, arm)} {pct(last['neg_mass_in_wrong_step'])} of negative mass on "
+                         f"{pct(last['wrong_step_token_share'])} of tokens")  # fmt: skip
+    summary = ("Negative advantage mass that falls on the critic's first wrong step, against that step's share "
+               "of tokens (what chance would give); mean advantage per segment; how often the teacher disagrees "
+               "at all. Means over attempts with 95% intervals.")  # fmt: skip
+    if parts:
+        summary += " Last round: " + "; ".join(parts) + "."
+    figures = [
+        ("fig-localisation-mass", "Negative mass on the wrong step vs its token share", _mass_figure),
+        ("fig-localisation-advantage", "Mean advantage by segment", _advantage_figure),
+        ("fig-localisation-active", "Active share of attempts and tokens", _active_figure),
+    ]
+    body = ""
+    for div_id, heading, build in figures:
+        fig = build(inputs, table)
+        body += f"<h3>{esc(heading)}</h3>" + (figure_html(fig, div_id) if fig else no_data("localisation"))
+    return section("localisation", title, summary, body)
+
+
+def _mass_figure(inputs: Inputs, table: pd.DataFrame):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    arms = [
+        a for a in inputs.arms if a in set(table.loc[table["measure"] == "neg_mass_in_wrong_step", "arm"])
+    ]
+    if not arms:
+        return None
+    fig = make_subplots(rows=1, cols=len(arms), shared_yaxes=True, subplot_titles=arms)
+    for col, arm in enumerate(arms, start=1):
+        own = table[table["arm"] == arm]
+        mass, chance = (
+            own[own["measure"] == "neg_mass_in_wrong_step"],
+            own[own["measure"] == "wrong_step_token_share"],
+        )
+        fig.add_trace(_line(go, inputs, mass, arm, col == 1, 100, name="negative mass on wrong step",
+                            group="mass"), row=1, col=col)  # fmt: skip
+        if not chance.empty:
+            fig.add_trace(_line(go, inputs, chance, arm, col == 1, 100, name="wrong step's token share (chance)",
+                                group="chance", dash="dot", symbol="circle-open", opacity=0.7), row=1, col=col)  # fmt: skip
+        fig.update_xaxes(title_text="round", dtick=1, row=1, col=col)
+    fig.update_yaxes(ticksuffix="%", rangemode="tozero")
+    return style_figure(fig, 360)
+
+
+def _advantage_figure(inputs: Inputs, table: pd.DataFrame):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    present = [m for m in SEGMENTS if m in set(table["measure"])]
+    if not present:
+        return None
+    fig = make_subplots(
+        rows=1, cols=len(present), shared_yaxes=True, subplot_titles=[SEGMENTS[m] for m in present]
+    )
+    for col, measure in enumerate(present, start=1):
+        for arm in inputs.arms:
+            rows = table[(table["arm"] == arm) & (table["measure"] == measure)]
+            if not rows.empty:
+                fig.add_trace(_line(go, inputs, rows, arm, col == 1), row=1, col=col)
+        fig.add_hline(y=0, line={"color": "#9aa5b1", "width": 1}, row=1, col=col)
+        fig.update_xaxes(title_text="round", dtick=1, row=1, col=col)
+    fig.update_yaxes(title_text="mean advantage", row=1, col=1)
+    return style_figure(fig, 340)
+
+
+def _active_figure(inputs: Inputs, table: pd.DataFrame):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    present = [m for m in ACTIVE if m in set(table["measure"])]
+    if not present:
+        return None
+    fig = make_subplots(
+        rows=1, cols=len(present), shared_yaxes=True, subplot_titles=[ACTIVE[m] for m in present]
+    )
+    for col, measure in enumerate(present, start=1):
+        for arm in inputs.arms:
+            rows = table[(table["arm"] == arm) & (table["measure"] == measure)]
+            if not rows.empty:
+                fig.add_trace(_line(go, inputs, rows, arm, col == 1, 100), row=1, col=col)
+        fig.update_xaxes(title_text="round", dtick=1, row=1, col=col)
+    fig.update_yaxes(ticksuffix="%", range=[0, 105])
+    return style_figure(fig, 320)
+
+
+def training_section(inputs: Inputs) -> str:
+    table = inputs.table("training")
+    title = "Training"
+    if table.empty:
+        return section("training", title, "Loss, KL and gradient norm per step.", no_data("training"))
+    curves = _global_steps(table)
+    last = curves.sort_values("global_step").groupby("arm").tail(1)
+    parts = [f"{arm_label(inputs, r['arm'])} loss {r['loss']:.3g}" for _, r in last.iterrows()]
+    summary = (f"Per optimiser step, averaged over seeds; the x axis runs across rounds "
+               f"({int(table['round'].nunique())} rounds, dotted lines at round starts). "
+               f"Last step: {'; '.join(parts)}.")  # fmt: skip
+    return section("training", title, summary, figure_html(_training_figure(inputs, curves), "fig-training"))
+
+
+def _global_steps(table: pd.DataFrame) -> pd.DataFrame:
+    """Seed means per (arm, round, step), numbered 0, 1, ... across rounds within each arm."""
+    means = table.groupby(["arm", "round", "step"], as_index=False)[["loss", "kl", "grad_norm"]].mean()
+    means = means.sort_values(["arm", "round", "step"])
+    return means.assign(global_step=means.groupby("arm").cumcount())
+
+
+def _training_figure(inputs: Inputs, curves: pd.DataFrame):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    panels = [("loss", "loss"), ("kl", "KL"), ("grad_norm", "grad norm")]
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06)
+    for row, (column, label) in enumerate(panels, start=1):
+        for arm in inputs.arms:
+            own = curves[curves["arm"] == arm]
+            if own.empty:
+                continue
+            fig.add_trace(go.Scatter(
+                x=own["global_step"], y=own[column], name=arm, legendgroup=arm, showlegend=row == 1, mode="lines",
+                line={"color": inputs.colour(arm), "width": 1.8}, customdata=own[["round", "step"]],
+                hovertemplate=f"<b>{esc(arm)}</b> round %{{customdata[0]}} step %{{customdata[1]}}<br>{label} "
+                "%{y:.4g}<extra></extra>"), row=row, col=1)  # fmt: skip
+        fig.update_yaxes(title_text=label, row=row, col=1)
+    starts = curves.groupby("round")["global_step"].min().iloc[1:]
+    for x in starts:
+        fig.add_vline(x=x - 0.5, line={"color": "#cbd2d9", "width": 1, "dash": "dot"})
+    fig.update_xaxes(title_text="step (across rounds)", row=3, col=1)
+    return style_figure(fig, 600)
+
+
+def critiques_section(inputs: Inputs) -> str:
+    table = inputs.table("critiques")
+    title = "Critiques"
+    if table.empty:
+        return section("critiques", title, "The critic's cases and statuses.", no_data("critiques"))
+    total = int(table["count"].sum())
+    ok = int(table.loc[table["status"] == "ok", "count"].sum())
+    summary = (f"{total} critiques over all seeds and rounds, {pct(ok / total if total else float('nan'))} "
+               "with status ok. Cases on the left, statuses on the right, stacked per arm.")  # fmt: skip
+    return section(
+        "critiques", title, summary, figure_html(_critiques_figure(inputs, table), "fig-critiques")
+    )
+
+
+def _critiques_figure(inputs: Inputs, table: pd.DataFrame):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    arms = [a for a in inputs.arms if a in set(table["arm"])]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["case", "status"], horizontal_spacing=0.12)
+    for col, (column, colours) in enumerate((("case", CASE_COLOURS), ("status", STATUS_COLOURS)), start=1):
+        counts = table.groupby(["arm", column])["count"].sum()
+        values = [str(v) for v in table[column].dropna().unique()]
+        for value in [v for v in colours if v in values] + sorted(set(values) - set(colours)):
+            ys = [int(counts.get((arm, value), 0)) for arm in arms]
+            fig.add_trace(go.Bar(x=arms, y=ys, name=value, marker_color=colours.get(value, "#7b8794"),
+                                 legendgroup=column, legendgrouptitle_text=column,
+                                 hovertemplate=f"%{{x}}: {esc(value)} %{{y}}<extra></extra>"), row=1, col=col)  # fmt: skip
+    fig.update_yaxes(title_text="critiques", row=1, col=1)
+    return style_figure(fig, 380, barmode="stack", legend={"orientation": "v", "x": 1.02, "y": 1})

@@ -1,0 +1,46 @@
+"""The experiment's last stage: gather every arm's tables into the analysis tables, write them with a summary and
+the HTML report, and publish the comparison and a link to the report as Prefect artifacts."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NONE
+
+from sdfb.atomic import atomic_path, write_text
+from sdfb.experiment import ExperimentConfig, analyse, arm_dir, shared_counts
+from sdfb.models import load_tokenizer
+from sdfb.report import write_report
+from sdfb.summary import comparison_markdown
+
+
+def write_analysis(folder: Path, tables: dict[str, pd.DataFrame], summary: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        with atomic_path(folder / f"{name}.parquet") as tmp:
+            frame.to_parquet(tmp, index=False)
+    return write_text(folder / "summary.json", json.dumps(summary, indent=2, default=str))
+
+
+@task(name="analyse-experiment", cache_policy=NONE)
+def analyse_experiment(
+    exp: ExperimentConfig, root: str, outcomes: dict[str, dict], model: str, k: int
+) -> str:
+    runs = {(arm.name, seed): arm_dir(root, arm.name, seed) for arm in exp.arms for seed in exp.seeds}
+    runs = {key: path for key, path in runs.items() if outcomes[key[0]]["status"] == "ok"}
+    tables, summary = analyse(
+        exp.name, runs, outcomes, exp.reference, k, exp.validation_share, load_tokenizer(model),
+        exp.bootstrap_resamples, shared_counts(Path(root), exp.seeds, [a.name for a in exp.arms]),
+    )  # fmt: skip
+    path = write_analysis(Path(root) / "analysis", tables, summary)
+    report = write_report(Path(root) / "analysis", Path(root) / "report.html")
+    key = exp.name.lower().replace("_", "-").replace(".", "-")
+    create_markdown_artifact(key=f"{key}-comparison", markdown=comparison_markdown(tables, summary))
+    if not tables["comparisons"].empty:
+        create_table_artifact(key=f"{key}-paired", table=tables["comparisons"].round(4).to_dict("records"))
+    create_link_artifact(
+        key=f"{key}-report", link=report.resolve().as_uri(), link_text="experiment report (HTML)"
+    )
+    return str(path)
