@@ -46,6 +46,14 @@ def _merge_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
         _merge_dotted(tree, f"{dotted}.{key}", inner)
 
 
+def merged_tree(tree: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `tree` with `updates` (dotted key -> value) merged in; mappings merge into existing sections."""
+    merged = copy.deepcopy(tree)
+    for key, value in updates.items():
+        _merge_dotted(merged, key, copy.deepcopy(value))
+    return merged
+
+
 def parse_override(item: str) -> tuple[str, Any]:
     """Parse `a.b=value`; the value is read as YAML so numbers, booleans and lists keep their types."""
     key, sep, raw = item.partition("=")
@@ -87,9 +95,7 @@ def build_config(
 ) -> RunConfig:
     """Validate a config tree plus `updates` (dotted key -> value) and then `a.b=value` overrides; raises
     ConfigError naming every bad key."""
-    merged: dict[str, Any] = copy.deepcopy(tree or {})
-    for key, value in (updates or {}).items():
-        _merge_dotted(merged, key, copy.deepcopy(value))
+    merged = merged_tree(tree or {}, updates or {})
     for item in overrides:
         key, value = parse_override(item)
         _set_dotted(merged, key, value)

@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sdfb.config import ConfigError, RunConfig, build_config, load_tree
+from sdfb.config.loading import merged_tree
 
 
 class ExperimentError(ValueError):
@@ -82,9 +83,11 @@ def load_experiment(
 
 def arm_config(exp: ExperimentConfig, recipe: Path, arm: Arm, seed: int) -> RunConfig:
     """The run config of one arm and seed: the recipe, the experiment's overrides, the arm's, then the seed."""
-    updates = {**exp.set, **arm.set, "seed": seed, "name": f"{exp.name}-{arm.name}-s{seed}"}
     try:
-        return build_config(load_tree(recipe), updates=updates)
+        tree = merged_tree(
+            merged_tree(load_tree(recipe), exp.set), arm.set
+        )  # each level merges into the last
+        return build_config(tree, updates={"seed": seed, "name": f"{exp.name}-{arm.name}-s{seed}"})
     except ConfigError as exc:
         raise ExperimentError(f"arm {arm.name!r} (seed {seed}): {exc}") from None
 
