@@ -13,6 +13,7 @@ from prefect import flow
 from flows.pipeline import pipeline
 from sdfb.config import RunConfig
 from sdfb.experiment import ExperimentConfig, arm_dir, plan_experiment, shared_dir
+from sdfb.generation import release_engines
 from sdfb.runlock import run_lock
 from sdfb.shared import link_run
 from tasks.experiment import analyse_experiment
@@ -27,11 +28,14 @@ def experiment(exp: ExperimentConfig, configs: dict[str, RunConfig], root: str) 
     )  # arms that claim shared rollouts they cannot have stop here, before any work
     outcomes: dict[str, dict] = {arm.name: {"status": "ok", "error": None} for arm in exp.arms}
     with run_lock(root):
-        for seed in exp.seeds:
-            for arm in exp.arms:
-                error = _run_arm(resolved[(arm.name, seed)], root, arm.name, seed)
-                if error:  # a failed arm does not stop the others; the report says which and why
-                    outcomes[arm.name] = {"status": "failed", "error": f"seed {seed}: {error}"}
+        try:  # one engine serves every arm with the same settings (adapters are per request)
+            for seed in exp.seeds:
+                for arm in exp.arms:
+                    error = _run_arm(resolved[(arm.name, seed)], root, arm.name, seed)
+                    if error:  # a failed arm does not stop the others; the report says which and why
+                        outcomes[arm.name] = {"status": "failed", "error": f"seed {seed}: {error}"}
+        finally:
+            release_engines()
         first = resolved[(exp.arms[0].name, exp.seeds[0])]
         return analyse_experiment(exp, root, outcomes, first.model.name_or_path, first.eval.k)
 
@@ -39,7 +43,8 @@ def experiment(exp: ExperimentConfig, configs: dict[str, RunConfig], root: str) 
 def _run_arm(cfg: RunConfig, root: str, arm: str, seed: int) -> str | None:
     folder = arm_dir(root, arm, seed)
     link_run(folder, shared_dir(root, seed))
-    state = pipeline.with_options(flow_run_name=f"{arm}-seed{seed}")(cfg, str(folder), return_state=True)
+    run = pipeline.with_options(flow_run_name=f"{arm}-seed{seed}")
+    state = run(cfg, str(folder), keep_engines=True, return_state=True)
     return None if state.is_completed() else (state.message or state.name)
 
 

@@ -27,13 +27,17 @@ from tasks.summary import write_summary
 
 
 @flow(name="sdfb-pipeline", log_prints=False)
-def pipeline(config: RunConfig, run_dir: str, started_at: float | None = None) -> str:
+def pipeline(
+    config: RunConfig, run_dir: str, started_at: float | None = None, keep_engines: bool = False
+) -> str:
+    """`keep_engines`: leave the vLLM engines running at the end (an experiment's next arm reuses them and the
+    experiment releases them); by default they live as long as this flow run."""
     started_at = started_at or time.time()
     with run_lock(run_dir):  # one run per folder; a second stops at once, naming the first's pid
-        return _rounds(config, run_dir, started_at)
+        return _rounds(config, run_dir, started_at, keep_engines)
 
 
-def _rounds(config: RunConfig, run_dir: str, started_at: float) -> str:
+def _rounds(config: RunConfig, run_dir: str, started_at: float, keep_engines: bool) -> str:
     try:  # the generation engines live as long as this flow run
         eval_problems = sample_eval_problems(config, run_dir)
         scores = [score_checkpoint(config, run_dir, BASE, None, eval_problems)]
@@ -49,7 +53,8 @@ def _rounds(config: RunConfig, run_dir: str, started_at: float) -> str:
                 scores.append(score_checkpoint(config, run_dir, round_name(r), adapter, eval_problems))
         return write_summary(config, run_dir, scores, started_at)
     finally:
-        release_engines()
+        if not keep_engines:
+            release_engines()
 
 
 def main(cfg: RunConfig, run_dir: str) -> str:
