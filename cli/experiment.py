@@ -97,6 +97,11 @@ def print_comparison(analysis: Path) -> None:
     for row in comparison_rows(tables, summary):
         table.add_row(*row)
     console.print(table)
+    timing = summary.get("timing")
+    if timing:
+        stages = ", ".join(f"{k} {v:.0f}s" for k, v in timing["per_stage_seconds"].items())
+        console.print(f"stage time over all arms (shared stages once): {stages}")
+        console.print(f"experiment wall time {timing['wall_seconds']:.0f}s")
     shared = summary["shared"]
     console.print(
         f"shared first-round work: {shared['stage_outputs']} stage outputs used {shared['uses']} times "

@@ -6,6 +6,7 @@ Run it with `sdfb experiment --config configs/experiment-demo.yaml`.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from prefect import flow
@@ -22,6 +23,7 @@ from tasks.experiment import analyse_experiment
 @flow(name="sdfb-experiment", log_prints=False)
 def experiment(exp: ExperimentConfig, configs: dict[str, RunConfig], root: str) -> str:
     """`configs`: each arm x seed's resolved config, keyed `<arm>/<seed>`."""
+    started_at = time.time()
     resolved = {(key.rsplit("/", 1)[0], int(key.rsplit("/", 1)[1])): cfg for key, cfg in configs.items()}
     plan_experiment(
         exp, resolved
@@ -37,7 +39,7 @@ def experiment(exp: ExperimentConfig, configs: dict[str, RunConfig], root: str) 
         finally:
             release_engines()
         first = resolved[(exp.arms[0].name, exp.seeds[0])]
-        return analyse_experiment(exp, root, outcomes, first.model.name_or_path, first.eval.k)
+        return analyse_experiment(exp, root, outcomes, first.model.name_or_path, first.eval.k, started_at)
 
 
 def _run_arm(cfg: RunConfig, root: str, arm: str, seed: int) -> str | None:

@@ -2,6 +2,7 @@
 the HTML report, and publish the comparison and a link to the report as Prefect artifacts."""
 
 import json
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,7 @@ from sdfb.atomic import atomic_path, write_text
 from sdfb.experiment import ExperimentConfig, analyse, arm_dir, shared_counts
 from sdfb.models import load_tokenizer
 from sdfb.report import write_report
-from sdfb.summary import comparison_markdown
+from sdfb.summary import comparison_markdown, stage_times
 
 
 def write_analysis(folder: Path, tables: dict[str, pd.DataFrame], summary: dict) -> Path:
@@ -24,9 +25,19 @@ def write_analysis(folder: Path, tables: dict[str, pd.DataFrame], summary: dict)
     return write_text(folder / "summary.json", json.dumps(summary, indent=2, default=str))
 
 
+def _timing(root: Path, started_at: float) -> dict:
+    """Seconds per stage over every arm, each execution counted once (a shared output's manifest is one file)."""
+    manifests = {}
+    for path in sorted(root.glob("seed_*/*/**/*.manifest.json")):
+        if path.relative_to(root).parts[1] != "shared":
+            manifests.setdefault(path.read_bytes(), json.loads(path.read_text()))
+    times = stage_times({str(i): m for i, m in enumerate(manifests.values())}, started_at)
+    return {**times, "wall_seconds": time.time() - started_at}
+
+
 @task(name="analyse-experiment", cache_policy=NONE)
 def analyse_experiment(
-    exp: ExperimentConfig, root: str, outcomes: dict[str, dict], model: str, k: int
+    exp: ExperimentConfig, root: str, outcomes: dict[str, dict], model: str, k: int, started_at: float
 ) -> str:
     runs = {(arm.name, seed): arm_dir(root, arm.name, seed) for arm in exp.arms for seed in exp.seeds}
     runs = {key: path for key, path in runs.items() if outcomes[key[0]]["status"] == "ok"}
@@ -34,6 +45,7 @@ def analyse_experiment(
         exp.name, runs, outcomes, exp.reference, k, exp.validation_share, load_tokenizer(model),
         exp.bootstrap_resamples, shared_counts(Path(root), exp.seeds, [a.name for a in exp.arms]),
     )  # fmt: skip
+    summary["timing"] = _timing(Path(root), started_at)
     path = write_analysis(Path(root) / "analysis", tables, summary)
     report = write_report(Path(root) / "analysis", Path(root) / "report.html")
     key = exp.name.lower().replace("_", "-").replace(".", "-")

@@ -159,3 +159,27 @@ def test_train_round_command_trains_a_round_outside_the_flow(smoke_run, tmp_path
     assert (copy / "checkpoints" / "round_0001" / "adapter_model.safetensors").exists()
     missing = train_round(5)
     assert missing.exit_code == 2 and "run the flow up to that round first" in missing.output
+
+
+def test_report_draws_a_single_run_as_one_arm(smoke_run, tmp_path):
+    """`sdfb report RUN_DIR` on a plain run: its analysis tables (one arm, no comparisons) and the HTML file."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    _, run_dir, _ = smoke_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    result = CliRunner().invoke(app, ["report", str(copy)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((copy / "analysis" / "summary.json").read_text())
+    assert summary["kind"] == "run" and list(summary["arms"]) == ["smoke"]
+    scores = pd.read_parquet(copy / "analysis" / "scores.parquet")
+    assert set(scores["checkpoint"]) == {"base", "round_0002"} and set(scores["arm"]) == {"smoke"}
+    assert "smoke" in (copy / "report.html").read_text()
+    missing = CliRunner().invoke(app, ["report", str(tmp_path / "nothing")])
+    assert (
+        missing.exit_code == 2 and "neither an experiment folder nor a finished run folder" in missing.output
+    )
