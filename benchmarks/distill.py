@@ -1,6 +1,8 @@
-"""Distillation step throughput on one batch set: trained tokens/s of sdfb's self-distillation step (teacher forward
-+ student forward/backward + optimizer) vs a bare student forward/backward + optimizer on the same tokens, padding
-waste with length bucketing, and peak memory of both.
+"""Distillation step throughput on one batch set: trained tokens/s of sdfb's self-distillation step with the teacher
+inside training (teacher forward + student forward/backward + optimizer) and with the engine-scored teacher (its
+log-probs precomputed: student forward/backward + optimizer), against a bare student forward/backward + optimizer on
+the same tokens; the time the engine takes to score the teacher per trained token; padding waste with length
+bucketing, and peak memory.
 
     python benchmarks/distill.py                           # tiny model, 64 samples, CPU
     python benchmarks/distill.py --model smollm2-135m --samples 32
@@ -9,7 +11,10 @@ waste with length bucketing, and peak memory of both.
 
 Each variant runs `--steps` passes over the batches after one warm-up step; the variants alternate `--repeats`
 times so drift in machine load hits both alike. Each variant runs in its own process, so its peak memory is that process's own: the peak resident set
-on CPU, torch's peak allocation on GPU. The last line is `throughput_ratio=<x> padding_waste=<y> peak_mem_ratio=<z>`.
+on CPU, torch's peak allocation on GPU. The teacher is scored by vLLM when it is installed (else HF teacher
+forcing), in the engine's default dtype. The last line is
+`throughput_ratio=<trainer teacher / bare> engine_teacher_ratio=<engine teacher / bare> padding_waste=<y>
+peak_mem_ratio=<z>`.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import random
 import time
 
 
-def make_examples(tokenizer, n: int, seed: int) -> list:
+def make_examples(tokenizer, n: int, seed: int, engine_teacher: bool = False) -> list:
     """Student/teacher sequences of realistic, varied lengths: prompts of the v1 template, context and completion
     lengths drawn at random (token values do not change the compute)."""
     from sdfb.distill import Example
@@ -39,6 +44,7 @@ def make_examples(tokenizer, n: int, seed: int) -> list:
             student_ids=prompt + completion, teacher_ids=prompt + context + completion,
             student_prompt_len=len(prompt), teacher_prompt_len=len(prompt) + len(context),
             rollout_logprobs=[0.0] * len(completion), advantage=0.0,
+            teacher_logprobs=[-rng.random() for _ in completion] if engine_teacher else None,
         ))  # fmt: skip
     return examples
 
@@ -48,6 +54,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
 
     from sdfb import distill
     from sdfb.config import DistillConfig, LoraConfig
+    from sdfb.distill.trainer import distillation_loss
     from sdfb.losses import completion_logits, masked_mean, token_logprobs
     from sdfb.models import load_tokenizer
 
@@ -60,7 +67,9 @@ def main(args: argparse.Namespace) -> dict[str, float]:
         lora=LoraConfig(r=16, alpha=32),
         finetune=args.finetune,
     )
-    examples = distill.bucket_by_length(make_examples(tokenizer, args.samples, 0), args.batch_size, seed=0)
+    engine_teacher = args.only == "engine"
+    examples = make_examples(tokenizer, args.samples, 0, engine_teacher)
+    examples = distill.bucket_by_length(examples, args.batch_size, seed=0)
     collate = distill.Collator(tokenizer.pad_token_id)
     batches = [
         {k: v.to(device) for k, v in collate(examples[i : i + args.batch_size]).items()}
@@ -78,6 +87,10 @@ def main(args: argparse.Namespace) -> dict[str, float]:
             batch["completion_mask"],
         )
         loss.backward()
+
+    def engine_step(batch):  # the teacher's log-probs come with the batch: no teacher forward
+        per_token = distillation_loss(model, batch, cfg, teacher)[0]
+        masked_mean(per_token, batch["completion_mask"]).backward()
 
     def bare_step(batch):
         width = batch["completion_ids"].shape[1]
@@ -101,7 +114,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
             torch.cuda.synchronize()
         return tokens / (time.perf_counter() - started), tokens
 
-    step = {"distill": distill_step, "bare": bare_step}[args.only]
+    step = {"distill": distill_step, "engine": engine_step, "bare": bare_step}[args.only]
     step(batches[0])  # warm-up
     optimizer.zero_grad(set_to_none=True)
     tok_s = run(step)[0]
@@ -123,9 +136,9 @@ def compare(args: argparse.Namespace) -> dict[str, float]:
     import subprocess
     import sys
 
-    runs: dict[str, list[dict]] = {"distill": [], "bare": []}
+    runs: dict[str, list[dict]] = {"distill": [], "engine": [], "bare": []}
     for _ in range(args.repeats):
-        for variant in ("distill", "bare"):
+        for variant in runs:
             cmd = [sys.executable, __file__, "--only", variant, *sys.argv[1:]]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             line = next(x for x in out.splitlines() if x.startswith("RESULT "))
@@ -136,17 +149,48 @@ def compare(args: argparse.Namespace) -> dict[str, float]:
     print(
         f"model {args.model} ({args.dtype}, {args.finetune}), {args.samples} samples, batch {args.batch_size}, {args.steps} passes per run"
     )
-    for v, label in (("distill", "distillation step"), ("bare", "bare student fwd+bwd")):
+    scoring, engine_name = teacher_scoring_seconds_per_token(args)
+    labels = (("distill", "distillation step, teacher in training"), ("engine", "distillation step, engine teacher"),
+              ("bare", "bare student fwd+bwd"))  # fmt: skip
+    for v, label in labels:
         each = ", ".join(f"{r['tok_s']:.0f}" for r in runs[v])
         print(f"{label}: {best[v]:.0f} trained tok/s (runs {each}), peak {peak[v] / 2**20:.0f} MiB")
     print(f"padding waste with length bucketing: {waste:.3f} (shuffled order: {shuffled:.3f})")
+    print(f"teacher scored by {engine_name}: {1000 * scoring:.2f} s per 1000 trained tokens "
+          f"(training with it: {1000 / best['engine']:.2f} s per 1000)")  # fmt: skip
     result = {
         "throughput_ratio": best["distill"] / best["bare"],
+        "engine_teacher_ratio": best["engine"] / best["bare"],
         "padding_waste": waste,
         "peak_mem_ratio": peak["distill"] / peak["bare"],
     }
     print(" ".join(f"{k}={v:.3f}" for k, v in result.items()))
     return result
+
+
+def teacher_scoring_seconds_per_token(args: argparse.Namespace) -> tuple[float, str]:
+    """Seconds the engine takes per trained token to score the teacher over the benchmark's examples."""
+    from sdfb.config import VLLMConfig
+    from sdfb.generation import HFGenerator
+    from sdfb.generation.devices import generation_dtype, vllm_available
+    from sdfb.models import load_tokenizer
+
+    examples = make_examples(load_tokenizer(args.model), args.samples, 0)
+    if vllm_available():
+        from sdfb.generation.vllm_backend import VLLMGenerator
+
+        engine = VLLMGenerator(args.model, "auto", VLLMConfig(max_model_len=1024, max_lora_rank=16))
+        name = f"vLLM ({generation_dtype('auto')})"
+    else:
+        engine, name = HFGenerator(args.model, args.dtype, batch_size=args.batch_size), f"HF ({args.dtype})"
+    sequences, starts = [e.teacher_ids for e in examples], [e.teacher_prompt_len for e in examples]
+    engine.prompt_logprobs(sequences[:2], starts[:2])  # warm-up
+    started = time.perf_counter()
+    engine.prompt_logprobs(sequences, starts)
+    seconds = time.perf_counter() - started
+    if hasattr(engine, "close"):
+        engine.close()
+    return seconds / sum(len(e.completion_ids) for e in examples), name
 
 
 if __name__ == "__main__":
@@ -158,6 +202,6 @@ if __name__ == "__main__":
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=2, help="passes over the batch set per timed run")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--only", choices=["distill", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--only", choices=["distill", "engine", "bare"], help=argparse.SUPPRESS)
     parsed = parser.parse_args()
     main(parsed) if parsed.only else compare(parsed)

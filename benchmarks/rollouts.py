@@ -1,13 +1,14 @@
-"""Rollout throughput on one set of prompts: (a) sdfb's vLLM rollout stage, (b) a bare `vllm.LLM.generate` on the
-same engine and token ids, (c) sdfb's HF backend at its best batch size. Same model, prompts and sampling.
+"""Rollout throughput on one set of prompts: (a) sdfb's vLLM rollout stage in the engine's default dtype (bf16 on
+GPUs and on CPUs with bf16 instructions), (b) a bare `vllm.LLM.generate` on the same engine and token ids, (d) the
+same stage on an fp32 engine, (c) sdfb's HF backend (fp32) at its best batch size. Same model, prompts, sampling.
 
     python benchmarks/rollouts.py                      # SmolLM2-135M, 128 arithmetic prompts, 128 new tokens
     python benchmarks/rollouts.py --hf-batch-sizes 32,64,128 --repeats 3
-    python benchmarks/rollouts.py --dtype bfloat16       # both backends in bf16
 
 Tokens/s counts the completion tokens actually generated. (a) and (b) use identical sampling parameters and seed
-(with the sampled token's log-prob, which rollouts keep), so they generate the same tokens. The last line is
-`wrapper_ratio=<a/b> vllm_vs_hf=<a/c> vllm_tok_s=<a>`.
+(with the sampled token's log-prob, which rollouts keep), so they generate the same tokens. The log-prob gap is the
+stored (engine-dtype) log-prob of each sampled token against a teacher-forced fp32 HF forward over the same ids.
+The last line is `wrapper_ratio=<a/b> vllm_vs_hf=<a/c> vllm_tok_s=<a> bf16_vs_fp32=<a/d> logprob_gap=<mean>`.
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ def main(args: argparse.Namespace) -> dict[str, float]:
         temperature=1.1, top_p=0.95, top_k=20, max_new_tokens=args.max_new_tokens, seed=0
     )
 
+    from sdfb.generation.devices import generation_dtype
+
+    dtype = generation_dtype(args.dtype)
     started = time.perf_counter()
-    engine = VLLMGenerator(args.model, args.dtype, VLLMConfig(max_model_len=1024, max_lora_rank=16))
+    engine = VLLMGenerator(args.model, dtype, VLLMConfig(max_model_len=1024, max_lora_rank=16))
     start_s = time.perf_counter() - started
     engine.generate(["warm-up"], SamplingConfig(max_new_tokens=4))
 
@@ -55,10 +59,12 @@ def main(args: argparse.Namespace) -> dict[str, float]:
         outputs = engine.llm.generate(token_prompts, params, use_tqdm=False)
         return sum(len(o.outputs[0].token_ids) for o in outputs) / (time.perf_counter() - t)
 
+    tables = []
+
     def stage(generator) -> float:
         t = time.perf_counter()
-        table = sample_rollouts(problems, generator, template, sampling, "base")
-        return int(table["completion_ids"].map(len).sum()) / (time.perf_counter() - t)
+        tables.append(sample_rollouts(problems, generator, template, sampling, "base"))
+        return int(tables[-1]["completion_ids"].map(len).sum()) / (time.perf_counter() - t)
 
     a_runs, b_runs = [], []
     for _ in range(args.repeats):  # interleaved so drift in machine load hits both alike
@@ -66,10 +72,16 @@ def main(args: argparse.Namespace) -> dict[str, float]:
         a_runs.append(stage(engine))
     a, b = max(a_runs), max(b_runs)
     engine.close()
+    sampled = tables[0]
+    fp32 = VLLMGenerator(args.model, "float32", VLLMConfig(max_model_len=1024, max_lora_rank=16), seed=1)
+    fp32.generate(["warm-up"], SamplingConfig(max_new_tokens=4))
+    d = max(stage(fp32) for _ in range(args.repeats))
+    fp32.close()
+    gap_mean, gap_p99 = logprob_gap(args.model, sampled.head(32))
 
     hf_runs = {}
     for batch_size in (int(x) for x in args.hf_batch_sizes.split(",")):
-        hf_runs[batch_size] = stage(HFGenerator(args.model, dtype=args.dtype, batch_size=batch_size))
+        hf_runs[batch_size] = stage(HFGenerator(args.model, dtype="float32", batch_size=batch_size))
     best_batch = max(hf_runs, key=hf_runs.get)
     c = hf_runs[best_batch]
 
@@ -82,16 +94,39 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     print(
         f"(c) sdfb HF backend: {c:.0f} tok/s at batch {best_batch} ({', '.join(f'batch {k}: {v:.0f}' for k, v in hf_runs.items())})"
     )
-    result = {"wrapper_ratio": a / b, "vllm_vs_hf": a / c, "vllm_tok_s": a}
-    print(" ".join(f"{k}={v:.3f}" if k != "vllm_tok_s" else f"{k}={v:.0f}" for k, v in result.items()))
+    print(f"(d) sdfb vLLM rollout stage, fp32 engine: {d:.0f} tok/s; engine dtype in (a): {dtype}")
+    print(
+        f"log-prob gap, engine ({dtype}) vs fp32 forward: mean {gap_mean:.4f}, p99 {gap_p99:.4f} nats per token"
+    )
+    result = {"wrapper_ratio": a / b, "vllm_vs_hf": a / c, "vllm_tok_s": a, "bf16_vs_fp32": a / d,
+              "logprob_gap": gap_mean}  # fmt: skip
+    print(" ".join(f"{k}={v:.0f}" if k == "vllm_tok_s" else f"{k}={v:.4f}" if k == "logprob_gap" else f"{k}={v:.3f}"
+                   for k, v in result.items()))  # fmt: skip
     return result
+
+
+def logprob_gap(model_name: str, table) -> tuple[float, float]:
+    """|stored log-prob - fp32 teacher-forced log-prob| over every sampled token of `table`: mean and 99th pct."""
+    import torch
+
+    from sdfb.models import load_model
+
+    model, gaps = load_model(model_name, "float32").eval(), []
+    for row in table.itertuples():
+        ids = torch.tensor([list(row.prompt_ids) + list(row.completion_ids)])
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits[0, len(row.prompt_ids) - 1 : -1]
+        want = torch.log_softmax(logits, -1).gather(-1, torch.tensor(list(row.completion_ids))[:, None])[:, 0]
+        gaps.append((torch.tensor(list(row.logprobs)) - want).abs())
+    every = torch.cat(gaps)
+    return float(every.mean()), float(torch.quantile(every, 0.99))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument(
-        "--dtype", default="float32", choices=["auto", "float32", "bfloat16"], help="both backends"
+        "--dtype", default="auto", choices=["auto", "float32", "bfloat16"], help="the engine of (a) and (b)"
     )
     parser.add_argument("--prompts", type=int, default=128)
     parser.add_argument("--max-new-tokens", type=int, default=128)

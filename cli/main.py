@@ -102,7 +102,9 @@ def train_round(
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     root = run_dir.resolve()
-    inputs = {s: output_path(root, s, round=round_index) for s in ("rollouts", "contexts", "grades")}
+    inputs = {
+        s: output_path(root, s, round=round_index) for s in ("rollouts", "contexts", "grades", "teacher")
+    }
     missing = [str(p) for p in inputs.values() if not p.exists()]
     if missing:
         err.print(

@@ -24,6 +24,7 @@ from tasks.problems import sample_eval_problems, sample_problems
 from tasks.rollouts import generate_rollouts
 from tasks.scoring import score_checkpoint
 from tasks.summary import write_summary
+from tasks.teacher import score_teacher_task
 
 
 @flow(name="sdfb-pipeline", log_prints=False)
@@ -48,7 +49,8 @@ def _rounds(config: RunConfig, run_dir: str, started_at: float, keep_engines: bo
             grades = grade_rollouts(config, run_dir, r, rollouts, problems)
             critiques = critique(config, run_dir, r, rollouts, problems, grades)
             contexts = build_contexts(config, run_dir, r, problems, rollouts, grades, critiques)
-            adapter = distill_round(config, run_dir, r, rollouts, contexts, grades, adapter)
+            teacher = score_teacher_task(config, run_dir, r, rollouts, contexts, grades, adapter)
+            adapter = distill_round(config, run_dir, r, rollouts, contexts, grades, teacher, adapter)
             if r == config.rounds or (config.eval.every and r % config.eval.every == 0):
                 scores.append(score_checkpoint(config, run_dir, round_name(r), adapter, eval_problems))
         return write_summary(config, run_dir, scores, started_at)

@@ -72,6 +72,12 @@ def token_advantages(
     return token_logprobs(teacher_logits, completion_ids) - token_logprobs(student_logits, completion_ids)
 
 
+def sampled_token_loss(student_logprobs: torch.Tensor, teacher_logprobs: torch.Tensor) -> torch.Tensor:
+    """The sampled-token loss from the two log-probs of each sampled token (the engine-scored teacher gives only
+    those): (log p_s - log p_t), detached, times log p_s; TRL's `compute_sampled_token_self_distillation_loss`."""
+    return (student_logprobs - teacher_logprobs).detach() * student_logprobs
+
+
 def reverse_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
     """Per-token KL(student || teacher) over the full vocabulary."""
     from trl.experimental.sdft.loss_utils import compute_full_logit_self_distillation_loss

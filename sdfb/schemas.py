@@ -100,6 +100,16 @@ DISTILL = pa.schema(
     ]
 )
 
+TEACHER = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("sample_index", pa.int32()),
+        # log p_teacher of each sampled completion token under the teacher prompt, scored by the engine; empty
+        # table when the teacher runs inside training (distill.teacher_source: trainer) or the objective is GRPO
+        ("teacher_logprobs", pa.list_(pa.float32())),
+    ]
+)
+
 TOKENS = pa.schema(
     [
         ("problem_id", pa.string()),

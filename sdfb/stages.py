@@ -64,13 +64,19 @@ TABLE: tuple[Stage, ...] = (
         ("model.name_or_path", "model.trust_remote_code", "prompt", "context"), ("problems", "rollouts", "grades", "critiques"), _ROUND,
     ),
     Stage(
+        "teacher", {"teacher": Output("{round}/teacher.parquet", schemas.TEACHER)},
+        ("seed", "model", "rollout.engine", "rollout.vllm", "rollout.batch_size", "context.condition",
+         "distill.objective", "distill.teacher", "distill.teacher_source", "distill.max_length"),
+        ("rollouts", "contexts", "grades", "previous"), _ROUND,
+    ),
+    Stage(
         "distill",
         {
             "checkpoint": Output("checkpoints/{round}", None),
             "distill": Output("{round}/distill.parquet", schemas.DISTILL),
             "tokens": Output("{round}/tokens.parquet", schemas.TOKENS),
         },
-        ("seed", "model", "context", "distill"), ("rollouts", "contexts", "grades", "previous"), _ROUND,
+        ("seed", "model", "context", "distill"), ("rollouts", "contexts", "grades", "teacher", "previous"), _ROUND,
     ),
     Stage(
         "eval_samples", {"eval_samples": Output("eval/{checkpoint}.parquet", schemas.EVAL_SAMPLES)},

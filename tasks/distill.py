@@ -26,10 +26,17 @@ def run_round(
     rollouts: str,
     contexts: str,
     grades: str,
+    teacher: str,
     previous: str | None,
 ) -> str:
     """The stage itself, also run by `sdfb train-round` under `accelerate launch` (only rank 0 writes files)."""
-    inputs = {"rollouts": rollouts, "contexts": contexts, "grades": grades, "previous": previous}
+    inputs = {
+        "rollouts": rollouts,
+        "contexts": contexts,
+        "grades": grades,
+        "teacher": teacher,
+        "previous": previous,
+    }
     paths = stage_paths("distill", run_dir, round=round_index)
     if finished("distill", cfg, run_dir, inputs, round=round_index):
         task_logger().info("distill: finished earlier, reusing %s", paths["checkpoint"])
@@ -38,9 +45,11 @@ def run_round(
         sleep_engines()  # GPU: the rollout engine gives its memory back while training runs
         started, c = time.perf_counter(), config_view(cfg, "distill")
         tables = {name: read_table(inputs[name]) for name in ("rollouts", "contexts", "grades")}
+        teacher_scores = read_table(teacher)
         result = distill.run_round(
             c.model, c.distill, objective(c.context, c.distill), c.seed, round_index,
             **tables, previous=previous and Path(previous), checkpoint=paths["checkpoint"],
+            teacher_scores=teacher_scores if len(teacher_scores) else None,
         )  # fmt: skip
         if is_main_process():  # other ranks of a multi-process launch leave the writing to rank 0
             key, schemas = stage_key(cfg, "distill", inputs, round=round_index), stage("distill").outputs

@@ -449,3 +449,55 @@ def test_the_none_control_trains_on_an_advantage_of_zero_at_every_token(
     assert signal_activity(by_attempt, tol=1e-5)["active_tokens"] == 0.0
     assert set(result.tokens["segment"]) >= {"wrong_step", "answer"}  # located although the signal is silent
     assert result.metrics["steps"] == 2  # the same loop as every arm
+
+
+def test_a_round_with_the_engine_scored_teacher_trains_with_the_losses_of_the_in_trainer_teacher(
+    tiny_model_path, tiny_tokenizer, tmp_path
+):
+    """The teacher's log-probs scored before training (here by the HF backend's teacher forcing; the vLLM engine's
+    are checked against the same forward in tests/test_vllm.py) give the same loss at every step as the teacher
+    forward inside training, and no teacher forward runs."""
+    from sdfb.config import ModelConfig
+    from sdfb.distill.engine_teacher import score_teacher
+    from sdfb.generation import HFGenerator
+
+    examples = _examples(tiny_tokenizer, n=4)
+    rollouts = pd.DataFrame(
+        [{"problem_id": e.problem_id, "sample_index": e.sample_index, "prompt_ids": e.student_ids[: e.student_prompt_len],
+          "completion_ids": e.completion_ids, "logprobs": [0.0] * len(e.completion_ids),
+          "completion_text": tiny_tokenizer.decode(e.completion_ids, skip_special_tokens=True)} for e in examples]
+    )  # fmt: skip
+    teacher_prompts = [tiny_tokenizer.decode(e.teacher_ids[: e.teacher_prompt_len]) for e in examples]
+    contexts = rollouts[["problem_id", "sample_index"]].assign(
+        teacher_prompt=teacher_prompts, train=True, first_wrong_step=1
+    )
+    grades = rollouts[["problem_id", "sample_index"]].assign(correct=[True, False, True, False])
+    base = HFGenerator("tiny", dtype="float32", batch_size=3)  # batches of 3 and 1: padding must not matter
+    scores = score_teacher(rollouts, contexts, grades, tiny_tokenizer, base, max_length=4096)
+    assert (
+        len(scores) == 4
+        and (scores["teacher_logprobs"].map(len) == [len(e.completion_ids) for e in examples]).all()
+    )
+
+    model = ModelConfig(name_or_path="tiny", dtype="float32")
+    results = {}
+    for source, stored in (("trainer", None), ("engine", scores)):
+        cfg = DistillConfig(
+            learning_rate=1e-3, batch_size=2, lora=LoraConfig(r=8, alpha=16), teacher_source=source
+        )
+        results[source] = distill.run_round(
+            model, cfg, "self_distillation", 0, 1, rollouts, contexts, grades, previous=None,
+            checkpoint=tmp_path / source / "round_0001", teacher_scores=stored,
+        )  # fmt: skip
+    trainer, engine = results["trainer"], results["engine"]
+    assert len(trainer.losses) == len(engine.losses) == 2
+    assert engine.losses == pytest.approx(trainer.losses, abs=1e-5)
+    merged = trainer.tokens.merge(engine.tokens, on=["problem_id", "sample_index", "position"])
+    assert (merged["teacher_logprob_x"] - merged["teacher_logprob_y"]).abs().max() < 1e-4
+
+
+def test_the_engine_scored_teacher_is_refused_where_it_cannot_stand_in():
+    with pytest.raises(ValueError, match="teacher_source=engine needs distill.mode=sampled_token"):
+        DistillConfig(teacher_source="engine", mode="full_logits")
+    with pytest.raises(ValueError, match="teacher base or live"):
+        DistillConfig(teacher_source="engine", teacher="ema")

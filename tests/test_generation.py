@@ -128,7 +128,8 @@ def test_make_generator_on_vllm_reuses_the_registry_engine_with_the_asked_adapte
     from sdfb.generation import live_engines, make_generator
 
     model = ModelConfig(name_or_path="tiny", dtype="float32")
-    base = make_generator(model, "vllm", VLLMConfig(), 0, None, 4)
-    tuned = make_generator(model, "vllm", VLLMConfig(), 0, "run/round_0001", 4)
+    per_request = VLLMConfig(merge_adapters=False)  # the adapter applied per request (the GPU default)
+    base = make_generator(model, "vllm", per_request, 0, None, 4)
+    tuned = make_generator(model, "vllm", per_request, 0, "run/round_0001", 4)
     assert tuned is base and live_engines() == 1
     assert base.adapter == "run/round_0001"

@@ -132,3 +132,18 @@ def test_k3_kl_is_zero_when_policies_agree_and_positive_otherwise():
     kl = losses.k3_kl(logp, ref)
     assert kl[0].item() == pytest.approx(0.0)
     assert kl[1].item() == pytest.approx(0.5 - math.log(0.5) - 1.0)
+
+
+def test_the_sampled_token_loss_from_two_log_probs_equals_trls_from_two_sets_of_logits():
+    """What the engine-scored teacher feeds the trainer (one log-prob per token) gives TRL's loss and gradient."""
+    torch.manual_seed(0)
+    student = torch.randn(2, 5, 11, requires_grad=True)
+    teacher, ids = torch.randn(2, 5, 11), torch.randint(0, 11, (2, 5))
+    want = losses.per_token_loss(student, teacher, ids, "sampled_token", 1.0)
+    got = losses.sampled_token_loss(losses.token_logprobs(student, ids), losses.token_logprobs(teacher, ids))
+    torch.testing.assert_close(got, want)
+    (grad_want,) = torch.autograd.grad(want.sum(), student)
+    (grad_got,) = torch.autograd.grad(got.sum(), student)
+    torch.testing.assert_close(grad_got, grad_want)
+    hand = (math.log(0.5) - math.log(0.25)) * math.log(0.5)  # (log p_s - log p_t) * log p_s
+    assert float(losses.sampled_token_loss(torch.tensor([math.log(0.5)]), torch.tensor([math.log(0.25)]))) == pytest.approx(hand)  # fmt: skip

@@ -6,6 +6,7 @@ One engine serves the whole session. Skipped when vllm is not installed, unless 
 """
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -97,6 +98,56 @@ def test_a_lora_adapter_changes_vllm_output_exactly_as_it_changes_hf_peft_output
     assert with_lora != base  # the adapter matters, so the equality above is not trivial
 
 
+def test_a_checkpoint_served_from_merged_weights_generates_what_the_adapter_does(engine, prompts, adapter):
+    """The CPU default (rollout.vllm.merge_adapters): an engine over base + adapter merged. Greedy ids equal HF+PEFT
+    with the adapter; log-probs within the fp32 tolerance of a teacher-forced forward; the merged folder is removed
+    when the engine is released."""
+    from sdfb.config import ModelConfig
+    from sdfb.generation import engines, policy_engine
+
+    cfg = VLLMConfig(max_model_len=256, max_lora_rank=8, merge_adapters=True)
+    merged = policy_engine(ModelConfig(name_or_path="tiny", dtype="float32"), cfg, 0, adapter)
+    peft = HFGenerator("tiny", dtype="float32", adapter=adapter, batch_size=4)
+    expected = [g.completions[0].token_ids for g in peft.generate(prompts, GREEDY)]
+    assert [g.completions[0].token_ids for g in merged.generate(prompts, GREEDY)] == expected
+    sampling = SamplingConfig(temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=12, n=2, seed=1)
+    worst = 0.0
+    for gen in merged.generate(prompts, sampling):
+        for c in gen.completions:
+            ids = torch.tensor([gen.prompt_ids + c.token_ids])
+            with torch.no_grad():
+                logits = peft.model(input_ids=ids).logits[0, len(gen.prompt_ids) - 1 : -1]
+            want = torch.log_softmax(logits, -1).gather(-1, torch.tensor(c.token_ids)[:, None])[:, 0]
+            worst = max(worst, float((torch.tensor(c.logprobs) - want).abs().max()))
+    assert worst < 1e-3, f"log-prob mismatch {worst:.2e}"
+    folder = engines.merged_weights(ModelConfig(name_or_path="tiny", dtype="float32"), Path(adapter))
+    assert (folder / "config.json").is_file()
+    engines._release_checkpoints(keep="")
+    assert not folder.exists() and engine in engines._ENGINES.values()  # the base engine stays
+
+
+def test_the_engine_scores_a_teacher_prompt_as_a_teacher_forced_hf_forward_does(engine, hf, prompts, adapter):
+    """distill.teacher_source=engine: vLLM prompt log-probs of a completion after a (longer) teacher prompt equal a
+    teacher-forced HF forward within 1e-3 in fp32, for the base teacher and with an adapter (the live teacher)."""
+    sampling = SamplingConfig(temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=10, n=1, seed=3)
+    engine.set_adapter(None)
+    completions = [g.completions[0].token_ids for g in engine.generate(prompts, sampling)]
+    teacher = [
+        hf.tokenizer(p + "A hint: count carefully.\n", add_special_tokens=False)["input_ids"] for p in prompts
+    ]
+    sequences, starts = [t + c for t, c in zip(teacher, completions, strict=True)], [len(t) for t in teacher]
+    for lora in (None, adapter):
+        engine.set_adapter(lora)
+        reference = hf if lora is None else HFGenerator("tiny", dtype="float32", adapter=lora, batch_size=4)
+        got, want = engine.prompt_logprobs(sequences, starts), reference.prompt_logprobs(sequences, starts)
+        worst = max(
+            float((torch.tensor(g) - torch.tensor(w)).abs().max()) for g, w in zip(got, want, strict=True)
+        )
+        assert [len(g) for g in got] == [len(c) for c in completions]
+        assert worst < 1e-3, f"teacher log-prob mismatch {worst:.2e} (adapter={lora})"
+    engine.set_adapter(None)
+
+
 def test_sampled_log_probs_agree_with_a_teacher_forced_hf_forward(engine, hf, prompts, adapter):
     """Tolerance 1e-3 nats per token: both run fp32; vLLM's CPU kernels sum in another order than torch's."""
     for lora in (None, adapter):
@@ -160,9 +211,13 @@ def test_auto_engine_means_vllm_when_it_is_importable():
 
 
 @pytest.mark.flow
-def test_the_pipeline_on_vllm_starts_one_engine_for_every_round_and_checkpoint(
-    prefect_server, tiny_model_path, tmp_path, monkeypatch
+@pytest.mark.parametrize("merge", [False, True])
+def test_the_pipeline_on_vllm_starts_one_base_engine_and_one_per_merged_checkpoint(
+    prefect_server, tiny_model_path, tmp_path, monkeypatch, merge
 ):
+    """Adapters per request: one engine serves base scoring, both rounds' rollouts and the final scoring. Merged
+    (the CPU default): the base engine, then one engine per checkpoint sampled from (round 1's for round 2's
+    rollouts, round 2's for the final scoring), each stopped and its merged folder removed when the next starts."""
     import json
 
     from flows.pipeline import pipeline
@@ -182,9 +237,17 @@ def test_the_pipeline_on_vllm_starts_one_engine_for_every_round_and_checkpoint(
     import yaml
 
     tree = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml").read_text())
-    cfg = build_config(tree, ["rollout.engine=vllm", "rollout.vllm.max_model_len=512"])
-    summary = json.loads(Path(pipeline(cfg, str(tmp_path))).read_text())
-    assert starts == ["tiny"]  # base scoring, 2 rounds of rollouts and the final scoring share one engine
+    overrides = [
+        "rollout.engine=vllm",
+        "rollout.vllm.max_model_len=512",
+        f"rollout.vllm.merge_adapters={merge}",
+    ]
+    summary = json.loads(Path(pipeline(build_config(tree, overrides), str(tmp_path))).read_text())
+    if merge:
+        assert starts[0] == "tiny" and len(starts) == 3
+        assert all("sdfb-merged-" in s and not Path(s).exists() for s in starts[1:])  # removed when released
+    else:
+        assert starts == ["tiny"]
     assert generation.live_engines() == 0  # released when the flow run ends
     assert [s["checkpoint"] for s in summary["scores"]] == ["base", "round_0002"]
 

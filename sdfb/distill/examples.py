@@ -25,6 +25,8 @@ class Example:
     completion_ids: list[int]
     rollout_logprobs: list[float] = field(repr=False)
     advantage: float = 0.0  # GRPO group advantage of the sample's 0/1 reward; 0 without grades
+    # log p_teacher per completion token, scored by the engine before training (distill.teacher_source: engine)
+    teacher_logprobs: list[float] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -194,7 +196,9 @@ class Collator:
             "advantages": torch.tensor([e.advantage for e in examples], dtype=torch.float32),
             "row": torch.tensor([e.index for e in examples]),
         }
-        if self.with_teacher:
+        if self.with_teacher and examples[0].teacher_logprobs is not None:  # scored by the engine: no forward
+            batch["teacher_logprobs"] = pad([e.teacher_logprobs for e in examples], 0.0, torch.float32)
+        elif self.with_teacher:
             batch |= {
                 "teacher_input_ids": pad([e.teacher_ids for e in examples], self.pad_token_id),
                 "teacher_attention_mask": pad([[1] * len(e.teacher_ids) for e in examples], 0),

@@ -21,6 +21,7 @@ from sdfb.distill.checkpoint import (
     partial_dir,
     save_checkpoint,
 )
+from sdfb.distill.engine_teacher import attach_teacher_logprobs
 from sdfb.distill.examples import Collator, Example, bucket_by_length, padding_waste, prepare_examples
 from sdfb.distill.teacher import TeacherState, make_teacher
 from sdfb.localisation import annotate_tokens
@@ -195,9 +196,12 @@ def run_round(
     grades: pd.DataFrame,
     previous: Path | None,
     checkpoint: Path,
+    teacher_scores: pd.DataFrame | None = None,
 ) -> RoundResult:
     """The distillation stage's work: train this round from the previous round's weights (resuming from the
-    intra-round checkpoints beside `checkpoint`) and save the new weights to `checkpoint` (main process only)."""
+    intra-round checkpoints beside `checkpoint`) and save the new weights to `checkpoint` (main process only).
+    `teacher_scores`: the engine-scored teacher's log-probs (`engine_teacher.score_teacher`); the trainer then runs
+    no teacher forward."""
     from sdfb.models import load_tokenizer
 
     tokenizer = load_tokenizer(model.name_or_path, model.trust_remote_code)
@@ -208,6 +212,8 @@ def run_round(
     examples, counts = prepare_examples(
         rollouts, contexts, tokenizer, grades, distill.max_length, distill.grpo.scale_rewards
     )
+    if teacher_scores is not None and objective != "grpo":
+        examples = attach_teacher_logprobs(examples, teacher_scores)
     if counts.teacher_truncated or counts.teacher_too_long or counts.student_too_long:
         log.warning("distill: sequences over distill.max_length=%d: %s", distill.max_length, counts)
     if examples:

@@ -26,6 +26,7 @@ from sdfb.losses import (
     masked_mean,
     per_token_loss,
     reverse_kl,
+    sampled_token_loss,
     token_logprobs,
 )
 
@@ -88,6 +89,8 @@ def distillation_loss(model, inputs, cfg: DistillConfig, teacher: TeacherState):
     """Per-token self-distillation loss of the configured mode (importance-clipped when configured); returns it
     with the student's and teacher's log-probs of the sampled tokens, A_t = teacher - student, and the KL."""
     ids = inputs["completion_ids"]
+    if "teacher_logprobs" in inputs:
+        return _engine_teacher_loss(model, inputs, cfg)
     student, t = student_and_teacher_logits(model, inputs, teacher)
     per_token = per_token_loss(student, t, ids, cfg.mode, cfg.alpha, cfg.topk, cfg.topk_tail)
     logp = token_logprobs(student, ids)
@@ -96,6 +99,18 @@ def distillation_loss(model, inputs, cfg: DistillConfig, teacher: TeacherState):
     with torch.no_grad():
         teacher_lp = token_logprobs(t, ids)
         return per_token, logp, teacher_lp, teacher_lp - logp.detach(), reverse_kl(student.detach(), t)
+
+
+def _engine_teacher_loss(model, inputs, cfg: DistillConfig):
+    """The sampled-token loss against the engine-scored teacher: only the student runs. The KL reported is the
+    sampled-token estimate log p_s - log p_t (the full-vocabulary one needs the teacher's logits)."""
+    ids, teacher_lp = inputs["completion_ids"], inputs["teacher_logprobs"]
+    logp = token_logprobs(student_logits(model, inputs), ids)
+    per_token = sampled_token_loss(logp, teacher_lp)
+    if cfg.importance_clip:
+        per_token = importance_clip(per_token, logp, inputs["rollout_logprobs"], cfg.importance_clip)
+    advantage = teacher_lp - logp.detach()
+    return per_token, logp, teacher_lp, advantage, -advantage
 
 
 class RoundStateCallback(TrainerCallback):

@@ -9,13 +9,13 @@ from pathlib import Path
 from sdfb.config import ModelConfig, VLLMConfig
 from sdfb.generation.base import Completion, Generation, Generator
 from sdfb.generation.devices import vllm_available
-from sdfb.generation.engines import live_engines, release_engines, sleep_engines, vllm_engine
+from sdfb.generation.engines import live_engines, policy_engine, release_engines, sleep_engines, vllm_engine
 from sdfb.generation.hf import HFGenerator
 from sdfb.generation.vllm_backend import EngineStartError, PromptTooLongError
 
 __all__ = [
     "Completion", "EngineStartError", "Generation", "Generator", "HFGenerator", "PromptTooLongError",
-    "live_engines", "make_generator", "release_engines", "resolve_engine", "sleep_engines", "vllm_engine",
+    "live_engines", "make_generator", "policy_engine", "release_engines", "resolve_engine", "sleep_engines", "vllm_engine",
 ]  # fmt: skip
 
 
@@ -35,8 +35,4 @@ def make_generator(
         return HFGenerator(
             model.name_or_path, model.dtype, adapter, batch_size, trust_remote_code=model.trust_remote_code
         )
-    generator = vllm_engine(
-        model.name_or_path, model.dtype, vllm, seed, trust_remote_code=model.trust_remote_code
-    )
-    generator.set_adapter(adapter)
-    return generator
+    return policy_engine(model, vllm, seed, adapter)

@@ -31,3 +31,7 @@ class Generator(Protocol):
     def generate(
         self, prompts: list[str], sampling: SamplingConfig, want_logprobs: bool = True
     ) -> list[Generation]: ...
+
+    def prompt_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[list[float]]:
+        """Teacher forcing: the log-prob of each sequence's tokens from `start` on, given all tokens before."""
+        ...

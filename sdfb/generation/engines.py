@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import gc
 import logging
+import shutil
+import tempfile
+from pathlib import Path
 
-from sdfb.config import VLLMConfig
+from sdfb.config import ModelConfig, VLLMConfig
+from sdfb.generation.devices import on_gpu
 from sdfb.generation.vllm_backend import VLLMGenerator
 
 log = logging.getLogger(__name__)
 
 # Keyed by everything the engine is built from; VLLMConfig is frozen, so equal settings hash equal.
 _ENGINES: dict[tuple[str, str, VLLMConfig, int, bool], VLLMGenerator] = {}
+_MERGED: dict[str, Path] = {}  # adapter folder -> its merged weights (temporary folders of this process)
+_CHECKPOINTS: set[str] = set()  # weights folders of engines started for a checkpoint (not the base model)
 
 
 def vllm_engine(
@@ -35,6 +41,58 @@ def vllm_engine(
     return _ENGINES[key]
 
 
+def policy_engine(
+    model: ModelConfig, vllm: VLLMConfig, seed: int, adapter: Path | str | None, section: str = "rollout.vllm"
+) -> VLLMGenerator:
+    """The engine that samples from the base model plus `adapter`: the base engine with the LoRA adapter applied per
+    request, or (merging, the CPU default) an engine over the merged weights. A full fine-tune's checkpoint is a
+    model folder of its own and always gets its own engine. One checkpoint engine lives at a time."""
+    trust = model.trust_remote_code
+    folder = Path(adapter) if adapter is not None else None
+    full = (
+        folder is not None
+        and (folder / "config.json").is_file()
+        and not (folder / "adapter_config.json").is_file()
+    )
+    merge = (not on_gpu()) if vllm.merge_adapters is None else vllm.merge_adapters
+    if folder is None or (not full and not merge):
+        engine = vllm_engine(model.name_or_path, model.dtype, vllm, seed, section, trust)
+        engine.set_adapter(adapter)
+        return engine
+    weights = folder.resolve() if full else merged_weights(model, folder)
+    _release_checkpoints(keep=str(weights))
+    _CHECKPOINTS.add(str(weights))
+    engine = vllm_engine(str(weights), model.dtype, vllm, seed, section, trust)
+    engine.set_adapter(None)
+    return engine
+
+
+def merged_weights(model: ModelConfig, adapter: Path) -> Path:
+    """The base model with `adapter` merged in, saved once per process in a temporary folder (removed when its
+    engine is released)."""
+    key = str(adapter.resolve())
+    if key not in _MERGED:
+        from sdfb.models import load_model, load_tokenizer
+
+        merged = load_model(model.name_or_path, "float32", adapter, trust_remote_code=model.trust_remote_code)
+        folder = Path(tempfile.mkdtemp(prefix="sdfb-merged-"))
+        merged.merge_and_unload().save_pretrained(folder)
+        load_tokenizer(model.name_or_path, model.trust_remote_code).save_pretrained(folder)
+        log.info("merged %s into %s for generation", adapter, folder)
+        _MERGED[key] = folder
+    return _MERGED[key]
+
+
+def _release_checkpoints(keep: str) -> None:
+    """Shut down engines over checkpoint weights other than `keep` (the base engines stay)."""
+    for key in [k for k in _ENGINES if k[0] != keep and k[0] in _CHECKPOINTS]:
+        _ENGINES.pop(key).close()
+        _CHECKPOINTS.discard(key[0])
+    for adapter, folder in list(_MERGED.items()):
+        if str(folder) != keep:
+            shutil.rmtree(_MERGED.pop(adapter), ignore_errors=True)
+
+
 def live_engines() -> int:
     return len(_ENGINES)
 
@@ -50,4 +108,8 @@ def release_engines() -> None:
     while _ENGINES:
         _, engine = _ENGINES.popitem()
         engine.close()
+    for folder in _MERGED.values():
+        shutil.rmtree(folder, ignore_errors=True)
+    _MERGED.clear()
+    _CHECKPOINTS.clear()
     gc.collect()

@@ -65,6 +65,23 @@ class HFGenerator:
             faults.point("generate:batch")
         return [results[i] for i in range(len(prompts))]
 
+    def prompt_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[list[float]]:
+        """Teacher forcing with one forward per batch (right-padded), in the model's dtype."""
+        import torch
+
+        results = []
+        for first in range(0, len(sequences), self.batch_size):
+            batch = sequences[first : first + self.batch_size]
+            width = max(len(s) for s in batch)
+            ids = torch.tensor([list(s) + [0] * (width - len(s)) for s in batch])
+            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in batch])
+            with torch.no_grad():
+                logp = torch.log_softmax(self.model(input_ids=ids, attention_mask=mask).logits.float(), -1)
+            for row, (seq, start) in enumerate(zip(batch, starts[first : first + len(batch)], strict=True)):
+                positions = torch.arange(start, len(seq))
+                results.append(logp[row, positions - 1, ids[row, positions]].tolist())
+        return results
+
     def _batch(
         self, batch: list[list[int]], sampling: SamplingConfig, want_logprobs: bool
     ) -> list[list[Completion]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sdfb.config import SamplingConfig, VLLMConfig
 from sdfb.generation.base import Completion, Generation
-from sdfb.generation.devices import cpu_kv_cache_bytes, cpu_thread_env, on_gpu
+from sdfb.generation.devices import cpu_kv_cache_bytes, cpu_thread_env, generation_dtype, on_gpu
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,23 @@ class VLLMGenerator:
             path, len(self._lora_ids) + 1
         )  # a new path never reuses a cached id
         self._adapter = LoRARequest(Path(path).name, lora_id, path)
+
+    def prompt_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[list[float]]:
+        """Teacher forcing in the engine (vLLM prompt log-probs, raw model log-probs), with the current adapter."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        self.check_lengths([s + [0] for s in sequences])  # each request also generates one (ignored) token
+        self._wake()
+        params = SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0, detokenize=False)
+        outputs = self.llm.generate(
+            [TokensPrompt(prompt_token_ids=list(s)) for s in sequences], params, lora_request=self._adapter,
+            use_tqdm=False,
+        )  # fmt: skip
+        return [
+            [float(out.prompt_logprobs[i][seq[i]].logprob) for i in range(start, len(seq))]
+            for seq, start, out in zip(sequences, starts, outputs, strict=True)
+        ]
 
     def close(self) -> None:
         """Stop the engine's worker processes now rather than at interpreter exit."""
@@ -162,7 +179,7 @@ def engine_settings(
         "model": path,
         "tokenizer": path,
         "trust_remote_code": trust_remote_code,
-        "dtype": {"auto": "bfloat16" if gpu else "float32"}.get(dtype, dtype),
+        "dtype": generation_dtype(dtype),
         "max_model_len": cfg.max_model_len,
         "tensor_parallel_size": cfg.tensor_parallel_size,
         "enable_prefix_caching": cfg.enable_prefix_caching,
