@@ -38,3 +38,11 @@ def tiny_tokenizer(tiny_model_path):
     from sdfb.models import load_tokenizer
 
     return load_tokenizer("tiny")
+
+
+@pytest.fixture(scope="session")
+def api_url(prefect_server) -> str:
+    """The session Prefect server's API, for tests that start `sdfb run` as a process."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value()

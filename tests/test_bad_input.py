@@ -5,13 +5,12 @@ library traceback, and what the run had already finished is kept byte for byte."
 
 import json
 import math
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from sdfb_process import sdfb_run
 
 from sdfb.config import DataConfig
 from sdfb.problems import DataError, load_pools
@@ -126,27 +125,10 @@ def test_bytes_in_a_parquet_text_column_and_a_file_that_is_not_parquet_are_refus
 
 
 def _sdfb_run(run_dir: Path, data: Path, api_url: str, kill_at: str = "") -> subprocess.CompletedProcess:
-    env = {**os.environ, "PREFECT_API_URL": api_url, "SDFB_KILL_AT": kill_at}
-    command = [
-        sys.executable,
-        "-m",
-        "cli.main",
-        "run",
-        "--config",
-        "configs/smoke.yaml",
-        "--run-dir",
-        str(run_dir),
-    ]
-    command += ["--set", "data.source=jsonl", "--set", f"data.path={data}", "--set", "rounds=1"]
-    command += [arg for key, column in COLUMNS.items() for arg in ("--set", f"data.columns.{key}={column}")]
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-
-
-@pytest.fixture(scope="module")
-def api_url(prefect_server) -> str:
-    from prefect.settings import PREFECT_API_URL
-
-    return PREFECT_API_URL.value()
+    columns = [f"data.columns.{key}={column}" for key, column in COLUMNS.items()]
+    return sdfb_run(
+        run_dir, api_url, ["data.source=jsonl", f"data.path={data}", "rounds=1", *columns], kill_at
+    )
 
 
 def _snapshot(run_dir: Path) -> dict[str, bytes]:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sdfb_process import sdfb_run
 
 from sdfb.store import MANIFEST_SUFFIX, verified_manifest
 
@@ -37,27 +38,8 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
-@pytest.fixture(scope="module")
-def api_url(prefect_server) -> str:
-    from prefect.settings import PREFECT_API_URL
-
-    return PREFECT_API_URL.value()
-
-
 def _sdfb_run(run_dir: Path, api_url: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PREFECT_API_URL": api_url}
-    command = [
-        sys.executable,
-        "-m",
-        "cli.main",
-        "run",
-        "--config",
-        "configs/smoke.yaml",
-        "--run-dir",
-        str(run_dir),
-    ]
-    command += ["--set", "rounds=1"]
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return sdfb_run(run_dir, api_url, ["rounds=1"])
 
 
 def _finished(run_dir: Path) -> dict[str, bytes]:

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sdfb_process import sdfb_run
 
 from sdfb.store import MANIFEST_SUFFIX, verified_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.faults, pytest.mark.flow]
-RECIPE = ["--set", "rounds=1", "--set", "distill.save_steps=1"]
+RECIPE = ["rounds=1", "distill.save_steps=1"]
 
 # In order: each run resumes what the previous killed run finished and is killed at the next point.
 KILL_POINTS = [
@@ -43,23 +44,8 @@ DETERMINISTIC = ["problems", "rollouts", "grades", "critiques", "contexts", "bas
 KEYS = ["problem_id", "sample_index"]
 
 
-def _sdfb_run(
-    run_dir: Path, api_url: str, kill_at: str | None = None, extra=()
-) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PREFECT_API_URL": api_url, "SDFB_KILL_AT": kill_at or ""}
-    command = [
-        sys.executable,
-        "-m",
-        "cli.main",
-        "run",
-        "--config",
-        "configs/smoke.yaml",
-        "--run-dir",
-        str(run_dir),
-    ]
-    return subprocess.run(
-        [*command, *RECIPE, *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
-    )
+def _sdfb_run(run_dir: Path, api_url: str, kill_at: str = "") -> subprocess.CompletedProcess:
+    return sdfb_run(run_dir, api_url, RECIPE, kill_at=kill_at)
 
 
 def _tables(run_dir: Path) -> dict[str, pd.DataFrame]:
@@ -75,13 +61,6 @@ def _manifests_vouch_only_for_whole_outputs(run_dir: Path) -> None:
         assert verified_manifest(output) is not None, (
             f"{manifest} vouches for an output that does not match it"
         )
-
-
-@pytest.fixture(scope="module")
-def api_url(prefect_server) -> str:
-    from prefect.settings import PREFECT_API_URL
-
-    return PREFECT_API_URL.value()
 
 
 @pytest.fixture(scope="module")
