@@ -120,7 +120,7 @@ def _alive(pids: set[int]) -> set[int]:
 def test_stopping_a_run_leaves_no_engine_process_behind(api_url, tiny_model_path, tmp_path, sig):
     env = {**os.environ, "PREFECT_API_URL": api_url}
     command = [sys.executable, "-m", "cli.main", "run", "--config", "configs/smoke.yaml", "--run-dir",
-               str(tmp_path / "run"), *RECIPE, "--set", "rollout.engine=vllm", "--set", "rollout.vllm.max_model_len=512"]  # fmt: skip
+               str(tmp_path / "run"), *(a for item in RECIPE for a in ("--set", item)), "--set", "rollout.engine=vllm", "--set", "rollout.vllm.max_model_len=512"]  # fmt: skip
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
