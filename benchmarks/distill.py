@@ -95,7 +95,9 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     def bare_step(batch):
         width = batch["completion_ids"].shape[1]
         logits = model(
-            input_ids=batch["student_input_ids"], attention_mask=batch["student_attention_mask"]
+            input_ids=batch["student_input_ids"],
+            attention_mask=batch["student_attention_mask"],
+            position_ids=batch["student_position_ids"],
         ).logits
         logp = token_logprobs(
             completion_logits(logits, batch["student_prompt_lens"], width), batch["completion_ids"]

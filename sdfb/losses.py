@@ -6,7 +6,12 @@ Every function maps tensors to tensors; nothing here knows about models, batches
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+
+# Logits per chunk in the per-token loss math: 2**25 floats, 128 MiB in float32.
+CHUNK_ELEMENTS = 2**25
 
 
 def completion_logits(logits: torch.Tensor, prompt_lens: torch.Tensor, width: int) -> torch.Tensor:
@@ -54,6 +59,63 @@ def per_token_loss(
             distillation_add_tail=topk_tail,
         )
     raise ValueError(f"distill.mode {mode!r} is not available")
+
+
+def by_chunks(
+    fn: Callable[..., tuple], *tensors: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS
+) -> tuple:
+    """`fn` over slices of the token dimension (dim 1) of (batch, tokens, vocabulary) tensors, each slice holding at
+    most `chunk_elements` logits, the outputs concatenated along dim 1. Under autograd each slice is checkpointed:
+    its intermediates (float32 log-softmaxes, divergence terms) are recomputed in backward instead of kept, so their
+    memory is that of one slice, whatever the vocabulary and length. One slice: `fn` on the whole tensors."""
+    batch, width, vocab = tensors[0].shape
+    step = max(1, chunk_elements // max(1, batch * vocab))
+    if step >= width:
+        return fn(*tensors)
+    from torch.utils.checkpoint import checkpoint
+
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    parts = []
+    for start in range(0, width, step):
+        piece = [t[:, start : start + step] for t in tensors]
+        parts.append(checkpoint(fn, *piece, use_reentrant=False) if grad else fn(*piece))
+    return tuple(torch.cat(outputs, dim=1) for outputs in zip(*parts, strict=True))
+
+
+def distillation_terms(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    completion_ids: torch.Tensor,
+    mode: str,
+    alpha: float,
+    topk: int = 20,
+    topk_tail: bool = True,
+    chunk_elements: int = CHUNK_ELEMENTS,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-token loss (`per_token_loss`), the student's log-probs of the sampled tokens (with gradients), and,
+    without gradients, the teacher's log-probs and KL(student || teacher); all computed in chunks (`by_chunks`)."""
+
+    def train(s: torch.Tensor, t: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return per_token_loss(s, t, ids, mode, alpha, topk, topk_tail), token_logprobs(s, ids)
+
+    def record(s: torch.Tensor, t: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return token_logprobs(t, ids), reverse_kl(s, t)
+
+    per_token, logp = by_chunks(
+        train, student_logits, teacher_logits, completion_ids, chunk_elements=chunk_elements
+    )
+    with torch.no_grad():
+        teacher_lp, kl = by_chunks(
+            record, student_logits.detach(), teacher_logits, completion_ids, chunk_elements=chunk_elements
+        )
+    return per_token, logp, teacher_lp, kl
+
+
+def chunked_logprobs(
+    logits: torch.Tensor, ids: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS
+) -> torch.Tensor:
+    """`token_logprobs` in chunks (`by_chunks`): the float32 log-softmax is never held for the whole batch."""
+    return by_chunks(lambda x, i: (token_logprobs(x, i),), logits, ids, chunk_elements=chunk_elements)[0]
 
 
 def importance_clip(

@@ -111,7 +111,9 @@ def test_teacher_pass_never_receives_gradients_and_equals_the_base_model(lora_st
     assert student.requires_grad and not teacher.requires_grad
     with torch.no_grad(), model.disable_adapter():
         base = model(
-            input_ids=batch["teacher_input_ids"], attention_mask=batch["teacher_attention_mask"]
+            input_ids=batch["teacher_input_ids"],
+            attention_mask=batch["teacher_attention_mask"],
+            position_ids=batch["teacher_position_ids"],
         ).logits
     assert torch.allclose(
         distill.completion_logits(base, batch["teacher_prompt_lens"], teacher.shape[1]), teacher
@@ -119,6 +121,40 @@ def test_teacher_pass_never_receives_gradients_and_equals_the_base_model(lora_st
     student.sum().backward()
     base_params = [p for n, p in model.named_parameters() if "lora" not in n]
     assert all(p.grad is None for p in base_params)  # the frozen initial policy is never updated
+
+
+def test_an_aligned_batch_gives_each_example_the_logits_it_gets_alone(lora_student, tiny_tokenizer):
+    """Prompts padded on the left, completions on the right, position ids over real tokens only: padding changes
+    no logit, and the output projection sees the completion positions only (width + 1 rows, never the prompt)."""
+    model, _ = lora_student
+    examples = _examples(tiny_tokenizer, n=3)
+    examples = [  # prompts and completions of different lengths in one batch
+        dataclasses.replace(
+            ex,
+            student_ids=ex.student_ids[: ex.student_prompt_len]
+            + [ex.student_ids[0]] * i
+            + ex.completion_ids[i:],
+            student_prompt_len=ex.student_prompt_len + i,
+            completion_ids=ex.completion_ids[i:],
+            teacher_ids=ex.teacher_ids[: ex.teacher_prompt_len] + ex.completion_ids[i:],
+            rollout_logprobs=ex.rollout_logprobs[i:],
+        )
+        for i, ex in enumerate(examples)
+    ]
+    rows = []
+    hook = model.get_output_embeddings().register_forward_pre_hook(
+        lambda _, args: rows.append(args[0].shape[1])
+    )
+    with torch.no_grad():
+        student, teacher = distill.student_and_teacher_logits(model, distill.Collator(0)(examples))
+        hook.remove()
+        width = max(len(ex.completion_ids) for ex in examples)
+        assert rows == [width + 1, width + 1]  # teacher pass, then student pass
+        for i, ex in enumerate(examples):
+            alone = distill.student_and_teacher_logits(model, distill.Collator(0)([ex]))
+            n = len(ex.completion_ids)
+            assert torch.allclose(student[i, :n], alone[0][0], atol=1e-5)
+            assert torch.allclose(teacher[i, :n], alone[1][0], atol=1e-5)
 
 
 def _sampled_log_ratio_sq(model, batch) -> float:
@@ -258,7 +294,9 @@ def test_teacher_weights_are_swapped_in_and_restored_exactly(tiny_model_path, ti
     if mode == "live":
         with torch.no_grad():  # the live teacher is the current student reading the teacher prompt
             logits = model(
-                input_ids=batch["teacher_input_ids"], attention_mask=batch["teacher_attention_mask"]
+                input_ids=batch["teacher_input_ids"],
+                attention_mask=batch["teacher_attention_mask"],
+                position_ids=batch["teacher_position_ids"],
             ).logits
         width = student.shape[1]
         assert torch.allclose(
@@ -288,7 +326,9 @@ def test_a_grpo_step_raises_the_log_prob_of_the_rewarded_completion(
 
         with torch.no_grad():
             logits = model(
-                input_ids=batch["student_input_ids"], attention_mask=batch["student_attention_mask"]
+                input_ids=batch["student_input_ids"],
+                attention_mask=batch["student_attention_mask"],
+                position_ids=batch["student_position_ids"],
             ).logits
             lp = token_logprobs(
                 distill.completion_logits(

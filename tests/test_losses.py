@@ -147,3 +147,44 @@ def test_the_sampled_token_loss_from_two_log_probs_equals_trls_from_two_sets_of_
     torch.testing.assert_close(grad_got, grad_want)
     hand = (math.log(0.5) - math.log(0.25)) * math.log(0.5)  # (log p_s - log p_t) * log p_s
     assert float(losses.sampled_token_loss(torch.tensor([math.log(0.5)]), torch.tensor([math.log(0.25)]))) == pytest.approx(hand)  # fmt: skip
+
+
+@pytest.mark.parametrize("mode,alpha", [("sampled_token", 1.0), ("full_logits", 0.5), ("topk_logits", 1.0)])
+def test_chunked_loss_terms_and_gradients_equal_the_whole_batch_ones(mode, alpha):
+    """Chunks of 2 x 3 tokens x 11 logits (four slices of a 10-token batch) against one pass over everything."""
+    torch.manual_seed(0)
+    student = torch.randn(2, 10, 11, requires_grad=True)
+    teacher, ids = torch.randn(2, 10, 11), torch.randint(0, 11, (2, 10))
+    whole = losses.distillation_terms(student, teacher, ids, mode, alpha, topk=3, chunk_elements=10**6)
+    (whole_grad,) = torch.autograd.grad((whole[0] + whole[1]).sum(), student)
+    chunked = losses.distillation_terms(student, teacher, ids, mode, alpha, topk=3, chunk_elements=2 * 3 * 11)
+    (chunked_grad,) = torch.autograd.grad((chunked[0] + chunked[1]).sum(), student)
+    for got, want in zip(chunked, whole, strict=True):
+        assert got.shape == (2, 10) and torch.allclose(got, want, atol=1e-6)
+    assert torch.allclose(chunked_grad, whole_grad, atol=1e-6)
+    assert not chunked[2].requires_grad and not chunked[3].requires_grad  # records carry no graph
+
+
+def test_chunked_log_probs_keep_no_whole_batch_log_softmax_for_backward():
+    """The tensors autograd keeps for backward: one pass keeps a float32 log-softmax of every logit; chunks keep
+    only their inputs (views of the logits) and recompute the rest."""
+    torch.manual_seed(0)
+    logits = torch.randn(2, 64, 50, requires_grad=True)
+    ids = torch.randint(0, 50, (2, 64))
+
+    def kept_elements(chunk_elements: int) -> int:
+        sizes = []
+
+        def pack(t):
+            sizes.append(t.numel() if t.data_ptr() != logits.data_ptr() else 0)
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            losses.chunked_logprobs(logits, ids, chunk_elements=chunk_elements).sum()
+        return max(sizes)
+
+    assert kept_elements(10**6) >= logits.numel()  # the whole log-softmax
+    assert kept_elements(2 * 8 * 50) <= 2 * 8 * 50  # no saved tensor larger than one chunk
+    assert torch.allclose(
+        losses.chunked_logprobs(logits, ids, chunk_elements=2 * 8 * 50), losses.token_logprobs(logits, ids)
+    )

@@ -163,18 +163,24 @@ def bucket_by_length(examples: list[Example], batch_size: int, seed: int, window
 
 
 def padding_waste(examples: list[Example], batch_size: int) -> float:
-    """Share of padded positions in the student and teacher batches, in this order."""
+    """Share of padded positions in the student and teacher batches, in this order, as `Collator` lays them out
+    (prompts padded to the longest prompt, completions to the longest completion)."""
     real = padded = 0
     for start in range(0, len(examples), batch_size):
         batch = examples[start : start + batch_size]
-        for lengths in ([len(e.student_ids) for e in batch], [len(e.teacher_ids) for e in batch]):
-            real += sum(lengths)
-            padded += max(lengths) * len(lengths)
+        width = max(len(e.completion_ids) for e in batch)
+        for prompts in ([e.student_prompt_len for e in batch], [e.teacher_prompt_len for e in batch]):
+            real += sum(prompts) + sum(len(e.completion_ids) for e in batch)
+            padded += (max(prompts) + width) * len(batch)
     return 1.0 - real / padded if padded else 0.0
 
 
 @dataclass
 class Collator:
+    """Batches with every completion starting at one column: prompts are padded on the left, completions on the
+    right, and position ids count only real tokens (so padding changes no logit). The model's output projection
+    then runs on the last `width + 1` positions only (`logits_to_keep`), never over the prompts."""
+
     pad_token_id: int
     with_teacher: bool = True
 
@@ -186,12 +192,11 @@ class Collator:
             return torch.tensor([list(s) + [value] * (width - len(s)) for s in seqs], dtype=dtype)
 
         lengths = torch.tensor([len(e.completion_ids) for e in examples])
+        width = int(lengths.max())
         batch = {
-            "student_input_ids": pad([e.student_ids for e in examples], self.pad_token_id),
-            "student_attention_mask": pad([[1] * len(e.student_ids) for e in examples], 0),
-            "student_prompt_lens": torch.tensor([e.student_prompt_len for e in examples]),
+            **self._aligned("student", [(e.student_ids, e.student_prompt_len) for e in examples], width),
             "completion_ids": pad([e.completion_ids for e in examples], 0),
-            "completion_mask": (torch.arange(int(lengths.max()))[None, :] < lengths[:, None]).float(),
+            "completion_mask": (torch.arange(width)[None, :] < lengths[:, None]).float(),
             "rollout_logprobs": pad([e.rollout_logprobs for e in examples], 0.0, torch.float32),
             "advantages": torch.tensor([e.advantage for e in examples], dtype=torch.float32),
             "row": torch.tensor([e.index for e in examples]),
@@ -199,9 +204,27 @@ class Collator:
         if self.with_teacher and examples[0].teacher_logprobs is not None:  # scored by the engine: no forward
             batch["teacher_logprobs"] = pad([e.teacher_logprobs for e in examples], 0.0, torch.float32)
         elif self.with_teacher:
-            batch |= {
-                "teacher_input_ids": pad([e.teacher_ids for e in examples], self.pad_token_id),
-                "teacher_attention_mask": pad([[1] * len(e.teacher_ids) for e in examples], 0),
-                "teacher_prompt_lens": torch.tensor([e.teacher_prompt_len for e in examples]),
-            }
+            batch |= self._aligned(
+                "teacher", [(e.teacher_ids, e.teacher_prompt_len) for e in examples], width
+            )
         return batch
+
+    def _aligned(self, side: str, rows: list[tuple[list[int], int]], width: int) -> dict:
+        """`<side>_input_ids`, `_attention_mask`, `_position_ids`, and `_prompt_lens` (the column where every
+        completion starts, the same for every row)."""
+        import torch
+
+        start = max(prompt_len for _, prompt_len in rows)
+        ids, mask = [], []
+        for seq, prompt_len in rows:
+            left = start - prompt_len
+            right = start + width - left - len(seq)
+            ids.append([self.pad_token_id] * left + list(seq) + [self.pad_token_id] * right)
+            mask.append([0] * left + [1] * len(seq) + [0] * right)
+        mask = torch.tensor(mask)
+        return {
+            f"{side}_input_ids": torch.tensor(ids),
+            f"{side}_attention_mask": mask,
+            f"{side}_position_ids": (mask.cumsum(-1) - 1).clamp(min=0),
+            f"{side}_prompt_lens": torch.full((len(rows),), start),
+        }

@@ -102,11 +102,13 @@ def make_teacher(
     return TeacherState(model, cfg.teacher, cfg.finetune, cfg.ema_rate, initial)
 
 
-def forward_completion_logits(model, ids, mask, prompt_lens, width):
-    """The model's logits at the positions that predict each completion token."""
-    from sdfb.losses import completion_logits  # torch: loaded when a model runs, not with the package
-
-    return completion_logits(model(input_ids=ids, attention_mask=mask).logits, prompt_lens, width)
+def forward_completion_logits(model, ids, mask, positions, width):
+    """The model's logits at the positions that predict each completion token. The batch is aligned (`Collator`):
+    every completion starts at one column, so the output projection runs on the last width + 1 positions only."""
+    logits = model(
+        input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=width + 1
+    ).logits
+    return logits[:, :-1]
 
 
 def student_logits(model, batch):
@@ -115,7 +117,7 @@ def student_logits(model, batch):
         model,
         batch["student_input_ids"],
         batch["student_attention_mask"],
-        batch["student_prompt_lens"],
+        batch["student_position_ids"],
         width,
     )
 
@@ -130,7 +132,7 @@ def student_and_teacher_logits(model, batch, teacher: TeacherState | None = None
             model,
             batch["teacher_input_ids"],
             batch["teacher_attention_mask"],
-            batch["teacher_prompt_lens"],
+            batch["teacher_position_ids"],
             width,
         )
     return student_logits(model, batch), t.detach()

@@ -20,14 +20,13 @@ from sdfb.config import DistillConfig
 from sdfb.distill.checkpoint import save_round_stats, save_teacher_state
 from sdfb.distill.teacher import TeacherState, disabled_adapter, student_and_teacher_logits, student_logits
 from sdfb.losses import (
+    chunked_logprobs,
+    distillation_terms,
     grpo_token_loss,
     importance_clip,
     k3_kl,
     masked_mean,
-    per_token_loss,
-    reverse_kl,
     sampled_token_loss,
-    token_logprobs,
 )
 
 
@@ -75,12 +74,12 @@ class RoundStats:
 def grpo_loss(model, inputs, cfg: DistillConfig):
     """Per-token clipped surrogate on the group advantages (plus the k3 KL to the base policy when kl_beta > 0);
     returns it with the log-probs, teacher log-probs (NaN: no teacher), advantages and KL to record."""
-    logp = token_logprobs(student_logits(model, inputs), inputs["completion_ids"])
+    logp = chunked_logprobs(student_logits(model, inputs), inputs["completion_ids"])
     adv = inputs["advantages"][:, None]
     per_token = grpo_token_loss(logp, inputs["rollout_logprobs"], adv, cfg.grpo.clip_low, cfg.grpo.clip_high)
     if cfg.grpo.kl_beta:
         with torch.no_grad(), disabled_adapter(model):
-            ref = token_logprobs(student_logits(model, inputs), inputs["completion_ids"])
+            ref = chunked_logprobs(student_logits(model, inputs), inputs["completion_ids"])
         per_token = per_token + cfg.grpo.kl_beta * k3_kl(logp, ref)
     return per_token, logp, torch.full_like(logp, math.nan), adv.expand_as(logp), torch.zeros_like(logp)
 
@@ -92,20 +91,19 @@ def distillation_loss(model, inputs, cfg: DistillConfig, teacher: TeacherState):
     if "teacher_logprobs" in inputs:
         return _engine_teacher_loss(model, inputs, cfg)
     student, t = student_and_teacher_logits(model, inputs, teacher)
-    per_token = per_token_loss(student, t, ids, cfg.mode, cfg.alpha, cfg.topk, cfg.topk_tail)
-    logp = token_logprobs(student, ids)
+    per_token, logp, teacher_lp, kl = distillation_terms(
+        student, t, ids, cfg.mode, cfg.alpha, cfg.topk, cfg.topk_tail
+    )
     if cfg.importance_clip:
         per_token = importance_clip(per_token, logp, inputs["rollout_logprobs"], cfg.importance_clip)
-    with torch.no_grad():
-        teacher_lp = token_logprobs(t, ids)
-        return per_token, logp, teacher_lp, teacher_lp - logp.detach(), reverse_kl(student.detach(), t)
+    return per_token, logp, teacher_lp, teacher_lp - logp.detach(), kl
 
 
 def _engine_teacher_loss(model, inputs, cfg: DistillConfig):
     """The sampled-token loss against the engine-scored teacher: only the student runs. The KL reported is the
     sampled-token estimate log p_s - log p_t (the full-vocabulary one needs the teacher's logits)."""
     ids, teacher_lp = inputs["completion_ids"], inputs["teacher_logprobs"]
-    logp = token_logprobs(student_logits(model, inputs), ids)
+    logp = chunked_logprobs(student_logits(model, inputs), ids)
     per_token = sampled_token_loss(logp, teacher_lp)
     if cfg.importance_clip:
         per_token = importance_clip(per_token, logp, inputs["rollout_logprobs"], cfg.importance_clip)
