@@ -112,11 +112,11 @@ def guarded(target: Path) -> Iterator[None]:
         err.print(f"stopped; finished stages in {target} are kept, rerun the same command to resume")
         raise typer.Exit(130) from None
     finally:
-        _send_logs()
+        send_logs()
         end_children(keep=earlier)
 
 
-def _send_logs() -> None:
+def send_logs() -> None:
     """Send the run's last log lines while a temporary Prefect server still runs (at exit it stops first)."""
     import sys
 

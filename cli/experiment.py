@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from cli.common import console, err, guarded
+from cli.server import early_server
 from sdfb.summary import COMPARISON_HEADER, comparison_rows
 
 
@@ -39,10 +40,12 @@ def experiment(
         print_plan(exp, the_plan)
         return
     root = (run_dir or Path("runs") / exp.name).resolve()
-    from flows.experiment import experiment as experiment_flow
-
     keyed = {f"{arm}/{seed}": cfg for (arm, seed), cfg in configs.items()}
-    with guarded(root):
+    with early_server() as server, guarded(root):  # the server first: guarded imports prefect
+        from flows.experiment import experiment as experiment_flow
+
+        if server:
+            server.wait()
         experiment_flow(exp, keyed, str(root))
     print_comparison(root / "analysis")
     console.print(f"report: {root / 'report.html'}")

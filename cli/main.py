@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from cli.common import console, err, guarded, user_errors
+from cli.server import EarlyServer, early_server
 from sdfb.config import ConfigError, load_config
 from sdfb.summary import RESULTS_HEADER, results_rows
 
@@ -66,13 +67,13 @@ def run(
     target = (run_dir or Path("runs") / cfg.name).resolve()
     from sdfb.models import check_model
 
-    with guarded(target):
+    with early_server() as server, guarded(target):  # the server first: guarded imports prefect
         check_model(cfg.model.name_or_path)
-        summary = _start_pipeline(cfg, target, started)
+        summary = _start_pipeline(cfg, target, started, server)
     print_results(Path(summary))
 
 
-def _start_pipeline(cfg, target: Path, started: float) -> str:
+def _start_pipeline(cfg, target: Path, started: float, server: EarlyServer | None) -> str:
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "sdfb")
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     from transformers.utils import logging as hf_logging
@@ -80,6 +81,8 @@ def _start_pipeline(cfg, target: Path, started: float) -> str:
     from flows.pipeline import pipeline
 
     hf_logging.disable_progress_bar()
+    if server:
+        server.wait()
     return pipeline(cfg, str(target), started_at=started)
 
 
