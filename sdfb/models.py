@@ -13,6 +13,7 @@ from sdfb.atomic import atomic_path
 log = logging.getLogger(__name__)
 
 SMOLLM2_ALIAS = "smollm2-135m"
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the model the alias's GGUF was converted from
 TINY_ALIAS = "tiny"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _CHATML = (

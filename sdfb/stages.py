@@ -19,6 +19,10 @@ from sdfb.store import StageKey, output_hash
 
 BASE = "base"  # the checkpoint name of the untrained model
 
+# Settings that say where a stage's results are reported (trackers) or published (the Hub), not what it computes:
+# left out of every stage key, so turning tracking or pushing on in a finished run folder redoes nothing.
+UNHASHED = ("distill.report_to", "distill.tracker_project", "distill.push_to_hub", "distill.hub_token_secret")
+
 
 @dataclass(frozen=True)
 class Output:
@@ -126,8 +130,17 @@ def _dump(value: Any) -> Any:
 
 
 def config_part(cfg: RunConfig, name: str) -> dict[str, Any]:
-    """Exactly the config values stage `name` declares, keyed by their dotted names."""
-    return {key: _dump(_lookup(cfg, key)) for key in stage(name).sections}
+    """Exactly the config values stage `name` declares, keyed by their dotted names, less the `UNHASHED` ones."""
+    part = {key: _dump(_lookup(cfg, key)) for key in stage(name).sections}
+    for dotted in UNHASHED:
+        part.pop(dotted, None)  # declared on its own
+        for declared, value in part.items():  # or inside a declared section
+            if dotted.startswith(declared + "."):
+                *parents, leaf = dotted.removeprefix(declared + ".").split(".")
+                for key in parents:
+                    value = value[key]
+                value.pop(leaf, None)
+    return part
 
 
 def data_file_hashes(data: Any) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """Training of one round: self-distillation (or GRPO for the binary condition) on the round's rollouts and
-contexts; saves the adapter (or weights) and the teacher state, per-sample and per-token records.
+contexts; saves the adapter (or weights) and the teacher state, per-sample and per-token records; reports the
+round to the configured trackers and, with distill.push_to_hub, pushes it to the Hugging Face Hub.
 
 No retries: a crashed round resumes from its last intra-round checkpoint (distill.save_steps) on rerun.
 """
@@ -16,6 +17,8 @@ from sdfb.distill.checkpoint import discard_partial, is_main_process
 from sdfb.generation import sleep_engines
 from sdfb.stages import config_view, stage, stage_key
 from sdfb.store import finish_folder, read_table, write_errors, write_table
+from sdfb.tracking import log_metrics, round_metrics, tracker_run
+from tasks._hub import hub_target, push_round
 from tasks._stage import finished, stage_paths, task_logger
 
 
@@ -29,7 +32,8 @@ def run_round(
     teacher: str,
     previous: str | None,
 ) -> str:
-    """The stage itself, also run by `sdfb train-round` under `accelerate launch` (only rank 0 writes files)."""
+    """The stage itself, also run by `sdfb train-round` under `accelerate launch` (only rank 0 writes files). With
+    distill.push_to_hub, the finished round is pushed (also one finished earlier: an unchanged push is a no-op)."""
     inputs = {
         "rollouts": rollouts,
         "contexts": contexts,
@@ -38,18 +42,27 @@ def run_round(
         "previous": previous,
     }
     paths = stage_paths("distill", run_dir, round=round_index)
+    hub = hub_target(cfg) if is_main_process() else None  # before training: a missing token costs no training
     if finished("distill", cfg, run_dir, inputs, round=round_index):
         task_logger().info("distill: finished earlier, reusing %s", paths["checkpoint"])
-        return str(paths["checkpoint"])
+    else:
+        _train(cfg, run_dir, round_index, inputs, paths)
+    if hub is not None:  # after the manifest: a failed push leaves the round finished, and a rerun pushes it
+        push_round(cfg, hub, round_index, paths["checkpoint"])
+    return str(paths["checkpoint"])
+
+
+def _train(cfg: RunConfig, run_dir: str, round_index: int, inputs: dict, paths: dict[str, Path]) -> None:
     with write_errors(run_dir, "distill"):
         sleep_engines()  # GPU: the rollout engine gives its memory back while training runs
         started, c = time.perf_counter(), config_view(cfg, "distill")
         tables = {name: read_table(inputs[name]) for name in ("rollouts", "contexts", "grades")}
-        teacher_scores = read_table(teacher)
+        teacher_scores, previous = read_table(inputs["teacher"]), inputs["previous"]
+        tracking = tracker_run(cfg, run_dir, round_index)
         result = distill.run_round(
             c.model, c.distill, objective(c.context, c.distill), c.seed, round_index,
             **tables, previous=previous and Path(previous), checkpoint=paths["checkpoint"],
-            teacher_scores=teacher_scores if len(teacher_scores) else None,
+            teacher_scores=teacher_scores if len(teacher_scores) else None, tracking=tracking,
         )  # fmt: skip
         if is_main_process():  # other ranks of a multi-process launch leave the writing to rank 0
             key, schemas = stage_key(cfg, "distill", inputs, round=round_index), stage("distill").outputs
@@ -75,7 +88,7 @@ def run_round(
             finish_folder(paths["checkpoint"], key, {**extra, "stage": "checkpoint", "seconds": 0.0})
             discard_partial(paths["checkpoint"])
             task_logger().info("distill: %s", result.metrics)
-    return str(paths["checkpoint"])
+            log_metrics(tracking, round_metrics(result.metrics), round_index)
 
 
 # The task is the stage function itself; `sdfb train-round` calls `run_round` directly.

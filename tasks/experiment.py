@@ -15,6 +15,7 @@ from sdfb.experiment import ExperimentConfig, analyse, arm_dir, shared_counts
 from sdfb.models import load_tokenizer
 from sdfb.report import write_report
 from sdfb.summary import comparison_markdown, stage_times
+from tasks._artifacts import artifact_key
 
 
 def write_analysis(folder: Path, tables: dict[str, pd.DataFrame], summary: dict) -> Path:
@@ -48,11 +49,15 @@ def analyse_experiment(
     summary["timing"] = _timing(Path(root), started_at)
     path = write_analysis(Path(root) / "analysis", tables, summary)
     report = write_report(Path(root) / "analysis", Path(root) / "report.html")
-    key = exp.name.lower().replace("_", "-").replace(".", "-")
-    create_markdown_artifact(key=f"{key}-comparison", markdown=comparison_markdown(tables, summary))
+    create_markdown_artifact(
+        key=artifact_key(exp.name, "comparison"), markdown=comparison_markdown(tables, summary)
+    )
     if not tables["comparisons"].empty:
-        create_table_artifact(key=f"{key}-paired", table=tables["comparisons"].round(4).to_dict("records"))
+        records = tables["comparisons"].round(4).to_dict("records")
+        create_table_artifact(key=artifact_key(exp.name, "paired"), table=records)
     create_link_artifact(
-        key=f"{key}-report", link=report.resolve().as_uri(), link_text="experiment report (HTML)"
+        key=artifact_key(exp.name, "report"),
+        link=report.resolve().as_uri(),
+        link_text="experiment report (HTML)",
     )
     return str(path)

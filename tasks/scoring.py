@@ -1,4 +1,7 @@
-"""Benchmark scoring of a checkpoint on the held-out problems, with a Prefect table artifact."""
+"""Benchmark scoring of a checkpoint on the held-out problems, with a Prefect table artifact; new scores are also
+logged to the configured trackers, in the run of the checkpoint's round (step: the round, 0 for the base model)."""
+
+import time
 
 from prefect import task
 from prefect.artifacts import create_table_artifact
@@ -9,7 +12,9 @@ from sdfb.generation import make_generator
 from sdfb.prompts import load_template
 from sdfb.scoring import sample_and_grade, score_samples
 from sdfb.stages import ConfigView
-from sdfb.store import read_table
+from sdfb.store import read_manifest, read_table
+from sdfb.tracking import checkpoint_round, log_metrics, score_metrics, tracker_run
+from tasks._artifacts import artifact_key
 from tasks._stage import Inputs, run_stage
 
 
@@ -32,10 +37,14 @@ def score_checkpoint(
 ) -> str:
     inputs = {"eval_problems": eval_problems, "adapter": adapter}
     samples = run_stage("eval_samples", cfg, run_dir, inputs, _eval_samples, checkpoint=checkpoint)
+    started = time.time()
     scores = run_stage("scores", cfg, run_dir, {"eval_samples": samples}, _scores, checkpoint=checkpoint)
     row = read_table(scores).iloc[0].to_dict()
+    if read_manifest(scores)["finished_at"] >= started:  # scored now, not reused: logged once
+        step = checkpoint_round(checkpoint)
+        log_metrics(tracker_run(cfg, run_dir, step), score_metrics(row), step)
     create_table_artifact(
-        key=f"{cfg.name}-{checkpoint}".lower().replace("_", "-"),
+        key=artifact_key(cfg.name, cfg.context.condition, checkpoint),
         table=[{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}],
         description=f"{cfg.name}: Avg@{cfg.eval.k}, Pass@{cfg.eval.k}, Maj@{cfg.eval.k} of {checkpoint}",
     )

@@ -14,10 +14,23 @@ from sdfb.localisation import round_localisation
 from sdfb.stages import output_path, summary_path
 from sdfb.store import MANIFEST_SUFFIX, read_manifest, read_table
 from sdfb.summary import build_summary, localisation_rows, results_markdown
+from tasks._artifacts import artifact_key
 from tasks._stage import task_logger
 
 
-def _round_stats(run_dir: str, round_index: int) -> dict:
+def _round_inputs(run_dir: str, round_index: int) -> list[str]:
+    """The content hashes of the tables a round's statistics come from (their manifests are verified on read)."""
+    paths = [output_path(run_dir, s, round=round_index) for s in ("grades", "critiques")]
+    paths += [output_path(run_dir, "distill", out, round=round_index) for out in ("tokens", "checkpoint")]
+    return [str(read_manifest(p).get("content_hash")) for p in paths]
+
+
+def _round_stats(run_dir: str, round_index: int, previous: dict[int, dict]) -> dict:
+    """A round's statistics; reused from the previous summary when computed from the same tables (a rerun of a
+    finished run then costs no table reads and no statistics)."""
+    inputs = _round_inputs(run_dir, round_index)
+    if previous.get(round_index, {}).get("inputs") == inputs:
+        return previous[round_index]
     grades = read_table(output_path(run_dir, "grades", round=round_index))
     critiques = read_table(output_path(run_dir, "critiques", round=round_index))
     tokens = read_table(output_path(run_dir, "distill", "tokens", round=round_index))
@@ -39,7 +52,15 @@ def _round_stats(run_dir: str, round_index: int) -> dict:
         "critique_status": critiques["status"].value_counts().to_dict(),
         "distill": read_manifest(output_path(run_dir, "distill", "checkpoint", round=round_index))["metrics"],
         "localisation": localisation,
+        "inputs": inputs,
     }
+
+
+def _previous_rounds(root: Path) -> dict[int, dict]:
+    try:
+        return {r["round"]: r for r in json.loads(summary_path(root).read_text()).get("rounds", [])}
+    except (OSError, ValueError, KeyError, TypeError):  # no summary yet, or one this version cannot read
+        return {}
 
 
 @task(name="write-summary", cache_policy=NONE)
@@ -49,18 +70,19 @@ def write_summary(cfg: RunConfig, run_dir: str, score_paths: list[str], started_
         str(p.relative_to(root)): json.loads(p.read_text()) for p in sorted(root.rglob(f"*{MANIFEST_SUFFIX}"))
     }
     scores = [read_table(p).iloc[0].to_dict() for p in score_paths]
-    rounds = [_round_stats(run_dir, r) for r in range(1, cfg.rounds + 1)]
+    previous = _previous_rounds(root)
+    rounds = [_round_stats(run_dir, r, previous) for r in range(1, cfg.rounds + 1)]
     summary = build_summary(
         cfg.name, cfg.model_dump(mode="json"), scores, rounds, manifests, started_at, time.time()
     )
     path = write_text(summary_path(root), json.dumps(summary, indent=2, default=str))
     create_markdown_artifact(
-        key=f"{cfg.name}-results".lower().replace("_", "-").replace(".", "-"),
+        key=artifact_key(cfg.name, cfg.context.condition, "results"),
         markdown=f"# {cfg.name}\n\n{results_markdown(summary)}\n\nrun folder: `{root}`",
         description="sdfb results per checkpoint",
     )
     create_table_artifact(
-        key=f"{cfg.name}-localisation".lower().replace("_", "-").replace(".", "-"),
+        key=artifact_key(cfg.name, cfg.context.condition, "localisation"),
         table=localisation_rows(summary),
         description="where the negative advantage falls, per round (95% intervals over attempts)",
     )

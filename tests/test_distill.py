@@ -398,6 +398,22 @@ def distill_schema_tokens() -> list[str]:
     return schemas.TOKENS.names
 
 
+def round_tables(tokenizer) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The rollouts, contexts and grades of a four-sample round, as `distill.run_round` reads them."""
+    examples = _examples(tokenizer, n=4)
+    rollouts = pd.DataFrame(
+        [{"problem_id": e.problem_id, "sample_index": e.sample_index, "prompt_ids": e.student_ids[: e.student_prompt_len],
+          "completion_ids": e.completion_ids, "logprobs": [0.0] * len(e.completion_ids),
+          "completion_text": tokenizer.decode(e.completion_ids, skip_special_tokens=True)} for e in examples]
+    )  # fmt: skip
+    teacher_prompts = [tokenizer.decode(e.teacher_ids[: e.teacher_prompt_len]) for e in examples]
+    contexts = rollouts[["problem_id", "sample_index"]].assign(
+        teacher_prompt=teacher_prompts, train=True, first_wrong_step=1
+    )
+    grades = rollouts[["problem_id", "sample_index"]].assign(correct=[True, False, True, False])
+    return rollouts, contexts, grades
+
+
 @pytest.mark.parametrize("teacher", ["base", "ema"])
 def test_run_round_trains_and_saves_the_adapter_in_place_of_the_checkpoint(
     tiny_model_path, tiny_tokenizer, tmp_path, teacher
@@ -405,17 +421,7 @@ def test_run_round_trains_and_saves_the_adapter_in_place_of_the_checkpoint(
     from sdfb.config import ModelConfig
     from sdfb.distill.checkpoint import load_teacher_state
 
-    examples = _examples(tiny_tokenizer, n=4)
-    rollouts = pd.DataFrame(
-        [{"problem_id": e.problem_id, "sample_index": e.sample_index, "prompt_ids": e.student_ids[: e.student_prompt_len],
-          "completion_ids": e.completion_ids, "logprobs": [0.0] * len(e.completion_ids),
-          "completion_text": tiny_tokenizer.decode(e.completion_ids, skip_special_tokens=True)} for e in examples]
-    )  # fmt: skip
-    teacher_prompts = [tiny_tokenizer.decode(e.teacher_ids[: e.teacher_prompt_len]) for e in examples]
-    contexts = rollouts[["problem_id", "sample_index"]].assign(
-        teacher_prompt=teacher_prompts, train=True, first_wrong_step=1
-    )
-    grades = rollouts[["problem_id", "sample_index"]].assign(correct=[True, False, True, False])
+    rollouts, contexts, grades = round_tables(tiny_tokenizer)
     checkpoint = tmp_path / "checkpoints" / "round_0001"
     cfg = DistillConfig(
         learning_rate=1e-3, batch_size=2, save_steps=1, teacher=teacher, lora=LoraConfig(r=8, alpha=16)

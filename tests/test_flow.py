@@ -77,11 +77,12 @@ def test_scores_are_published_as_prefect_artifacts(smoke_run):
     from prefect.artifacts import Artifact
 
     cfg, _, _ = smoke_run
-    for key in ("smoke-base", "smoke-round-0002", "smoke-results", "smoke-localisation"):
+    keys = ("base", "round-0002", "results", "localisation")  # after the run's name and condition
+    for key in (f"smoke-step-aligned-{key}" for key in keys):
         artifact = Artifact.get(key)
         assert artifact is not None, f"no artifact {key}"
-    assert "Avg@k" in Artifact.get("smoke-results").data
-    assert "neg. mass in wrong step" in Artifact.get("smoke-localisation").data
+    assert "Avg@k" in Artifact.get("smoke-step-aligned-results").data
+    assert "neg. mass in wrong step" in Artifact.get("smoke-step-aligned-localisation").data
 
 
 def test_every_trained_token_is_located_and_each_round_reports_where_the_signal_falls(smoke_run):

@@ -33,6 +33,11 @@ CHANGES = {
     "distill.teacher_source=engine": {"teacher", "distill"},
     "eval.sampling.temperature=0.5": {"eval_samples"},
     "eval.k=1": {"eval_samples", "scores"},
+    # where a run is reported and published: no stage's key (stages.UNHASHED), so a finished run stays finished
+    "distill.report_to=[tensorboard]": set(),
+    "distill.tracker_project=other": set(),
+    "distill.push_to_hub=me/sdfb-round{round}": set(),
+    "distill.hub_token_secret=other-token": set(),
     "name=other": set(),
     "rounds=3": set(),
 }
@@ -133,6 +138,7 @@ REAL_CHANGES = [
     "distill.learning_rate=0.002",
     "eval.k=1",
     "name=other",
+    "distill.report_to=[tensorboard]",
     pytest.param("rollout.engine=vllm", marks=pytest.mark.vllm),
 ]
 

@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sdfb.config.reporting import HubRepo, Trackers
+
 
 class ConfigError(ValueError):
     """A configuration that cannot run; the message names the key and what to do."""
@@ -251,6 +253,14 @@ class DistillConfig(_Frozen):
     save_steps: int = Field(0, ge=0)
     lora: LoraConfig = LoraConfig()
     grpo: GRPOConfig = GRPOConfig()
+    # Where a round is reported and published, not what it computes, so outside every stage key (stages.UNHASHED).
+    # Trackers (transformers integrations: tensorboard, trackio, wandb, mlflow, ...) and their project; None: the
+    # run's name (an experiment's arms: the experiment's name).
+    report_to: Trackers = ()
+    tracker_project: str | None = None
+    # A Hub repo id (`{round}` filled in) each round's adapter is pushed to; the token is in a Prefect Secret block.
+    push_to_hub: HubRepo = None
+    hub_token_secret: str = "hf-token"
 
     @model_validator(mode="after")
     def _engine_teacher(self) -> DistillConfig:

@@ -25,6 +25,7 @@ from sdfb.distill.engine_teacher import attach_teacher_logprobs
 from sdfb.distill.examples import Collator, Example, bucket_by_length, padding_waste, prepare_examples
 from sdfb.distill.teacher import TeacherState, make_teacher
 from sdfb.localisation import annotate_tokens
+from sdfb.tracking import TrackerRun, environment, training_arguments
 
 if TYPE_CHECKING:
     from sdfb.distill.trainer import RoundStats
@@ -64,7 +65,9 @@ def prepare_model(
     return get_peft_model(load_model(name, dtype, trust_remote_code=trust), lora)
 
 
-def _training_args(cfg: DistillConfig, output_dir: Path, seed: int, max_steps: int):
+def _training_args(
+    cfg: DistillConfig, output_dir: Path, seed: int, max_steps: int, tracking: TrackerRun | None
+):
     import torch
     from transformers import TrainingArguments
 
@@ -73,7 +76,7 @@ def _training_args(cfg: DistillConfig, output_dir: Path, seed: int, max_steps: i
         gradient_accumulation_steps=cfg.gradient_accumulation_steps, num_train_epochs=cfg.epochs,
         max_steps=max_steps, learning_rate=cfg.learning_rate, lr_scheduler_type="constant",
         max_grad_norm=cfg.max_grad_norm, logging_steps=1, save_strategy="steps" if cfg.save_steps else "no",
-        save_steps=cfg.save_steps or 500, report_to=[], remove_unused_columns=False,
+        save_steps=cfg.save_steps or 500, **training_arguments(tracking), remove_unused_columns=False,
         use_cpu=not torch.cuda.is_available(), bf16=torch.cuda.is_available(), seed=seed, data_seed=seed,
         dataloader_num_workers=0, disable_tqdm=True,
         # the examples arrive in bucket_by_length's order, which the Trainer must keep (and keeps on resume)
@@ -91,29 +94,34 @@ def train_round(
     objective: str = "self_distillation",
     teacher: TeacherState | None = None,
     max_steps: int = -1,
+    tracking: TrackerRun | None = None,
 ) -> RoundResult:
-    """Train `model` in place on `examples`; resumes from the newest checkpoint in `output_dir` if there is one."""
+    """Train `model` in place on `examples`; resumes from the newest checkpoint in `output_dir` if there is one.
+    `tracking`: the trackers (`cfg.report_to`) and run names the Trainer reports the training curve to."""
     from transformers.trainer_utils import get_last_checkpoint
 
     from sdfb.distill.trainer import RoundStats, SelfDistillationTrainer
 
     if not examples:
         raise ValueError("train_round needs at least one example; use empty_round() for a round without any")
+    assert tracking is None or tracking.report_to == cfg.report_to, (tracking, cfg.report_to)
+    assert tracking is not None or not cfg.report_to, f"report_to={cfg.report_to} needs a tracker run"
     teacher = teacher or TeacherState(model, cfg.teacher, cfg.finetune, cfg.ema_rate)
     if objective == "control":  # the same loop and records, weights left as they are
         cfg = cfg.model_copy(update={"learning_rate": 0.0})
     ordered, stats = bucket_by_length(examples, cfg.batch_size, seed), RoundStats()
-    trainer = SelfDistillationTrainer(
-        model=model, args=_training_args(cfg, output_dir, seed, max_steps), train_dataset=ordered,
-        data_collator=Collator(tokenizer.pad_token_id, with_teacher=objective != "grpo"),
-        distill=cfg, objective=objective, stats=stats, teacher=teacher,
-    )  # fmt: skip
-    resume = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
-    load_teacher_state(teacher, resume)
-    if (saved := load_round_stats(resume)) is not None:
-        stats.restore(saved)  # records of the samples trained on before the crash
-    started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume)
+    with environment(tracking):  # the integrations read it when the Trainer is built and while it trains
+        trainer = SelfDistillationTrainer(
+            model=model, args=_training_args(cfg, output_dir, seed, max_steps, tracking), train_dataset=ordered,
+            data_collator=Collator(tokenizer.pad_token_id, with_teacher=objective != "grpo"),
+            distill=cfg, objective=objective, stats=stats, teacher=teacher,
+        )  # fmt: skip
+        resume = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+        load_teacher_state(teacher, resume)
+        if (saved := load_round_stats(resume)) is not None:
+            stats.restore(saved)  # records of the samples trained on before the crash
+        started = time.perf_counter()
+        result = trainer.train(resume_from_checkpoint=resume)
     seen = [e for e in examples if e.index in stats.per_sample]
     per_sample = pd.DataFrame(
         [
@@ -197,11 +205,12 @@ def run_round(
     previous: Path | None,
     checkpoint: Path,
     teacher_scores: pd.DataFrame | None = None,
+    tracking: TrackerRun | None = None,
 ) -> RoundResult:
     """The distillation stage's work: train this round from the previous round's weights (resuming from the
     intra-round checkpoints beside `checkpoint`) and save the new weights to `checkpoint` (main process only).
     `teacher_scores`: the engine-scored teacher's log-probs (`engine_teacher.score_teacher`); the trainer then runs
-    no teacher forward."""
+    no teacher forward. `tracking`: where the training curve is reported (`sdfb.tracking.tracker_run`)."""
     from sdfb.models import load_tokenizer
 
     tokenizer = load_tokenizer(model.name_or_path, model.trust_remote_code)
@@ -219,8 +228,9 @@ def run_round(
     if examples:
         seed = seed + round_index
         result = train_round(
-            student, tokenizer, examples, distill, partial_dir(checkpoint), seed, objective, teacher
-        )
+            student, tokenizer, examples, distill, partial_dir(checkpoint), seed, objective, teacher,
+            tracking=tracking,
+        )  # fmt: skip
     else:
         log.warning("distill: no trainable samples this round (the condition gave none); weights unchanged")
         result = empty_round()

@@ -82,12 +82,17 @@ def load_experiment(
 
 
 def arm_config(exp: ExperimentConfig, recipe: Path, arm: Arm, seed: int) -> RunConfig:
-    """The run config of one arm and seed: the recipe, the experiment's overrides, the arm's, then the seed."""
+    """The run config of one arm and seed: the recipe, the experiment's overrides, the arm's, then the seed; the
+    trackers' project is the experiment's name unless the recipe or an override names one."""
     try:
         tree = merged_tree(
             merged_tree(load_tree(recipe), exp.set), arm.set
         )  # each level merges into the last
-        return build_config(tree, updates={"seed": seed, "name": f"{exp.name}-{arm.name}-s{seed}"})
+        updates = {"seed": seed, "name": f"{exp.name}-{arm.name}-s{seed}"}
+        distill = tree.get("distill")
+        if not isinstance(distill, dict) or distill.get("tracker_project") is None:  # arms share one project
+            updates["distill.tracker_project"] = exp.name
+        return build_config(tree, updates=updates)
     except ConfigError as exc:
         raise ExperimentError(f"arm {arm.name!r} (seed {seed}): {exc}") from None
 
