@@ -206,10 +206,13 @@ def serve_critic(
 
 
 def _register() -> None:
+    from cli.deploy import deploy, serve
     from cli.experiment import experiment, report
 
     app.command()(experiment)
     app.command()(report)
+    app.command()(deploy)
+    app.command()(serve)
 
 
 _register()

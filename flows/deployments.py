@@ -1,0 +1,54 @@
+"""The flows that deployments run (prefect.yaml): each takes a config path plus overrides, so a deployment's
+parameters are plain values a user can edit in the UI, and runs the pipeline (or an experiment) as a subflow tagged
+with its model and condition. Run names say what runs: recipe, condition and date.
+
+    sdfb deploy --pool sdfb-cpu      # register them with a work pool (a worker runs them)
+    sdfb serve                       # or serve them from this process, without a worker
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from prefect import flow, tags
+from prefect.runtime import flow_run
+
+from flows.experiment import experiment
+from flows.pipeline import pipeline
+from sdfb.config import load_config
+from sdfb.deployments import derived_tags, run_name
+
+
+def _today() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+
+
+def _recipe_run_name() -> str:
+    params = flow_run.parameters
+    return run_name(load_config(Path(params["config"]), params.get("overrides") or []), _today())
+
+
+def _experiment_run_name() -> str:
+    return f"{Path(flow_run.parameters['config']).stem}-{_today()}"
+
+
+@flow(name="sdfb-run", flow_run_name=_recipe_run_name, log_prints=False)
+def run_recipe(config: str, overrides: list[str] | None = None, run_dir: str | None = None) -> str:
+    """One recipe (`configs/*.yaml`, paths relative to the repository) in `run_dir` (default runs/<name>); a rerun
+    after a crash resumes from the finished stages."""
+    cfg = load_config(Path(config), overrides or [])
+    target = Path(run_dir or Path("runs") / cfg.name).resolve()
+    with tags(*derived_tags(cfg)):
+        return pipeline.with_options(flow_run_name=run_name(cfg, _today()))(cfg, str(target))
+
+
+@flow(name="sdfb-experiment-run", flow_run_name=_experiment_run_name, log_prints=False)
+def run_experiment(config: str, run_dir: str | None = None) -> str:
+    """One experiment YAML (`configs/experiment-*.yaml`) in `run_dir` (default runs/<name>)."""
+    from sdfb.experiment import load_experiment, resolve_arms
+
+    exp, recipe = load_experiment(Path(config))
+    configs = {f"{arm}/{seed}": cfg for (arm, seed), cfg in resolve_arms(exp, recipe).items()}
+    root = Path(run_dir or Path("runs") / exp.name).resolve()
+    return experiment(exp, configs, str(root))
