@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Serve the critic model on vLLM's OpenAI-compatible server (`sdfb serve-critic`) until stopped.
+#
+# Runs in the GPU image (docker/compose.yaml, profile `critic`) and natively with the venv's bin/ on PATH.
+# Point runs at it with critic.kind=openai, critic.model=$SDFB_CRITIC_MODEL and
+# critic.openai.base_url=http://HOST:$SDFB_CRITIC_PORT/v1; it answers GET /health once the model is loaded.
+#
+# Environment:
+#   SDFB_CRITIC_MODEL          required: alias, folder or hub id of the critic model (also its served name)
+#   SDFB_CRITIC_HOST           address to listen on (default 0.0.0.0)
+#   SDFB_CRITIC_PORT           port to listen on (default 8000)
+#   SDFB_CRITIC_MAX_MODEL_LEN  longest prompt plus reply, in tokens (default: the CLI's, 4096)
+#   SDFB_CRITIC_MEMORY         GPU: share of accelerator memory (default: the CLI's, 0.85)
+#   SDFB_CRITIC_KV_CACHE_GIB   CPU: KV cache size in GiB (default: the CLI's)
+#   SDFB_CRITIC_TRUST_REMOTE_CODE=1  run Python code shipped with the model
+# Extra arguments are passed to `sdfb serve-critic`.
+#
+# Exit codes: 2 SDFB_CRITIC_MODEL is unset; else sdfb serve-critic's own.
+set -euo pipefail
+
+if [[ -z "${SDFB_CRITIC_MODEL:-}" ]]; then
+    echo "error: SDFB_CRITIC_MODEL is not set; set it to the critic's alias, folder or hub id," \
+        "e.g. SDFB_CRITIC_MODEL=Qwen/QwQ-32B" >&2
+    exit 2
+fi
+
+args=(--host "${SDFB_CRITIC_HOST:-0.0.0.0}" --port "${SDFB_CRITIC_PORT:-8000}")
+[[ -n "${SDFB_CRITIC_MAX_MODEL_LEN:-}" ]] && args+=(--max-model-len "$SDFB_CRITIC_MAX_MODEL_LEN")
+[[ -n "${SDFB_CRITIC_MEMORY:-}" ]] && args+=(--memory "$SDFB_CRITIC_MEMORY")
+[[ -n "${SDFB_CRITIC_KV_CACHE_GIB:-}" ]] && args+=(--kv-cache-gib "$SDFB_CRITIC_KV_CACHE_GIB")
+[[ "${SDFB_CRITIC_TRUST_REMOTE_CODE:-0}" == 1 ]] && args+=(--trust-remote-code)
+export DO_NOT_TRACK="${DO_NOT_TRACK:-1}"
+exec sdfb serve-critic "$SDFB_CRITIC_MODEL" "${args[@]}" "$@"
