@@ -22,17 +22,27 @@ OnlyOption = Annotated[
 ]
 
 
+ZOMBIES = "sdfb: crash zombie flow runs"
+
+
 def deploy(
     pool: Annotated[str, typer.Option("--pool", help="work pool whose workers run the deployments")],
     file: FileOption = ROOT / "prefect.yaml",
     only: OnlyOption = None,
+    zombie_seconds: Annotated[
+        int,
+        typer.Option(help="mark a flow run CRASHED after this long without a heartbeat (its worker died)"),
+    ] = 120,
 ) -> None:
     """Register the deployments in prefect.yaml with work pool POOL (create a process pool with
-    `prefect work-pool create POOL --type process`; docker/worker.sh does)."""
+    `prefect work-pool create POOL --type process`; docker/worker.sh does), and the automation that marks flow runs
+    whose worker died as CRASHED (workers send heartbeats: PREFECT_FLOWS_HEARTBEAT_FREQUENCY, set by worker.sh)."""
     from prefect import deploy as prefect_deploy
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
+    file = file.resolve()
+    os.chdir(ROOT)  # the deployments record where their code is (entrypoints relative to this repository)
     deployments = _runner_deployments(file, only)
     with get_client(sync_client=True) as client:
         try:
@@ -43,7 +53,7 @@ def deploy(
                 f"`prefect work-pool create {pool} --type process` (or start docker/worker.sh, which does)"
             )
             raise typer.Exit(2) from None
-    os.chdir(ROOT)  # the deployments record where their code is: this repository
+        zombie_automation(client, zombie_seconds)
     ids = prefect_deploy(
         *deployments, work_pool_name=pool, build=False, push=False, print_next_steps_message=False
     )
@@ -53,13 +63,41 @@ def deploy(
         )
 
 
+def zombie_automation(client, seconds: int) -> None:
+    """Prefect's recipe for self-hosted servers: a run whose heartbeats stop for `seconds` (a worker killed outright,
+    a lost machine) is marked CRASHED, so its deployment can be run again. Created once; an existing one is kept."""
+    from datetime import timedelta
+
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    if client.read_automations_by_name(ZOMBIES):
+        return
+    ends = ("Completed", "Failed", "Cancelled", "Crashed")
+    trigger = EventTrigger(
+        after={"prefect.flow-run.heartbeat"},
+        expect={"prefect.flow-run.heartbeat", *(f"prefect.flow-run.{end}" for end in ends)},
+        match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+        for_each={"prefect.resource.id"},
+        posture=Posture.Proactive,
+        threshold=1,
+        within=timedelta(seconds=seconds),
+    )
+    action = ChangeFlowRunState(state=StateType.CRASHED, message=f"no heartbeat for {seconds} s")
+    client.create_automation(AutomationCore(name=ZOMBIES, trigger=trigger, actions=[action]))
+    console.print(f"created automation {ZOMBIES!r}: no heartbeat for {seconds} s marks a flow run CRASHED")
+
+
 def serve(file: FileOption = ROOT / "prefect.yaml", only: OnlyOption = None) -> None:
     """Serve the deployments in prefect.yaml from this process until Ctrl-C: their schedules fire and runs started
     from the UI or `prefect deployment run` execute here, without a work pool or worker."""
     from prefect import serve as prefect_serve
 
-    deployments = _runner_deployments(file, only)
+    file = file.resolve()
     os.chdir(ROOT)
+    deployments = _runner_deployments(file, only)
     prefect_serve(*deployments)
 
 
@@ -75,6 +113,7 @@ def _runner_deployments(file: Path, only: list[str] | None) -> list:
 
 
 def _runner_deployment(spec):
+    from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron, Interval
 
     from flows.deployments import run_experiment, run_recipe
@@ -93,4 +132,6 @@ def _runner_deployment(spec):
         description=spec.description,
         schedules=schedules,
         job_variables=spec.job_variables or None,
+        # `flows.deployments.run_recipe`: a worker imports the installed package, wherever its checkout is
+        entrypoint_type=EntrypointType.MODULE_PATH,
     )

@@ -15,6 +15,7 @@
 #   SDFB_WORKER_NAME         worker name (default: Prefect's)
 #   SDFB_WORKER_LIMIT        most flow runs at once (default: no limit)
 #   SDFB_WORKER_HEALTHCHECK=1  serve /health on PREFECT_WORKER_WEBSERVER_PORT (default 8080)
+#   PREFECT_FLOWS_HEARTBEAT_FREQUENCY  seconds between a flow run's heartbeats (default 30)
 # Extra arguments are passed to `prefect worker start`.
 #
 # Exit codes: 2 PREFECT_API_URL is unset; 3 the API does not answer; else the failing command's.
@@ -30,6 +31,9 @@ GPU_LIMIT=sdfb-gpu
 GPU_SLOTS="${SDFB_GPU_SLOTS:-1}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export SDFB_API_WAIT="${SDFB_API_WAIT:-60}"
+# Flow runs send a heartbeat this often (Prefect's minimum is 30 s); `sdfb deploy` creates the automation that marks
+# a run CRASHED when its heartbeats stop (its worker or machine died).
+export PREFECT_FLOWS_HEARTBEAT_FREQUENCY="${PREFECT_FLOWS_HEARTBEAT_FREQUENCY:-30}"
 export DO_NOT_TRACK="${DO_NOT_TRACK:-1}"
 
 python - <<'EOF'

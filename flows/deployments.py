@@ -17,7 +17,7 @@ from prefect.runtime import flow_run
 from flows.experiment import experiment
 from flows.pipeline import pipeline
 from sdfb.config import load_config
-from sdfb.deployments import derived_tags, run_name
+from sdfb.deployments import derived_tags, project_root, run_name, runs_root
 
 
 def _today() -> str:
@@ -26,7 +26,7 @@ def _today() -> str:
 
 def _recipe_run_name() -> str:
     params = flow_run.parameters
-    return run_name(load_config(Path(params["config"]), params.get("overrides") or []), _today())
+    return run_name(load_config(project_root() / params["config"], params.get("overrides") or []), _today())
 
 
 def _experiment_run_name() -> str:
@@ -35,20 +35,20 @@ def _experiment_run_name() -> str:
 
 @flow(name="sdfb-run", flow_run_name=_recipe_run_name, log_prints=False)
 def run_recipe(config: str, overrides: list[str] | None = None, run_dir: str | None = None) -> str:
-    """One recipe (`configs/*.yaml`, paths relative to the repository) in `run_dir` (default runs/<name>); a rerun
-    after a crash resumes from the finished stages."""
-    cfg = load_config(Path(config), overrides or [])
-    target = Path(run_dir or Path("runs") / cfg.name).resolve()
+    """One recipe (`configs/*.yaml`, relative to the repository or SDFB_HOME) in `run_dir` (default
+    `$SDFB_RUNS/<name>`, else runs/<name> in the repository); a rerun after a crash resumes from the finished stages."""
+    cfg = load_config(project_root() / config, overrides or [])
+    target = Path(run_dir or runs_root() / cfg.name).resolve()
     with tags(*derived_tags(cfg)):
         return pipeline.with_options(flow_run_name=run_name(cfg, _today()))(cfg, str(target))
 
 
 @flow(name="sdfb-experiment-run", flow_run_name=_experiment_run_name, log_prints=False)
 def run_experiment(config: str, run_dir: str | None = None) -> str:
-    """One experiment YAML (`configs/experiment-*.yaml`) in `run_dir` (default runs/<name>)."""
+    """One experiment YAML (`configs/experiment-*.yaml`) in `run_dir` (default `$SDFB_RUNS/<name>`)."""
     from sdfb.experiment import load_experiment, resolve_arms
 
-    exp, recipe = load_experiment(Path(config))
+    exp, recipe = load_experiment(project_root() / config)
     configs = {f"{arm}/{seed}": cfg for (arm, seed), cfg in resolve_arms(exp, recipe).items()}
-    root = Path(run_dir or Path("runs") / exp.name).resolve()
+    root = Path(run_dir or runs_root() / exp.name).resolve()
     return experiment(exp, configs, str(root))

@@ -10,12 +10,14 @@ from __future__ import annotations
 import sys
 import time
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from sdfb.config import RunConfig, load_config
 from sdfb.generation import release_engines
 from sdfb.runlock import run_lock
 from sdfb.stages import BASE, round_name
+from tasks._failure import stage_failure
+from tasks._gpu import gpu_slot
 from tasks.contexts import build_contexts
 from tasks.critique import critique
 from tasks.distill import distill_round
@@ -34,8 +36,12 @@ def pipeline(
     """`keep_engines`: leave the vLLM engines running at the end (an experiment's next arm reuses them and the
     experiment releases them); by default they live as long as this flow run."""
     started_at = started_at or time.time()
-    with run_lock(run_dir):  # one run per folder; a second stops at once, naming the first's pid
-        return _rounds(config, run_dir, started_at, keep_engines)
+    # one run per folder (a second stops at once, naming the first's pid); one GPU slot while it runs on a GPU
+    with run_lock(run_dir), gpu_slot(get_run_logger()):
+        try:
+            return _rounds(config, run_dir, started_at, keep_engines)
+        except Exception as exc:  # the final state names the stage and the reason; the caller still gets exc
+            return stage_failure(exc)
 
 
 def _rounds(config: RunConfig, run_dir: str, started_at: float, keep_engines: bool) -> str:

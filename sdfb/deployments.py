@@ -7,6 +7,7 @@ Prefect here: `cli/deploy.py` turns these specs into Prefect deployments.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,18 @@ ENTRYPOINTS = {
     "flows/deployments.py:run_recipe": "recipe",
     "flows/deployments.py:run_experiment": "experiment",
 }
+
+
+def project_root() -> Path:
+    """Where a deployed run resolves relative config paths: SDFB_HOME (the images set /opt/sdfb), else the checkout
+    this package runs from. A worker's flow runs start in a temporary folder, so the working directory will not do."""
+    return Path(os.environ.get("SDFB_HOME") or Path(__file__).resolve().parent.parent)
+
+
+def runs_root() -> Path:
+    """Where a deployed run writes when its run_dir parameter is empty: SDFB_RUNS (the images: /runs), else
+    <project root>/runs."""
+    return Path(os.environ.get("SDFB_RUNS") or project_root() / "runs")
 
 
 class DeploymentError(ValueError):

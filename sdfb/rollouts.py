@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from sdfb.config import SamplingConfig
-from sdfb.generation import Generator
+from sdfb.generation import Generator, Progress
 from sdfb.prompts import Template, render_student_prompt
 
 
@@ -18,10 +18,11 @@ def sample_rollouts(
     template: Template,
     sampling: SamplingConfig,
     policy_version: str,
+    progress: Progress | None = None,
 ) -> pd.DataFrame:
     """`sampling.n` completions per problem, one row each, with prompt and completion token ids and log-probs."""
     prompts = [render_student_prompt(generator.tokenizer, template, q) for q in problems["question"]]
-    generations = generator.generate(prompts, sampling, want_logprobs=True)
+    generations = generator.generate(prompts, sampling, want_logprobs=True, progress=progress)
     rows = []
     for pid, prompt, gen in zip(problems["problem_id"], prompts, generations, strict=True):
         for index, completion in enumerate(gen.completions):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from sdfb.config import EvalConfig, GradingConfig
-from sdfb.generation import Generator
+from sdfb.generation import Generator, Progress
 from sdfb.grading import grade_completions
 from sdfb.metrics import score
 from sdfb.prompts import Template, render_student_prompt
@@ -21,11 +21,12 @@ def sample_and_grade(
     cfg: EvalConfig,
     grading: GradingConfig,
     checkpoint: str,
+    progress: Progress | None = None,
 ) -> pd.DataFrame:
     """`cfg.k` graded samples per problem."""
     prompts = [render_student_prompt(generator.tokenizer, template, q) for q in problems["question"]]
     sampling = cfg.sampling.model_copy(update={"n": cfg.k})
-    generations = generator.generate(prompts, sampling, want_logprobs=False)
+    generations = generator.generate(prompts, sampling, want_logprobs=False, progress=progress)
     rows = [
         {
             "checkpoint": checkpoint,

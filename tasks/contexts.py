@@ -22,7 +22,7 @@ def _contexts(c: ConfigView, inputs: Inputs, round: int):
     )
 
 
-@task(name="assemble-contexts", cache_policy=NONE)
+@task(name="assemble-contexts", task_run_name="assemble-contexts (round {round_index})", cache_policy=NONE)
 def build_contexts(
     cfg: RunConfig, run_dir: str, round_index: int, problems: str, rollouts: str, grades: str, critiques: str
 ) -> str:

@@ -1,8 +1,9 @@
 """Critic step-alignment: one checked critique per rollout. The critic's API key comes from a Prefect Secret block
 (critic.openai.api_key_block) or the environment (critic.openai.api_key_env) and never reaches a log or a table.
 
-Retries live in the critic's HTTP client (per request, with back-off), not on this task: a retried task would
-resend every request, and the reply cache already makes a rerun ask only what did not come back."""
+Retries: per request in the critic's HTTP client (with back-off); and on this task, when the endpoint is down
+(`CriticUnavailableError`: too many requests failed even after the client's retries), two more tries a minute
+apart: the reply cache makes a retry ask only what did not come back. No other error is retried."""
 
 import os
 
@@ -10,7 +11,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from sdfb.config import CriticConfig, RunConfig
-from sdfb.critic import check_failures, critique_rollouts, make_critic, summarise
+from sdfb.critic import CriticUnavailableError, check_failures, critique_rollouts, make_critic, summarise
 from sdfb.stages import ConfigView
 from sdfb.store import read_table
 from tasks._stage import Inputs, run_stage, task_logger
@@ -40,7 +41,25 @@ def _some_failed(manifest: dict) -> bool:
     return bool(manifest.get("status_counts", {}).get("failed"))
 
 
-@task(name="critique-rollouts", cache_policy=NONE)
+def critic_unavailable(task, task_run, state) -> bool:
+    """Retry only when the critic endpoint was unavailable."""
+    try:
+        state.result()
+    except CriticUnavailableError:
+        return True
+    except Exception:  # noqa: BLE001 - any other failure is not retried
+        return False
+    return False
+
+
+@task(
+    name="critique-rollouts",
+    task_run_name="critique-rollouts (round {round_index})",
+    cache_policy=NONE,
+    retries=2,
+    retry_delay_seconds=60,
+    retry_condition_fn=critic_unavailable,
+)
 def critique(
     cfg: RunConfig, run_dir: str, round_index: int, rollouts: str, problems: str, grades: str
 ) -> str:

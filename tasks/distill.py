@@ -19,6 +19,7 @@ from sdfb.stages import config_view, stage, stage_key
 from sdfb.store import finish_folder, read_table, write_errors, write_table
 from sdfb.tracking import log_metrics, round_metrics, tracker_run
 from tasks._hub import hub_target, push_round
+from tasks._progress import stage_progress
 from tasks._stage import finished, stage_paths, task_logger
 
 
@@ -63,6 +64,7 @@ def _train(cfg: RunConfig, run_dir: str, round_index: int, inputs: dict, paths: 
             c.model, c.distill, objective(c.context, c.distill), c.seed, round_index,
             **tables, previous=previous and Path(previous), checkpoint=paths["checkpoint"],
             teacher_scores=teacher_scores if len(teacher_scores) else None, tracking=tracking,
+            progress=stage_progress(f"round {round_index} distillation: optimizer steps"),
         )  # fmt: skip
         if is_main_process():  # other ranks of a multi-process launch leave the writing to rank 0
             key, schemas = stage_key(cfg, "distill", inputs, round=round_index), stage("distill").outputs
@@ -92,4 +94,6 @@ def _train(cfg: RunConfig, run_dir: str, round_index: int, inputs: dict, paths: 
 
 
 # The task is the stage function itself; `sdfb train-round` calls `run_round` directly.
-distill_round = task(run_round, name="distill", cache_policy=NONE)
+distill_round = task(
+    run_round, name="distill", task_run_name="distill (round {round_index})", cache_policy=NONE
+)

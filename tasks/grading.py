@@ -20,7 +20,7 @@ def _grades(c: ConfigView, inputs: Inputs, round: int):
     }
 
 
-@task(name="grade-rollouts", cache_policy=NONE)
+@task(name="grade-rollouts", task_run_name="grade-rollouts (round {round_index})", cache_policy=NONE)
 def grade_rollouts(cfg: RunConfig, run_dir: str, round_index: int, rollouts: str, problems: str) -> str:
     return run_stage(
         "grades", cfg, run_dir, {"rollouts": rollouts, "problems": problems}, _grades, round=round_index

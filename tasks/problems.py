@@ -21,12 +21,12 @@ def _round_problems(c: ConfigView, inputs: Inputs, round: int):
     return problems.check_disjoint(frame, eval_ids), {"dropped": dropped}
 
 
-@task(name="sample-eval-problems", cache_policy=NONE)
+@task(name="sample-eval-problems", task_run_name="sample-eval-problems", cache_policy=NONE)
 def sample_eval_problems(cfg: RunConfig, run_dir: str) -> str:
     return run_stage("eval_problems", cfg, run_dir, {}, _eval_problems)
 
 
-@task(name="sample-problems", cache_policy=NONE)
+@task(name="sample-problems", task_run_name="sample-problems (round {round_index})", cache_policy=NONE)
 def sample_problems(cfg: RunConfig, run_dir: str, round_index: int, eval_problems: str) -> str:
     return run_stage(
         "problems", cfg, run_dir, {"eval_problems": eval_problems}, _round_problems, round=round_index

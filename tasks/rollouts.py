@@ -11,6 +11,7 @@ from sdfb.prompts import load_template
 from sdfb.rollouts import sample_rollouts
 from sdfb.stages import BASE, ConfigView
 from sdfb.store import read_table
+from tasks._progress import stage_progress
 from tasks._stage import Inputs, run_stage
 
 
@@ -20,10 +21,12 @@ def _rollouts(c: ConfigView, inputs: Inputs, round: int):
     sampling = r.sampling.model_copy(update={"seed": r.sampling.seed + 1000 * round})
     policy = Path(adapter).name if adapter else BASE
     template = load_template(c.prompt.template)
-    return sample_rollouts(read_table(inputs["problems"]), generator, template, sampling, policy)
+    problems = read_table(inputs["problems"])
+    progress = stage_progress(f"round {round} rollouts: {len(problems)} prompts x {sampling.n}")
+    return sample_rollouts(problems, generator, template, sampling, policy, progress)
 
 
-@task(name="student-rollouts", cache_policy=NONE)
+@task(name="student-rollouts", task_run_name="student-rollouts (round {round_index})", cache_policy=NONE)
 def generate_rollouts(
     cfg: RunConfig, run_dir: str, round_index: int, problems: str, adapter: str | None
 ) -> str:

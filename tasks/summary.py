@@ -63,7 +63,7 @@ def _previous_rounds(root: Path) -> dict[int, dict]:
         return {}
 
 
-@task(name="write-summary", cache_policy=NONE)
+@task(name="write-summary", task_run_name="write-summary", cache_policy=NONE)
 def write_summary(cfg: RunConfig, run_dir: str, score_paths: list[str], started_at: float) -> str:
     root = Path(run_dir)
     manifests = {

@@ -28,7 +28,7 @@ def _teacher(c: ConfigView, inputs: Inputs, round: int):
     )
 
 
-@task(name="score-teacher", cache_policy=NONE)
+@task(name="score-teacher", task_run_name="score-teacher (round {round_index})", cache_policy=NONE)
 def score_teacher_task(
     cfg: RunConfig,
     run_dir: str,

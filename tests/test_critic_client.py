@@ -434,3 +434,59 @@ def test_the_critique_task_writes_failed_rows_below_the_threshold_and_redoes_onl
 
     run()  # finished without failures: reused, nothing asked
     assert server.count == asked + 1
+
+
+@pytest.mark.flow
+def test_the_critique_task_is_retried_by_prefect_when_the_endpoint_was_down_and_asks_only_what_failed(
+    start_server, prefect_server, tmp_path
+):
+    """A real task run under a real flow: the first try finds the endpoint answering 500 to everything (after the
+    client's own retry), the task's retry finds it back up; nothing else is retried."""
+    from prefect import flow
+    from stage_tables import write_critique_inputs
+
+    from sdfb.config import build_config
+    from sdfb.store import read_manifest
+    from tasks.critique import critique
+
+    server = start_server(reply=CRITIC_REPLY)
+    server.force = "500"
+    inputs = write_critique_inputs(tmp_path, *tables())
+    cfg = build_config({"critic": critic_config(server.base_url, tmp_path / "cache").model_dump()})
+    retried = critique.with_options(retry_delay_seconds=0)
+    attempts = []
+
+    def back_up(task, task_run, state):  # runs before each retry: the endpoint recovers meanwhile
+        attempts.append(state.name)
+        server.force = "ok"
+        return True
+
+    @flow
+    def one_stage():
+        return retried.with_options(retry_condition_fn=_then(back_up))(
+            cfg, str(tmp_path / "run"), 1, inputs["rollouts"], inputs["problems"], inputs["grades"]
+        )
+
+    manifest = read_manifest(one_stage())
+    assert attempts == ["Failed"]
+    assert "failed" not in manifest["status_counts"]
+
+
+def _then(action):
+    """The task's own retry condition, then `action` when it says retry."""
+    from tasks.critique import critic_unavailable
+
+    return lambda task, task_run, state: (
+        critic_unavailable(task, task_run, state) and action(task, task_run, state)
+    )
+
+
+def test_only_an_unavailable_critic_is_retried():
+    from prefect.states import Completed, Failed
+
+    from sdfb.critic import CriticUnavailableError
+    from tasks.critique import critic_unavailable
+
+    assert critic_unavailable(None, None, Failed(data=CriticUnavailableError("down")))
+    assert not critic_unavailable(None, None, Failed(data=ValueError("bad table")))
+    assert not critic_unavailable(None, None, Completed(data="path"))

@@ -184,3 +184,35 @@ def test_report_draws_a_single_run_as_one_arm(smoke_run, tmp_path):
     assert (
         missing.exit_code == 2 and "neither an experiment folder nor a finished run folder" in missing.output
     )
+
+
+def test_long_stages_show_their_progress_in_the_ui(smoke_run):
+    """Progress artifacts on the rollouts, distillation and scoring task runs, finished at 100%."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterType
+
+    with get_client(sync_client=True) as client:
+        progress = client.read_artifacts(
+            artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["progress"]))
+        )
+    finished = {a.description.split(":")[0] for a in progress if a.data == 100.0}
+    assert {"round 1 rollouts", "round 2 distillation", "scoring base", "scoring round_0002"} <= finished
+
+
+def test_a_failed_run_names_the_stage_and_the_reason_in_its_final_state(prefect_server, tmp_path):
+    from flows.pipeline import pipeline
+    from sdfb.problems import DataError
+
+    data = tmp_path / "problems.jsonl"
+    data.write_bytes(b'{"q": "caf\xe9?", "sol": "1 + 1 = 2", "ans": "2"}\n')
+    cfg = load_config(
+        ROOT / "configs" / "smoke.yaml",
+        ["data.source=jsonl", f"data.path={data}", "data.columns.question=q", "data.columns.solution=sol",
+         "data.columns.answer=ans"],
+    )  # fmt: skip
+    state = pipeline(cfg, str(tmp_path / "run"), return_state=True)
+    assert state.is_failed()
+    assert state.message.startswith("stage sample-eval-problems failed: DataError: ")
+    assert "UTF-8" in state.message
+    with pytest.raises(DataError):  # a caller of the flow (the CLI) still gets the exception itself
+        pipeline(cfg, str(tmp_path / "run"))

@@ -24,6 +24,7 @@ from sdfb.distill.checkpoint import (
 from sdfb.distill.engine_teacher import attach_teacher_logprobs
 from sdfb.distill.examples import Collator, Example, bucket_by_length, padding_waste, prepare_examples
 from sdfb.distill.teacher import TeacherState, make_teacher
+from sdfb.generation.base import Progress
 from sdfb.localisation import annotate_tokens
 from sdfb.tracking import TrackerRun, environment, training_arguments
 
@@ -95,12 +96,14 @@ def train_round(
     teacher: TeacherState | None = None,
     max_steps: int = -1,
     tracking: TrackerRun | None = None,
+    progress: Progress | None = None,
 ) -> RoundResult:
     """Train `model` in place on `examples`; resumes from the newest checkpoint in `output_dir` if there is one.
-    `tracking`: the trackers (`cfg.report_to`) and run names the Trainer reports the training curve to."""
+    `tracking`: the trackers (`cfg.report_to`) and run names the Trainer reports the training curve to;
+    `progress(step, steps)` after every optimizer step."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    from sdfb.distill.trainer import RoundStats, SelfDistillationTrainer
+    from sdfb.distill.trainer import RoundStats, SelfDistillationTrainer, StepProgress
 
     if not examples:
         raise ValueError("train_round needs at least one example; use empty_round() for a round without any")
@@ -116,6 +119,8 @@ def train_round(
             data_collator=Collator(tokenizer.pad_token_id, with_teacher=objective != "grpo"),
             distill=cfg, objective=objective, stats=stats, teacher=teacher,
         )  # fmt: skip
+        if progress:
+            trainer.add_callback(StepProgress(progress))
         resume = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
         load_teacher_state(teacher, resume)
         if (saved := load_round_stats(resume)) is not None:
@@ -206,6 +211,7 @@ def run_round(
     checkpoint: Path,
     teacher_scores: pd.DataFrame | None = None,
     tracking: TrackerRun | None = None,
+    progress: Progress | None = None,
 ) -> RoundResult:
     """The distillation stage's work: train this round from the previous round's weights (resuming from the
     intra-round checkpoints beside `checkpoint`) and save the new weights to `checkpoint` (main process only).
@@ -229,7 +235,7 @@ def run_round(
         seed = seed + round_index
         result = train_round(
             student, tokenizer, examples, distill, partial_dir(checkpoint), seed, objective, teacher,
-            tracking=tracking,
+            tracking=tracking, progress=progress,
         )  # fmt: skip
     else:
         log.warning("distill: no trainable samples this round (the condition gave none); weights unchanged")

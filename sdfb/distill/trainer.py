@@ -111,6 +111,16 @@ def _engine_teacher_loss(model, inputs, cfg: DistillConfig):
     return per_token, logp, teacher_lp, advantage, -advantage
 
 
+class StepProgress(TrainerCallback):
+    """Reports each optimizer step to `progress(step, steps)` (the UI's progress artifact)."""
+
+    def __init__(self, progress):
+        self.progress = progress
+
+    def on_step_end(self, args, state, control, **_):
+        self.progress(int(state.global_step), int(state.max_steps))
+
+
 class RoundStateCallback(TrainerCallback):
     """Keeps the EMA teacher in step with the optimizer, and saves it with the round's records so far in every
     intra-round checkpoint, so a resumed round continues the same EMA and still reports every sample (see

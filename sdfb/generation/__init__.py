@@ -7,14 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from sdfb.config import ModelConfig, VLLMConfig
-from sdfb.generation.base import Completion, Generation, Generator
+from sdfb.generation.base import Completion, Generation, Generator, Progress
 from sdfb.generation.devices import vllm_available
 from sdfb.generation.engines import live_engines, policy_engine, release_engines, sleep_engines, vllm_engine
 from sdfb.generation.hf import HFGenerator
 from sdfb.generation.vllm_backend import EngineStartError, PromptTooLongError
 
 __all__ = [
-    "Completion", "EngineStartError", "Generation", "Generator", "HFGenerator", "PromptTooLongError",
+    "Completion", "EngineStartError", "Generation", "Generator", "HFGenerator", "Progress", "PromptTooLongError",
     "live_engines", "make_generator", "policy_engine", "release_engines", "resolve_engine", "sleep_engines", "vllm_engine",
 ]  # fmt: skip
 

@@ -3,6 +3,7 @@ every backend implements. No model code here."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,14 +24,24 @@ class Generation:
     completions: list[Completion]  # `sampling.n` per prompt
 
 
+# progress(done, total): how many of the prompts (or training steps) are finished
+Progress = Callable[[int, int], None]
+
+
 class Generator(Protocol):
     """Anything that samples `n` completions per chat-rendered prompt with a given (optional) LoRA adapter."""
 
     tokenizer: object
 
     def generate(
-        self, prompts: list[str], sampling: SamplingConfig, want_logprobs: bool = True
-    ) -> list[Generation]: ...
+        self,
+        prompts: list[str],
+        sampling: SamplingConfig,
+        want_logprobs: bool = True,
+        progress: Progress | None = None,
+    ) -> list[Generation]:
+        """`progress(done, total)` is called as prompts finish (for the UI's progress artifacts)."""
+        ...
 
     def prompt_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[list[float]]:
         """Teacher forcing: the log-prob of each sequence's tokens from `start` on, given all tokens before."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sdfb import faults
 from sdfb.config import SamplingConfig
-from sdfb.generation.base import Completion, Generation
+from sdfb.generation.base import Completion, Generation, Progress
 
 
 class HFGenerator:
@@ -45,7 +45,11 @@ class HFGenerator:
             )
 
     def generate(
-        self, prompts: list[str], sampling: SamplingConfig, want_logprobs: bool = True
+        self,
+        prompts: list[str],
+        sampling: SamplingConfig,
+        want_logprobs: bool = True,
+        progress: Progress | None = None,
     ) -> list[Generation]:
         import torch
 
@@ -63,6 +67,8 @@ class HFGenerator:
             ):
                 results[i] = Generation(encoded[i], completions)
             faults.point("generate:batch")
+            if progress:
+                progress(len(results), len(prompts))
         return [results[i] for i in range(len(prompts))]
 
     def prompt_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[list[float]]:

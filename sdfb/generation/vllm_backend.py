@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from sdfb.config import SamplingConfig, VLLMConfig
-from sdfb.generation.base import Completion, Generation
+from sdfb.generation.base import Completion, Generation, Progress
 from sdfb.generation.devices import cpu_kv_cache_bytes, cpu_thread_env, generation_dtype, on_gpu
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,11 @@ class VLLMGenerator:
             )
 
     def generate(
-        self, prompts: list[str], sampling: SamplingConfig, want_logprobs: bool = True
+        self,
+        prompts: list[str],
+        sampling: SamplingConfig,
+        want_logprobs: bool = True,
+        progress: Progress | None = None,
     ) -> list[Generation]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
@@ -152,12 +156,29 @@ class VLLMGenerator:
             [TokensPrompt(prompt_token_ids=ids) for ids in encoded],
             params,
             lora_request=self._adapter,
-            use_tqdm=False,
+            use_tqdm=progress_bar(progress) if progress else False,
         )
         return [
             Generation(list(ids), [_completion(c, want_logprobs) for c in out.outputs])
             for ids, out in zip(encoded, outputs, strict=True)
         ]
+
+
+def progress_bar(progress: Progress):
+    """A tqdm class for `LLM.generate(use_tqdm=...)` that reports finished requests to `progress` and draws
+    nothing (vLLM counts requests with `update`)."""
+    import functools
+    import io
+
+    from tqdm import tqdm
+
+    class Reporting(tqdm):
+        def update(self, n: float | None = 1) -> bool | None:
+            shown = super().update(n)
+            progress(int(self.n), int(self.total or 0))
+            return shown
+
+    return functools.partial(Reporting, file=io.StringIO(), mininterval=3600)
 
 
 def engine_settings(

@@ -1,0 +1,324 @@
+"""Scheduled runs for real: a throwaway PostgreSQL, a real `prefect server` on it (docker/server.sh), a real process
+worker (docker/worker.sh), the smoke deployment registered by `sdfb deploy`, run through the worker to COMPLETED and
+checked through the REST API; an interval schedule that fires on its own; a worker stopped mid-run leaving a crashed
+flow run that the next run of the deployment resumes, recomputing no finished stage.
+
+Marker `server`: in the default run. Needs the PostgreSQL binaries (initdb, pg_ctl) on PATH.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sdfb_process import ROOT
+
+pytestmark = [pytest.mark.server, pytest.mark.flow]
+
+BIN = Path(sys.executable).parent
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: as root (CI containers), run it as the `postgres` user."""
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    if not shutil.which("initdb") or not shutil.which("pg_ctl"):
+        pytest.fail(
+            "PostgreSQL binaries (initdb, pg_ctl) are not on PATH; install PostgreSQL to run this test"
+        )
+    root = Path(
+        tempfile.mkdtemp(prefix="sdfb-pg-")
+    )  # not under pytest's folder: the postgres user must reach it
+    data, port = root / "data", _port()
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+    subprocess.run(
+        _as_postgres(["initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
+    start = ["pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "-t", "60", "-o", options, "start"]
+    subprocess.run(_as_postgres(start), check=True, capture_output=True)
+    try:
+        _sql(port, "CREATE ROLE prefect LOGIN PASSWORD 'prefect-pw'", "CREATE DATABASE prefect OWNER prefect")
+        yield f"postgresql+asyncpg://prefect:prefect-pw@127.0.0.1:{port}/prefect"
+    finally:
+        subprocess.run(_as_postgres(["pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop"]))
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _sql(port: int, *statements: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def run():
+        conn = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="postgres")
+        try:
+            for statement in statements:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """A process in its own group (stopped with its children), output to `log`."""
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace: float = 20) -> None:
+    """`sig` to the process and every process it started, then SIGKILL to whatever is left after `grace` seconds:
+    how systemd stops a service (its whole control group). A worker starts each flow run in a session of its own,
+    so the runs get the signal too and report their state first."""
+    import psutil
+
+    try:
+        tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        tree = []
+    for member in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.send_signal(sig)
+    _, alive = psutil.wait_procs(tree, timeout=grace)
+    for member in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(postgres, tmp_path_factory):
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = _port()
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env |= {
+        "PATH": f"{BIN}:{env['PATH']}",
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_DATABASE_CONNECTION_URL": postgres,
+        "SDFB_SERVER_HOST": "127.0.0.1",
+        "SDFB_SERVER_PORT": str(port),
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",  # schedules fire within seconds
+        "PREFECT_UI_ENABLED": "false",
+    }
+    proc = _start(["bash", "docker/server.sh"], env, home / "server.log")
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        _wait(lambda: _healthy(url), 120, f"the Prefect server ({home / 'server.log'})", proc)
+        yield {"url": url, "home": home, "env": env}
+    finally:
+        _stop(proc)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _wait(check, timeout: float, what: str, proc: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"{what} exited with {proc.returncode}")
+        time.sleep(1)
+    pytest.fail(f"{what}: not ready within {timeout:.0f}s")
+
+
+def _client_env(server, **extra) -> dict[str, str]:
+    env = {
+        k: v for k, v in server["env"].items() if not k.startswith(("PREFECT_API_DATABASE", "SDFB_SERVER"))
+    }
+    return env | {"PREFECT_API_URL": server["url"]} | extra
+
+
+def _worker(server, pool: str, log: Path) -> subprocess.Popen:
+    # SDFB_GPU_SLOT=1: runs take a slot of the sdfb-gpu limit (worker.sh creates it) as they would on a GPU
+    env = _client_env(server, SDFB_POOL=pool, SDFB_WORKER_NAME=f"test-{log.stem}", SDFB_GPU_SLOT="1")
+    return _start(["bash", "docker/worker.sh"], env, log)
+
+
+def _api(server, method: str, path: str, **body):
+    response = httpx.request(
+        method, f"{server['url']}{path}", json=body if method == "POST" else None, timeout=30
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def _deployments_file(tmp: Path, run_dir: Path) -> Path:
+    """The smoke deployment writing into `run_dir`, and one with a 2-second schedule (deployed to a pool no worker
+    polls: its runs are created by the scheduler and never executed)."""
+    file = tmp / "prefect.yaml"
+    smoke = {"config": "configs/smoke.yaml", "overrides": ["rounds=1", "eval.k=1"], "run_dir": str(run_dir)}
+    file.write_text(
+        json.dumps(
+            {
+                "deployments": [
+                    {
+                        "name": "smoke-test",
+                        "entrypoint": "flows/deployments.py:run_recipe",
+                        "parameters": smoke,
+                    },
+                    {
+                        "name": "every-2s",
+                        "entrypoint": "flows/deployments.py:run_recipe",
+                        "parameters": smoke | {"run_dir": str(tmp / "never")},
+                        "schedules": [{"interval": 2, "active": True}],
+                    },
+                ]
+            }
+        )
+    )
+    return file
+
+
+def _sdfb(server, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "cli.main", *args]
+    return subprocess.run(cmd, cwd=ROOT, env=_client_env(server), capture_output=True, text=True, timeout=300)
+
+
+def _run_deployment(server, name: str) -> str:
+    dep = _api(server, "GET", f"/deployments/name/sdfb-run/{name}")
+    return _api(server, "POST", f"/deployments/{dep['id']}/create_flow_run")["id"]
+
+
+def _final_state(server, flow_run: str, timeout: float = 600) -> dict:
+    def done():
+        state = _api(server, "GET", f"/flow_runs/{flow_run}")["state"]
+        return state if state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
+
+    return _wait(done, timeout, f"flow run {flow_run}")
+
+
+def _manifests(run_dir: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(run_dir)): json.loads(p.read_text())["written_at"]
+        + json.loads(p.read_text())["content_hash"]
+        for p in run_dir.rglob("*.manifest.json")
+    }
+
+
+def test_a_deployment_runs_through_a_worker_on_postgres_and_resumes_after_the_worker_dies(server, tmp_path):
+    run_dir = tmp_path / "run"
+    pool = "sdfb-test"
+    worker = _worker(server, pool, tmp_path / "worker-1.log")
+    try:
+        _wait(lambda: _pool_ready(server, pool), 120, "the worker's pool", worker)
+        file = str(_deployments_file(tmp_path, run_dir))
+        deployed = _sdfb(
+            server, "deploy", "--pool", pool, "--file", file, "--only", "smoke-test", "--zombie-seconds", "40"
+        )
+        assert deployed.returncode == 0, deployed.stderr[-2000:]
+        _api(server, "POST", "/work_pools/", name="idle", type="process")  # no worker polls it
+        deployed = _sdfb(server, "deploy", "--pool", "idle", "--file", file, "--only", "every-2s")
+        assert deployed.returncode == 0, deployed.stderr[-2000:]
+
+        # 1. A run of the deployment completes through the worker; its tasks and artifacts are on the server.
+        first = _run_deployment(server, "smoke-test")
+        state = _final_state(server, first)
+        assert state["type"] == "COMPLETED", (state, (tmp_path / "worker-1.log").read_text()[-3000:])
+        runs = _api(server, "POST", "/flow_runs/filter")
+        child = [r for r in runs if r["parent_task_run_id"] and r["state"]["type"] == "COMPLETED"]
+        assert child and "model:tiny" in child[0]["tags"]  # the pipeline subflow says what runs
+        assert _api(server, "GET", f"/flow_runs/{first}")["name"].startswith("smoke-step_aligned-")
+        task_runs = _api(
+            server, "POST", "/task_runs/filter", flow_runs={"id": {"any_": [r["id"] for r in child]}}
+        )
+        names = {t["name"].split(" (")[0] for t in task_runs if t["state"]["type"] == "COMPLETED"}
+        assert {"student-rollouts", "grade-rollouts", "distill", "score-checkpoint", "write-summary"} <= names
+        keys = {a["key"] for a in _api(server, "POST", "/artifacts/filter")}
+        assert any(k and k.endswith("results") for k in keys), keys
+        assert (run_dir / "summary.json").exists()
+        logs = _api(server, "POST", "/logs/filter", logs={"flow_run_id": {"any_": [r["id"] for r in child]}})
+        assert any("holding a slot of sdfb-gpu" in log["message"] for log in logs)
+        limit = _api(server, "GET", "/v2/concurrency_limits/sdfb-gpu")
+        assert (limit["limit"], limit["active_slots"]) == (1, 0)  # taken during the run, given back after it
+
+        # 2. The interval schedule fires on its own (the scheduler service creates its runs).
+        scheduled = _api(server, "GET", "/deployments/name/sdfb-run/every-2s")
+        fired = _wait(
+            lambda: _api(
+                server, "POST", "/flow_runs/filter", deployments={"id": {"any_": [scheduled["id"]]}}
+            ),
+            60,
+            "a scheduled run",
+        )
+        assert fired[0]["auto_scheduled"] or fired[0]["created_by"] is None
+        _api(server, "POST", f"/deployments/{scheduled['id']}/pause_deployment")
+
+        # 3. A second run in a fresh folder; once round 1's critiques are written the worker and its flow run are
+        # killed outright (SIGKILL: a lost machine). Their heartbeats stop, and the automation `sdfb deploy`
+        # created marks the run CRASHED.
+        shutil.rmtree(run_dir)
+        second = _run_deployment(server, "smoke-test")
+        _wait(lambda: (run_dir / "round_0001" / "critiques.parquet.manifest.json").exists(), 600, "round 1")
+        _stop(worker, signal.SIGKILL, grace=10)
+        state = _final_state(server, second, timeout=240)
+        assert state["type"] == "CRASHED", state
+        before = _manifests(run_dir)
+        assert "summary.json" not in {p.name for p in run_dir.iterdir()}
+
+        # 4. A new worker runs the deployment again: it finishes, and no finished stage was computed again.
+        worker = _worker(server, pool, tmp_path / "worker-2.log")
+        third = _run_deployment(server, "smoke-test")
+        assert _final_state(server, third)["type"] == "COMPLETED"
+        after = _manifests(run_dir)
+        recomputed = [path for path, stamp in before.items() if after.get(path) != stamp]
+        assert recomputed == []
+        assert set(after) > set(before)  # the unfinished stages, and only those, were computed
+    finally:
+        _stop(worker)
+
+
+def _pool_ready(server, pool: str) -> bool:
+    try:
+        _api(server, "GET", f"/work_pools/{pool}")
+        return True
+    except httpx.HTTPStatusError:
+        return False
+
+
+def test_deploying_a_missing_or_invalid_config_fails_at_deploy_time(server, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ndistill: {learning_rte: 0.1}\n")
+    file = tmp_path / "prefect.yaml"
+    for config, message in ((str(tmp_path / "missing.yaml"), "does not exist"), (str(bad), "learning_rte")):
+        entry = {
+            "name": "x",
+            "entrypoint": "flows/deployments.py:run_recipe",
+            "parameters": {"config": config},
+        }
+        file.write_text(json.dumps({"deployments": [entry]}))
+        done = _sdfb(server, "deploy", "--pool", "any", "--file", str(file))
+        assert done.returncode == 2 and message in done.stderr and "deployment 'x'" in done.stderr
