@@ -322,3 +322,30 @@ def test_deploying_a_missing_or_invalid_config_fails_at_deploy_time(server, tmp_
         file.write_text(json.dumps({"deployments": [entry]}))
         done = _sdfb(server, "deploy", "--pool", "any", "--file", str(file))
         assert done.returncode == 2 and message in done.stderr and "deployment 'x'" in done.stderr
+
+
+def test_sdfb_serve_runs_a_deployment_without_a_pool_or_worker(server, tmp_path):
+    """`sdfb serve` (Prefect's serve) registers the deployments and runs what is started from the API itself."""
+    run_dir = tmp_path / "served"
+    params = {"config": "configs/smoke.yaml", "overrides": ["rounds=1", "eval.k=1"], "run_dir": str(run_dir)}
+    entry = {"name": "served", "entrypoint": "flows/deployments.py:run_recipe", "parameters": params}
+    file = tmp_path / "prefect.yaml"
+    file.write_text(json.dumps({"deployments": [entry]}))
+    cmd = [sys.executable, "-m", "cli.main", "serve", "--file", str(file)]
+    served = _start(cmd, _client_env(server), tmp_path / "serve.log")
+    try:
+        _wait(lambda: _deployment_exists(server, "served"), 120, "the served deployment", served)
+        run = _run_deployment(server, "served")
+        state = _final_state(server, run)
+        assert state["type"] == "COMPLETED", (tmp_path / "serve.log").read_text()[-3000:]
+        assert (run_dir / "summary.json").exists()
+    finally:
+        _stop(served, signal.SIGINT)
+
+
+def _deployment_exists(server, name: str) -> bool:
+    try:
+        _api(server, "GET", f"/deployments/name/sdfb-run/{name}")
+        return True
+    except httpx.HTTPStatusError:
+        return False
