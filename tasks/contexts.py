@@ -9,6 +9,7 @@ from sdfb.models import load_tokenizer
 from sdfb.prompts import load_template
 from sdfb.stages import ConfigView
 from sdfb.store import read_table
+from tasks._failure import remember_failure
 from tasks._stage import Inputs, run_stage
 
 
@@ -22,7 +23,12 @@ def _contexts(c: ConfigView, inputs: Inputs, round: int):
     )
 
 
-@task(name="assemble-contexts", task_run_name="assemble-contexts (round {round_index})", cache_policy=NONE)
+@task(
+    name="assemble-contexts",
+    task_run_name="assemble-contexts (round {round_index})",
+    cache_policy=NONE,
+    on_failure=[remember_failure],
+)
 def build_contexts(
     cfg: RunConfig, run_dir: str, round_index: int, problems: str, rollouts: str, grades: str, critiques: str
 ) -> str:

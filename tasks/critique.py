@@ -14,6 +14,7 @@ from sdfb.config import CriticConfig, RunConfig
 from sdfb.critic import CriticUnavailableError, check_failures, critique_rollouts, make_critic, summarise
 from sdfb.stages import ConfigView
 from sdfb.store import read_table
+from tasks._failure import remember_failure
 from tasks._stage import Inputs, run_stage, task_logger
 
 
@@ -56,6 +57,7 @@ def critic_unavailable(task, task_run, state) -> bool:
     name="critique-rollouts",
     task_run_name="critique-rollouts (round {round_index})",
     cache_policy=NONE,
+    on_failure=[remember_failure],
     retries=2,
     retry_delay_seconds=60,
     retry_condition_fn=critic_unavailable,

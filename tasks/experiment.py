@@ -16,6 +16,7 @@ from sdfb.models import load_tokenizer
 from sdfb.report import write_report
 from sdfb.summary import comparison_markdown, stage_times
 from tasks._artifacts import artifact_key
+from tasks._failure import remember_failure
 
 
 def write_analysis(folder: Path, tables: dict[str, pd.DataFrame], summary: dict) -> Path:
@@ -36,7 +37,7 @@ def _timing(root: Path, started_at: float) -> dict:
     return {**times, "wall_seconds": time.time() - started_at}
 
 
-@task(name="analyse-experiment", cache_policy=NONE)
+@task(name="analyse-experiment", cache_policy=NONE, on_failure=[remember_failure])
 def analyse_experiment(
     exp: ExperimentConfig, root: str, outcomes: dict[str, dict], model: str, k: int, started_at: float
 ) -> str:

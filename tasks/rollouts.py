@@ -11,6 +11,7 @@ from sdfb.prompts import load_template
 from sdfb.rollouts import sample_rollouts
 from sdfb.stages import BASE, ConfigView
 from sdfb.store import read_table
+from tasks._failure import remember_failure
 from tasks._progress import stage_progress
 from tasks._stage import Inputs, run_stage
 
@@ -26,7 +27,12 @@ def _rollouts(c: ConfigView, inputs: Inputs, round: int):
     return sample_rollouts(problems, generator, template, sampling, policy, progress)
 
 
-@task(name="student-rollouts", task_run_name="student-rollouts (round {round_index})", cache_policy=NONE)
+@task(
+    name="student-rollouts",
+    task_run_name="student-rollouts (round {round_index})",
+    cache_policy=NONE,
+    on_failure=[remember_failure],
+)
 def generate_rollouts(
     cfg: RunConfig, run_dir: str, round_index: int, problems: str, adapter: str | None
 ) -> str:

@@ -15,6 +15,7 @@ from sdfb.stages import ConfigView
 from sdfb.store import read_manifest, read_table
 from sdfb.tracking import checkpoint_round, log_metrics, score_metrics, tracker_run
 from tasks._artifacts import artifact_key
+from tasks._failure import remember_failure
 from tasks._progress import stage_progress
 from tasks._stage import Inputs, run_stage
 
@@ -33,7 +34,12 @@ def _scores(c: ConfigView, inputs: Inputs, checkpoint: str):
     return score_samples(read_table(inputs["eval_samples"]), c.eval.k, checkpoint)
 
 
-@task(name="score-checkpoint", task_run_name="score-checkpoint ({checkpoint})", cache_policy=NONE)
+@task(
+    name="score-checkpoint",
+    task_run_name="score-checkpoint ({checkpoint})",
+    cache_policy=NONE,
+    on_failure=[remember_failure],
+)
 def score_checkpoint(
     cfg: RunConfig, run_dir: str, checkpoint: str, adapter: str | None, eval_problems: str
 ) -> str:

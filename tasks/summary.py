@@ -15,6 +15,7 @@ from sdfb.stages import output_path, summary_path
 from sdfb.store import MANIFEST_SUFFIX, read_manifest, read_table
 from sdfb.summary import build_summary, localisation_rows, results_markdown
 from tasks._artifacts import artifact_key
+from tasks._failure import remember_failure
 from tasks._stage import task_logger
 
 
@@ -63,7 +64,7 @@ def _previous_rounds(root: Path) -> dict[int, dict]:
         return {}
 
 
-@task(name="write-summary", task_run_name="write-summary", cache_policy=NONE)
+@task(name="write-summary", task_run_name="write-summary", cache_policy=NONE, on_failure=[remember_failure])
 def write_summary(cfg: RunConfig, run_dir: str, score_paths: list[str], started_at: float) -> str:
     root = Path(run_dir)
     manifests = {

@@ -9,6 +9,7 @@ from sdfb.distill.engine_teacher import COLUMNS, score_teacher
 from sdfb.generation import make_generator
 from sdfb.stages import ConfigView
 from sdfb.store import read_table
+from tasks._failure import remember_failure
 from tasks._stage import Inputs, run_stage
 
 
@@ -28,7 +29,12 @@ def _teacher(c: ConfigView, inputs: Inputs, round: int):
     )
 
 
-@task(name="score-teacher", task_run_name="score-teacher (round {round_index})", cache_policy=NONE)
+@task(
+    name="score-teacher",
+    task_run_name="score-teacher (round {round_index})",
+    cache_policy=NONE,
+    on_failure=[remember_failure],
+)
 def score_teacher_task(
     cfg: RunConfig,
     run_dir: str,
