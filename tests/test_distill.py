@@ -507,22 +507,12 @@ def test_a_round_with_the_engine_scored_teacher_trains_with_the_losses_of_the_in
     from sdfb.distill.engine_teacher import score_teacher
     from sdfb.generation import HFGenerator
 
-    examples = _examples(tiny_tokenizer, n=4)
-    rollouts = pd.DataFrame(
-        [{"problem_id": e.problem_id, "sample_index": e.sample_index, "prompt_ids": e.student_ids[: e.student_prompt_len],
-          "completion_ids": e.completion_ids, "logprobs": [0.0] * len(e.completion_ids),
-          "completion_text": tiny_tokenizer.decode(e.completion_ids, skip_special_tokens=True)} for e in examples]
-    )  # fmt: skip
-    teacher_prompts = [tiny_tokenizer.decode(e.teacher_ids[: e.teacher_prompt_len]) for e in examples]
-    contexts = rollouts[["problem_id", "sample_index"]].assign(
-        teacher_prompt=teacher_prompts, train=True, first_wrong_step=1
-    )
-    grades = rollouts[["problem_id", "sample_index"]].assign(correct=[True, False, True, False])
+    rollouts, contexts, grades = round_tables(tiny_tokenizer)
     base = HFGenerator("tiny", dtype="float32", batch_size=3)  # batches of 3 and 1: padding must not matter
     scores = score_teacher(rollouts, contexts, grades, tiny_tokenizer, base, max_length=4096)
     assert (
         len(scores) == 4
-        and (scores["teacher_logprobs"].map(len) == [len(e.completion_ids) for e in examples]).all()
+        and (scores["teacher_logprobs"].map(len) == rollouts["completion_ids"].map(len)).all()
     )
 
     model = ModelConfig(name_or_path="tiny", dtype="float32")
