@@ -11,16 +11,27 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from prefect import get_run_logger
+from prefect import get_run_logger, task
+from prefect.cache_policies import NONE
 from prefect.exceptions import MissingContextError
 
 from sdfb import faults, shared
 from sdfb.config import RunConfig
 from sdfb.stages import config_view, output_path, stage, stage_key
 from sdfb.store import is_finished, read_manifest, write_errors, write_table
+from tasks._failure import remember_failure
 
 Inputs = dict[str, str | None]
 Compute = Callable[..., pd.DataFrame | tuple[pd.DataFrame, dict[str, Any]]]
+
+
+def stage_task(name: str, run_name: str | None = None, **options: Any):
+    """The task decorator every sdfb task uses: no Prefect result caching (a finished stage is found by its
+    manifest), task runs named `run_name` (a template over the task's parameters, e.g. `distill (round
+    {round_index})`), and the failure hook that lets a failed run name its stage (`tasks._failure`)."""
+    return task(
+        name=name, task_run_name=run_name or name, cache_policy=NONE, on_failure=[remember_failure], **options
+    )
 
 
 def task_logger() -> logging.Logger | logging.LoggerAdapter:

@@ -1,16 +1,12 @@
 """Teacher-context assembly for the configured feedback condition."""
 
-from prefect import task
-from prefect.cache_policies import NONE
-
 from sdfb.config import RunConfig
 from sdfb.contexts import assemble_contexts
 from sdfb.models import load_tokenizer
 from sdfb.prompts import load_template
 from sdfb.stages import ConfigView
 from sdfb.store import read_table
-from tasks._failure import remember_failure
-from tasks._stage import Inputs, run_stage
+from tasks._stage import Inputs, run_stage, stage_task
 
 
 def _contexts(c: ConfigView, inputs: Inputs, round: int):
@@ -23,12 +19,7 @@ def _contexts(c: ConfigView, inputs: Inputs, round: int):
     )
 
 
-@task(
-    name="assemble-contexts",
-    task_run_name="assemble-contexts (round {round_index})",
-    cache_policy=NONE,
-    on_failure=[remember_failure],
-)
+@stage_task("assemble-contexts", "assemble-contexts (round {round_index})")
 def build_contexts(
     cfg: RunConfig, run_dir: str, round_index: int, problems: str, rollouts: str, grades: str, critiques: str
 ) -> str:

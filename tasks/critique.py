@@ -7,15 +7,11 @@ apart: the reply cache makes a retry ask only what did not come back. No other e
 
 import os
 
-from prefect import task
-from prefect.cache_policies import NONE
-
 from sdfb.config import CriticConfig, RunConfig
 from sdfb.critic import CriticUnavailableError, check_failures, critique_rollouts, make_critic, summarise
 from sdfb.stages import ConfigView
 from sdfb.store import read_table
-from tasks._failure import remember_failure
-from tasks._stage import Inputs, run_stage, task_logger
+from tasks._stage import Inputs, run_stage, stage_task, task_logger
 
 
 def _api_key(cfg: CriticConfig) -> str | None:
@@ -53,11 +49,9 @@ def critic_unavailable(task, task_run, state) -> bool:
     return False
 
 
-@task(
-    name="critique-rollouts",
-    task_run_name="critique-rollouts (round {round_index})",
-    cache_policy=NONE,
-    on_failure=[remember_failure],
+@stage_task(
+    "critique-rollouts",
+    "critique-rollouts (round {round_index})",
     retries=2,
     retry_delay_seconds=60,
     retry_condition_fn=critic_unavailable,

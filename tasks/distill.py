@@ -8,9 +8,6 @@ No retries: a crashed round resumes from its last intra-round checkpoint (distil
 import time
 from pathlib import Path
 
-from prefect import task
-from prefect.cache_policies import NONE
-
 from sdfb import distill
 from sdfb.config import RunConfig, objective
 from sdfb.distill.checkpoint import discard_partial, is_main_process
@@ -18,10 +15,9 @@ from sdfb.generation import sleep_engines
 from sdfb.stages import config_view, stage, stage_key
 from sdfb.store import finish_folder, read_table, write_errors, write_table
 from sdfb.tracking import log_metrics, round_metrics, tracker_run
-from tasks._failure import remember_failure
 from tasks._hub import hub_target, push_round
 from tasks._progress import stage_progress
-from tasks._stage import finished, stage_paths, task_logger
+from tasks._stage import finished, stage_paths, stage_task, task_logger
 
 
 def run_round(
@@ -95,10 +91,4 @@ def _train(cfg: RunConfig, run_dir: str, round_index: int, inputs: dict, paths: 
 
 
 # The task is the stage function itself; `sdfb train-round` calls `run_round` directly.
-distill_round = task(
-    run_round,
-    name="distill",
-    task_run_name="distill (round {round_index})",
-    cache_policy=NONE,
-    on_failure=[remember_failure],
-)
+distill_round = stage_task("distill", "distill (round {round_index})")(run_round)

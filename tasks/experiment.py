@@ -6,9 +6,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NONE
 
 from sdfb.atomic import atomic_path, write_text
 from sdfb.experiment import ExperimentConfig, analyse, arm_dir, shared_counts
@@ -16,7 +14,7 @@ from sdfb.models import load_tokenizer
 from sdfb.report import write_report
 from sdfb.summary import comparison_markdown, stage_times
 from tasks._artifacts import artifact_key
-from tasks._failure import remember_failure
+from tasks._stage import stage_task
 
 
 def write_analysis(folder: Path, tables: dict[str, pd.DataFrame], summary: dict) -> Path:
@@ -37,7 +35,7 @@ def _timing(root: Path, started_at: float) -> dict:
     return {**times, "wall_seconds": time.time() - started_at}
 
 
-@task(name="analyse-experiment", cache_policy=NONE, on_failure=[remember_failure])
+@stage_task("analyse-experiment")
 def analyse_experiment(
     exp: ExperimentConfig, root: str, outcomes: dict[str, dict], model: str, k: int, started_at: float
 ) -> str:

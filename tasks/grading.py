@@ -1,14 +1,10 @@
 """Grading of student rollouts against the gold answers."""
 
-from prefect import task
-from prefect.cache_policies import NONE
-
 from sdfb.config import RunConfig
 from sdfb.grading import grade_completions
 from sdfb.stages import ConfigView
 from sdfb.store import read_table
-from tasks._failure import remember_failure
-from tasks._stage import Inputs, run_stage
+from tasks._stage import Inputs, run_stage, stage_task
 
 
 def _grades(c: ConfigView, inputs: Inputs, round: int):
@@ -21,12 +17,7 @@ def _grades(c: ConfigView, inputs: Inputs, round: int):
     }
 
 
-@task(
-    name="grade-rollouts",
-    task_run_name="grade-rollouts (round {round_index})",
-    cache_policy=NONE,
-    on_failure=[remember_failure],
-)
+@stage_task("grade-rollouts", "grade-rollouts (round {round_index})")
 def grade_rollouts(cfg: RunConfig, run_dir: str, round_index: int, rollouts: str, problems: str) -> str:
     return run_stage(
         "grades", cfg, run_dir, {"rollouts": rollouts, "problems": problems}, _grades, round=round_index

@@ -1,14 +1,10 @@
 """Problem sampling tasks: the fixed eval split and each round's fresh training batch."""
 
-from prefect import task
-from prefect.cache_policies import NONE
-
 from sdfb import problems
 from sdfb.config import RunConfig
 from sdfb.stages import ConfigView
 from sdfb.store import read_table
-from tasks._failure import remember_failure
-from tasks._stage import Inputs, run_stage
+from tasks._stage import Inputs, run_stage, stage_task
 
 
 def _eval_problems(c: ConfigView, inputs: Inputs):
@@ -22,22 +18,12 @@ def _round_problems(c: ConfigView, inputs: Inputs, round: int):
     return problems.check_disjoint(frame, eval_ids), {"dropped": dropped}
 
 
-@task(
-    name="sample-eval-problems",
-    task_run_name="sample-eval-problems",
-    cache_policy=NONE,
-    on_failure=[remember_failure],
-)
+@stage_task("sample-eval-problems")
 def sample_eval_problems(cfg: RunConfig, run_dir: str) -> str:
     return run_stage("eval_problems", cfg, run_dir, {}, _eval_problems)
 
 
-@task(
-    name="sample-problems",
-    task_run_name="sample-problems (round {round_index})",
-    cache_policy=NONE,
-    on_failure=[remember_failure],
-)
+@stage_task("sample-problems", "sample-problems (round {round_index})")
 def sample_problems(cfg: RunConfig, run_dir: str, round_index: int, eval_problems: str) -> str:
     return run_stage(
         "problems", cfg, run_dir, {"eval_problems": eval_problems}, _round_problems, round=round_index

@@ -2,18 +2,14 @@
 
 from pathlib import Path
 
-from prefect import task
-from prefect.cache_policies import NONE
-
 from sdfb.config import RunConfig
 from sdfb.generation import make_generator
 from sdfb.prompts import load_template
 from sdfb.rollouts import sample_rollouts
 from sdfb.stages import BASE, ConfigView
 from sdfb.store import read_table
-from tasks._failure import remember_failure
 from tasks._progress import stage_progress
-from tasks._stage import Inputs, run_stage
+from tasks._stage import Inputs, run_stage, stage_task
 
 
 def _rollouts(c: ConfigView, inputs: Inputs, round: int):
@@ -27,12 +23,7 @@ def _rollouts(c: ConfigView, inputs: Inputs, round: int):
     return sample_rollouts(problems, generator, template, sampling, policy, progress)
 
 
-@task(
-    name="student-rollouts",
-    task_run_name="student-rollouts (round {round_index})",
-    cache_policy=NONE,
-    on_failure=[remember_failure],
-)
+@stage_task("student-rollouts", "student-rollouts (round {round_index})")
 def generate_rollouts(
     cfg: RunConfig, run_dir: str, round_index: int, problems: str, adapter: str | None
 ) -> str:

@@ -3,9 +3,7 @@ logged to the configured trackers, in the run of the checkpoint's round (step: t
 
 import time
 
-from prefect import task
 from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import NONE
 
 from sdfb.config import RunConfig
 from sdfb.generation import make_generator
@@ -15,9 +13,8 @@ from sdfb.stages import ConfigView
 from sdfb.store import read_manifest, read_table
 from sdfb.tracking import checkpoint_round, log_metrics, score_metrics, tracker_run
 from tasks._artifacts import artifact_key
-from tasks._failure import remember_failure
 from tasks._progress import stage_progress
-from tasks._stage import Inputs, run_stage
+from tasks._stage import Inputs, run_stage, stage_task
 
 
 def _eval_samples(c: ConfigView, inputs: Inputs, checkpoint: str):
@@ -34,12 +31,7 @@ def _scores(c: ConfigView, inputs: Inputs, checkpoint: str):
     return score_samples(read_table(inputs["eval_samples"]), c.eval.k, checkpoint)
 
 
-@task(
-    name="score-checkpoint",
-    task_run_name="score-checkpoint ({checkpoint})",
-    cache_policy=NONE,
-    on_failure=[remember_failure],
-)
+@stage_task("score-checkpoint", "score-checkpoint ({checkpoint})")
 def score_checkpoint(
     cfg: RunConfig, run_dir: str, checkpoint: str, adapter: str | None, eval_problems: str
 ) -> str:

@@ -4,9 +4,7 @@ import json
 import time
 from pathlib import Path
 
-from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NONE
 
 from sdfb.atomic import write_text
 from sdfb.config import RunConfig
@@ -15,8 +13,7 @@ from sdfb.stages import output_path, summary_path
 from sdfb.store import MANIFEST_SUFFIX, read_manifest, read_table
 from sdfb.summary import build_summary, localisation_rows, results_markdown
 from tasks._artifacts import artifact_key
-from tasks._failure import remember_failure
-from tasks._stage import task_logger
+from tasks._stage import stage_task, task_logger
 
 
 def _round_inputs(run_dir: str, round_index: int) -> list[str]:
@@ -64,7 +61,7 @@ def _previous_rounds(root: Path) -> dict[int, dict]:
         return {}
 
 
-@task(name="write-summary", task_run_name="write-summary", cache_policy=NONE, on_failure=[remember_failure])
+@stage_task("write-summary")
 def write_summary(cfg: RunConfig, run_dir: str, score_paths: list[str], started_at: float) -> str:
     root = Path(run_dir)
     manifests = {

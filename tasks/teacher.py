@@ -1,16 +1,12 @@
 """The teacher scored by the generation engine before training (distill.teacher_source: engine); an empty table
 when the teacher runs inside training or the objective has no teacher (GRPO)."""
 
-from prefect import task
-from prefect.cache_policies import NONE
-
 from sdfb.config import RunConfig, objective
 from sdfb.distill.engine_teacher import COLUMNS, score_teacher
 from sdfb.generation import make_generator
 from sdfb.stages import ConfigView
 from sdfb.store import read_table
-from tasks._failure import remember_failure
-from tasks._stage import Inputs, run_stage
+from tasks._stage import Inputs, run_stage, stage_task
 
 
 def _teacher(c: ConfigView, inputs: Inputs, round: int):
@@ -29,12 +25,7 @@ def _teacher(c: ConfigView, inputs: Inputs, round: int):
     )
 
 
-@task(
-    name="score-teacher",
-    task_run_name="score-teacher (round {round_index})",
-    cache_policy=NONE,
-    on_failure=[remember_failure],
-)
+@stage_task("score-teacher", "score-teacher (round {round_index})")
 def score_teacher_task(
     cfg: RunConfig,
     run_dir: str,
