@@ -286,6 +286,11 @@ def test_a_deployment_runs_through_a_worker_on_postgres_and_resumes_after_the_wo
         _stop(worker, signal.SIGKILL, grace=10)
         state = _final_state(server, second, timeout=240)
         assert state["type"] == "CRASHED", state
+        children = [r for r in _api(server, "POST", "/flow_runs/filter") if r["parent_task_run_id"]]
+        inner = [r for r in children if r["id"] not in {c["id"] for c in child}]
+        assert inner and all(
+            _final_state(server, r["id"], timeout=120)["type"] == "CRASHED" for r in inner
+        ), inner  # the pipeline subflow inside it too: it sent heartbeats of its own
         before = _manifests(run_dir)
         assert "summary.json" not in {p.name for p in run_dir.iterdir()}
 
