@@ -92,44 +92,39 @@ def _mass_figure(inputs: Inputs, table: pd.DataFrame):
 
 
 def _advantage_figure(inputs: Inputs, table: pd.DataFrame):
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    present = [m for m in SEGMENTS if m in set(table["measure"])]
-    if not present:
-        return None
-    fig = make_subplots(
-        rows=1, cols=len(present), shared_yaxes=True, subplot_titles=[SEGMENTS[m] for m in present]
-    )
-    for col, measure in enumerate(present, start=1):
-        for arm in inputs.arms:
-            rows = table[(table["arm"] == arm) & (table["measure"] == measure)]
-            if not rows.empty:
-                fig.add_trace(_line(go, inputs, rows, arm, col == 1), row=1, col=col)
-        fig.add_hline(y=0, line={"color": "#9aa5b1", "width": 1}, row=1, col=col)
-        fig.update_xaxes(title_text="round", dtick=1, row=1, col=col)
-    fig.update_yaxes(title_text="mean advantage", row=1, col=1)
-    return style_figure(fig, 340)
+    return _measures_figure(inputs, table, SEGMENTS, scale=1.0, height=340, zero_line=True)
 
 
 def _active_figure(inputs: Inputs, table: pd.DataFrame):
+    return _measures_figure(inputs, table, ACTIVE, scale=100, height=320, zero_line=False)
+
+
+def _measures_figure(inputs: Inputs, table: pd.DataFrame, labels: dict[str, str], scale: float, height: int,
+                     zero_line: bool):  # fmt: skip
+    """One panel per measure in `labels` that the table holds, every arm's line over rounds in each; `scale` 100
+    draws shares as percentages, `zero_line` marks y = 0 (signed measures)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    present = [m for m in ACTIVE if m in set(table["measure"])]
+    present = [m for m in labels if m in set(table["measure"])]
     if not present:
         return None
     fig = make_subplots(
-        rows=1, cols=len(present), shared_yaxes=True, subplot_titles=[ACTIVE[m] for m in present]
+        rows=1, cols=len(present), shared_yaxes=True, subplot_titles=[labels[m] for m in present]
     )
     for col, measure in enumerate(present, start=1):
         for arm in inputs.arms:
             rows = table[(table["arm"] == arm) & (table["measure"] == measure)]
             if not rows.empty:
-                fig.add_trace(_line(go, inputs, rows, arm, col == 1, 100), row=1, col=col)
+                fig.add_trace(_line(go, inputs, rows, arm, col == 1, scale), row=1, col=col)
+        if zero_line:
+            fig.add_hline(y=0, line={"color": "#9aa5b1", "width": 1}, row=1, col=col)
         fig.update_xaxes(title_text="round", dtick=1, row=1, col=col)
-    fig.update_yaxes(ticksuffix="%", range=[0, 105])
-    return style_figure(fig, 320)
+    if scale == 100:
+        fig.update_yaxes(ticksuffix="%", range=[0, 105])
+    else:
+        fig.update_yaxes(title_text="mean advantage", row=1, col=1)
+    return style_figure(fig, height)
 
 
 def training_section(inputs: Inputs) -> str:
