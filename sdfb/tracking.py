@@ -56,7 +56,8 @@ def checkpoint_round(checkpoint: str) -> int:
     if checkpoint == "base":
         return 0
     prefix, _, number = checkpoint.partition("_")
-    assert prefix == "round" and number.isdigit(), f"not a checkpoint name: {checkpoint!r}"
+    if prefix != "round" or not number.isdigit():
+        raise ValueError(f"not a checkpoint name: {checkpoint!r} (expected 'base' or 'round_NNNN')")
     return int(number)
 
 

@@ -8,5 +8,6 @@ def artifact_key(*parts: str) -> str:
     """`parts` joined by dashes in Prefect's key alphabet (lowercase letters, digits, dashes): `artifact_key(
     "demo", "step_aligned", "results")` is `demo-step-aligned-results`."""
     key = re.sub(r"[^a-z0-9]+", "-", "-".join(parts).lower()).strip("-")
-    assert key, f"an artifact key needs letters or digits, got {parts}"
+    if not key:
+        raise ValueError(f"an artifact key needs letters or digits, got {parts}")
     return key

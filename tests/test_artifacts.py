@@ -12,7 +12,7 @@ def test_an_artifact_key_is_lowercase_letters_digits_and_single_dashes():
     assert artifact_key("demo", "step_aligned", "results") == "demo-step-aligned-results"
     assert artifact_key("My.Run_1", "round_0002") == "my-run-1-round-0002"
     assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", artifact_key("--a__b..", "C  d--"))
-    with pytest.raises(AssertionError, match="needs letters or digits"):
+    with pytest.raises(ValueError, match="needs letters or digits"):
         artifact_key("_", ".")
 
 

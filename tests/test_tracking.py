@@ -87,6 +87,8 @@ def test_tracker_runs_group_the_rounds_of_a_run_and_tell_its_conditions_and_seed
     )
     assert tracking.tracker_run(build_config({}, ["name=demo"]), tmp_path, 1) is None  # no tracker named
     assert (tracking.checkpoint_round("base"), tracking.checkpoint_round("round_0012")) == (0, 12)
+    with pytest.raises(ValueError, match="not a checkpoint name: 'final'"):  # an error, also under python -O
+        tracking.checkpoint_round("final")
 
 
 def test_training_arguments_name_the_run_and_project_the_integrations_read(tmp_path):

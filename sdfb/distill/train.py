@@ -107,8 +107,10 @@ def train_round(
 
     if not examples:
         raise ValueError("train_round needs at least one example; use empty_round() for a round without any")
-    assert tracking is None or tracking.report_to == cfg.report_to, (tracking, cfg.report_to)
-    assert tracking is not None or not cfg.report_to, f"report_to={cfg.report_to} needs a tracker run"
+    if (tracking.report_to if tracking else ()) != tuple(cfg.report_to):
+        raise ValueError(
+            f"distill.report_to={list(cfg.report_to)} needs a tracker run reporting to the same trackers"
+        )
     teacher = teacher or TeacherState(model, cfg.teacher, cfg.finetune, cfg.ema_rate)
     if objective == "control":  # the same loop and records, weights left as they are
         cfg = cfg.model_copy(update={"learning_rate": 0.0})
