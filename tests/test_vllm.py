@@ -8,6 +8,7 @@ One engine serves the whole session. Skipped when vllm is not installed, unless 
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -267,8 +268,18 @@ def test_the_pipeline_on_vllm_starts_one_base_engine_and_one_per_merged_checkpoi
         "rollout.engine=vllm",
         "rollout.vllm.max_model_len=512",
         f"rollout.vllm.merge_adapters={merge}",
+        "distill.teacher_source=engine",  # the teacher scored by the same engine, before each round's training
     ]
     summary = json.loads(Path(pipeline(build_config(tree, overrides), str(tmp_path))).read_text())
+    for round_dir in ("round_0001", "round_0002"):
+        teacher = pd.read_parquet(tmp_path / round_dir / "teacher.parquet")
+        tokens = pd.read_parquet(tmp_path / round_dir / "tokens.parquet")
+        assert len(teacher) > 0 and (teacher["teacher_logprobs"].map(len) > 0).all()
+        stored = teacher.explode("teacher_logprobs").rename(columns={"teacher_logprobs": "stored"})
+        stored["position"] = stored.groupby(["problem_id", "sample_index"]).cumcount()
+        used = tokens.merge(stored, on=["problem_id", "sample_index", "position"], validate="one_to_one")
+        assert len(used) == len(tokens)  # training read the engine's score of every token it trained on
+        assert (used["teacher_logprob"] - used["stored"].astype(float)).abs().max() < 1e-5
     if merge:
         assert starts[0] == "tiny" and len(starts) == 3
         assert all("sdfb-merged-" in s and not Path(s).exists() for s in starts[1:])  # removed when released
