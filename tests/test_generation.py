@@ -82,8 +82,11 @@ class _StandInEngine:
     """Records what the registry asks of an engine. A real vLLM start takes 11-40 s and needs vllm installed, and
     this checks only the registry's bookkeeping; tests/test_vllm.py gets its real engine from the registry."""
 
-    def __init__(self, model_name, dtype, cfg, seed=0, section="rollout.vllm", trust_remote_code=False):
+    def __init__(
+        self, model_name, dtype, cfg, seed=0, section="rollout.vllm", trust_remote_code=False, lora=True
+    ):
         self.settings = (model_name, dtype, cfg, seed, section)
+        self.lora = lora
         self.adapter = None
         self.events = []
 
@@ -132,4 +135,22 @@ def test_make_generator_on_vllm_reuses_the_registry_engine_with_the_asked_adapte
     base = make_generator(model, "vllm", per_request, 0, None, 4)
     tuned = make_generator(model, "vllm", per_request, 0, "run/round_0001", 4)
     assert tuned is base and live_engines() == 1
-    assert base.adapter == "run/round_0001"
+    assert base.adapter == "run/round_0001" and base.lora  # started with LoRA, since requests carry adapters
+    merging = make_generator(model, "vllm", VLLMConfig(merge_adapters=True), 0, None, 4)
+    assert merging is not base and not merging.lora  # no request will carry an adapter: no LoRA layers
+
+
+def test_an_engine_without_lora_is_started_without_it_and_refuses_an_adapter(tiny_model_path):
+    """The settings vLLM gets: LoRA only where requests carry adapters (vLLM's LoRA layers run on every token)."""
+    from sdfb.config import VLLMConfig
+    from sdfb.generation.vllm_backend import VLLMGenerator, engine_settings
+
+    with_lora = engine_settings("tiny", "float32", VLLMConfig(max_lora_rank=8), 0)
+    without = engine_settings("tiny", "float32", VLLMConfig(max_lora_rank=8), 0, lora=False)
+    assert (with_lora["enable_lora"], with_lora["max_lora_rank"]) == (True, 8)
+    assert without["enable_lora"] is False and "max_lora_rank" not in without
+    engine = VLLMGenerator.__new__(VLLMGenerator)  # the adapter check runs before any engine call
+    engine.lora, engine._adapter = False, None
+    engine.set_adapter(None)
+    with pytest.raises(ValueError, match="started without LoRA; cannot apply run/round_0001"):
+        engine.set_adapter("run/round_0001")

@@ -72,6 +72,7 @@ class VLLMBackend:
             self.seed,
             section="critic.vllm",
             trust_remote_code=self.cfg.trust_remote_code,
+            lora=False,  # a critic never takes an adapter
         )
         engine.set_adapter(None)
         tok = engine.tokenizer

