@@ -1,6 +1,8 @@
 """Rollout throughput on one set of prompts: (a) sdfb's vLLM rollout stage in the engine's default dtype (bf16 on
 GPUs and on CPUs with bf16 instructions), (b) a bare `vllm.LLM.generate` on the same engine and token ids, (d) the
-same stage on an fp32 engine, (c) sdfb's HF backend (fp32) at its best batch size. Same model, prompts, sampling.
+same stage on an fp32 engine, (e) the same stage on an engine started the other way round for LoRA (with vLLM's
+LoRA layers where (a) has none, i.e. where adapters are merged, the CPU default; without them where adapters are
+applied per request), (c) sdfb's HF backend (fp32) at its best batch size. Same model, prompts, sampling.
 
     python benchmarks/rollouts.py                      # SmolLM2-135M, 128 arithmetic prompts, 128 new tokens
     python benchmarks/rollouts.py --hf-batch-sizes 32,64,128 --repeats 3
@@ -8,7 +10,8 @@ same stage on an fp32 engine, (c) sdfb's HF backend (fp32) at its best batch siz
 Tokens/s counts the completion tokens actually generated. (a) and (b) use identical sampling parameters and seed
 (with the sampled token's log-prob, which rollouts keep), so they generate the same tokens. The log-prob gap is the
 stored (engine-dtype) log-prob of each sampled token against a teacher-forced fp32 HF forward over the same ids.
-The last line is `wrapper_ratio=<a/b> vllm_vs_hf=<a/c> vllm_tok_s=<a> bf16_vs_fp32=<a/d> logprob_gap=<mean>`.
+The last line is `wrapper_ratio=<a/b> vllm_vs_hf=<a/c> vllm_tok_s=<a> bf16_vs_fp32=<a/d> logprob_gap=<mean>
+lora_off_vs_on=<without LoRA layers / with>`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
 
     from sdfb.config import ArithmeticConfig, SamplingConfig, VLLMConfig
     from sdfb.generation import HFGenerator
+    from sdfb.generation.engines import adapters_per_request
     from sdfb.generation.vllm_backend import VLLMGenerator
     from sdfb.problems import generate_problems
     from sdfb.prompts import load_template, render_student_prompt
@@ -40,7 +44,9 @@ def main(args: argparse.Namespace) -> dict[str, float]:
 
     dtype = generation_dtype(args.dtype)
     started = time.perf_counter()
-    engine = VLLMGenerator(args.model, dtype, VLLMConfig(max_model_len=1024, max_lora_rank=16))
+    settings = VLLMConfig(max_model_len=1024, max_lora_rank=16)
+    lora = adapters_per_request(settings)  # as the rollout stage starts it on this machine
+    engine = VLLMGenerator(args.model, dtype, settings, lora=lora)
     start_s = time.perf_counter() - started
     engine.generate(["warm-up"], SamplingConfig(max_new_tokens=4))
 
@@ -73,7 +79,11 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     a, b = max(a_runs), max(b_runs)
     engine.close()
     sampled = tables[0]
-    fp32 = VLLMGenerator(args.model, "float32", VLLMConfig(max_model_len=1024, max_lora_rank=16), seed=1)
+    other = VLLMGenerator(args.model, dtype, settings, seed=1, lora=not lora)  # LoRA layers the other way
+    other.generate(["warm-up"], SamplingConfig(max_new_tokens=4))
+    e = max(stage(other) for _ in range(args.repeats))
+    other.close()
+    fp32 = VLLMGenerator(args.model, "float32", settings, seed=1, lora=lora)
     fp32.generate(["warm-up"], SamplingConfig(max_new_tokens=4))
     d = max(stage(fp32) for _ in range(args.repeats))
     fp32.close()
@@ -95,11 +105,13 @@ def main(args: argparse.Namespace) -> dict[str, float]:
         f"(c) sdfb HF backend: {c:.0f} tok/s at batch {best_batch} ({', '.join(f'batch {k}: {v:.0f}' for k, v in hf_runs.items())})"
     )
     print(f"(d) sdfb vLLM rollout stage, fp32 engine: {d:.0f} tok/s; engine dtype in (a): {dtype}")
+    print(f"(e) sdfb vLLM rollout stage, engine {'without' if lora else 'with'} LoRA layers: {e:.0f} tok/s; "
+          f"(a) {'with' if lora else 'without'} (adapters {'per request' if lora else 'merged'} on this machine)")  # fmt: skip
     print(
         f"log-prob gap, engine ({dtype}) vs fp32 forward: mean {gap_mean:.4f}, p99 {gap_p99:.4f} nats per token"
     )
     result = {"wrapper_ratio": a / b, "vllm_vs_hf": a / c, "vllm_tok_s": a, "bf16_vs_fp32": a / d,
-              "logprob_gap": gap_mean}  # fmt: skip
+              "logprob_gap": gap_mean, "lora_off_vs_on": (e / a) if lora else (a / e)}  # fmt: skip
     print(" ".join(f"{k}={v:.0f}" if k == "vllm_tok_s" else f"{k}={v:.4f}" if k == "logprob_gap" else f"{k}={v:.3f}"
                    for k, v in result.items()))  # fmt: skip
     return result

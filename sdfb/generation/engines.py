@@ -56,9 +56,9 @@ def policy_engine(
         and (folder / "config.json").is_file()
         and not (folder / "adapter_config.json").is_file()
     )
-    merge = (not on_gpu()) if vllm.merge_adapters is None else vllm.merge_adapters
-    if folder is None or (not full and not merge):  # merging: no request ever carries an adapter
-        engine = vllm_engine(model.name_or_path, model.dtype, vllm, seed, section, trust, lora=not merge)
+    per_request = adapters_per_request(vllm)
+    if folder is None or (not full and per_request):  # merging: no request ever carries an adapter
+        engine = vllm_engine(model.name_or_path, model.dtype, vllm, seed, section, trust, lora=per_request)
         engine.set_adapter(adapter)
         return engine
     weights = folder.resolve() if full else merged_weights(model, folder)
@@ -67,6 +67,12 @@ def policy_engine(
     engine = vllm_engine(str(weights), model.dtype, vllm, seed, section, trust, lora=False)
     engine.set_adapter(None)
     return engine
+
+
+def adapters_per_request(vllm: VLLMConfig) -> bool:
+    """Whether the policy's LoRA adapters are applied per request (`rollout.vllm.merge_adapters: false`, the GPU
+    default) rather than merged into an engine of their own (the CPU default)."""
+    return on_gpu() if vllm.merge_adapters is None else not vllm.merge_adapters
 
 
 def merged_weights(model: ModelConfig, adapter: Path) -> Path:
