@@ -231,7 +231,7 @@ def engine_settings(
             if cfg.enable_chunked_prefill is None
             else cfg.enable_chunked_prefill,
             "seed": seed,
-            "enforce_eager": cfg.enforce_eager,
+            "enforce_eager": (not gpu) if cfg.enforce_eager is None else cfg.enforce_eager,
             "enable_sleep_mode": gpu and cfg.sleep_during_training,
         }
     )
