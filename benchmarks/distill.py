@@ -175,6 +175,7 @@ def teacher_scoring_seconds_per_token(args: argparse.Namespace) -> tuple[float, 
     from sdfb.config import VLLMConfig
     from sdfb.generation import HFGenerator
     from sdfb.generation.devices import generation_dtype, vllm_available
+    from sdfb.generation.engines import adapters_per_request
     from sdfb.models import load_tokenizer
 
     examples = make_examples(load_tokenizer(args.model), args.samples, 0)
@@ -190,7 +191,8 @@ def teacher_scoring_seconds_per_token(args: argparse.Namespace) -> tuple[float, 
     if vllm_available():
         from sdfb.generation.vllm_backend import VLLMGenerator
 
-        engine = VLLMGenerator(args.model, "auto", VLLMConfig(max_model_len=1024, max_lora_rank=16))
+        settings = VLLMConfig(max_model_len=1024, max_lora_rank=16)  # LoRA layers as the stage starts it here
+        engine = VLLMGenerator(args.model, "auto", settings, lora=adapters_per_request(settings))
         try:
             return timed(engine), f"vLLM ({generation_dtype('auto')})"
         except Exception as exc:  # a benchmark reports what failed and measures the fallback
