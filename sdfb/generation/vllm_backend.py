@@ -215,26 +215,24 @@ def engine_settings(
                 path, cfg.max_model_len, cfg.cpu_kv_cache_gib, trust_remote_code=trust_remote_code
             )
         }
-    adapters = {"enable_lora": True, "max_lora_rank": _supported_rank(cfg.max_lora_rank), "max_loras": 1}
-    return (
-        memory
-        | (adapters if lora else {"enable_lora": False})
-        | {
-            "model": path,
-            "tokenizer": path,
-            "trust_remote_code": trust_remote_code,
-            "dtype": generation_dtype(dtype),
-            "max_model_len": cfg.max_model_len,
-            "tensor_parallel_size": cfg.tensor_parallel_size,
-            "enable_prefix_caching": cfg.enable_prefix_caching,
-            "enable_chunked_prefill": gpu
-            if cfg.enable_chunked_prefill is None
-            else cfg.enable_chunked_prefill,
-            "seed": seed,
-            "enforce_eager": (not gpu) if cfg.enforce_eager is None else cfg.enforce_eager,
-            "enable_sleep_mode": gpu and cfg.sleep_during_training,
-        }
-    )
+    chunked = gpu if cfg.enable_chunked_prefill is None else cfg.enable_chunked_prefill
+    settings = memory | {
+        "model": path,
+        "tokenizer": path,
+        "trust_remote_code": trust_remote_code,
+        "dtype": generation_dtype(dtype),
+        "max_model_len": cfg.max_model_len,
+        "tensor_parallel_size": cfg.tensor_parallel_size,
+        "enable_prefix_caching": cfg.enable_prefix_caching,
+        "enable_chunked_prefill": chunked,
+        "enable_lora": lora,
+        "seed": seed,
+        "enforce_eager": (not gpu) if cfg.enforce_eager is None else cfg.enforce_eager,
+        "enable_sleep_mode": gpu and cfg.sleep_during_training,
+    }
+    if lora:
+        settings |= {"max_lora_rank": _supported_rank(cfg.max_lora_rank), "max_loras": 1}
+    return settings
 
 
 def _completion(output, want_logprobs: bool) -> Completion:
