@@ -209,7 +209,8 @@ def _hash_order(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
 
 
 def load_pools(cfg: DataConfig, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
-    """Train pool and eval split from files or a dataset; overlapping questions are removed from train."""
+    """Train pool (in an order fixed by `seed`) and eval split (fixed by `cfg.seed` alone, so every run seed gets
+    the same eval problems) from files or a dataset; overlapping questions are removed from train."""
     train, dropped = normalise_loaded(read_source(cfg.path, cfg.source, cfg, cfg.hf_split), cfg, cfg.path)
     if cfg.eval_path or cfg.hf_eval_split:
         eval_path = cfg.eval_path or cfg.path
@@ -218,9 +219,9 @@ def load_pools(cfg: DataConfig, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, 
             read_source(eval_path, cfg.source, cfg, eval_split), cfg, eval_path
         )
         dropped.update({f"eval_{k}": v for k, v in eval_dropped.items()})
-        evals = _hash_order(evals, seed).head(cfg.eval_problems)
+        evals = _hash_order(evals, cfg.seed).head(cfg.eval_problems)
     else:
-        ordered = _hash_order(train, seed)
+        ordered = _hash_order(train, cfg.seed)
         if len(ordered) <= cfg.eval_problems:
             raise DataError(
                 f"{cfg.path} has {len(ordered)} usable problems ({_reasons(dropped)}), not more than "
@@ -233,19 +234,20 @@ def load_pools(cfg: DataConfig, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, 
     return _hash_order(train, seed), evals.reset_index(drop=True), dropped
 
 
-def sample_eval(cfg: DataConfig, seed: int) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The held-out eval problems (fixed for the whole run)."""
+def sample_eval(cfg: DataConfig) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The held-out eval problems, drawn from `cfg.seed` alone: the same for every run seed of an experiment."""
     if cfg.source == "arithmetic":
-        frame = generate_problems(cfg.eval_problems, seed=_split_seed(seed, "eval"), cfg=cfg.arithmetic)
+        frame = generate_problems(cfg.eval_problems, seed=_split_seed(cfg.seed, "eval"), cfg=cfg.arithmetic)
         return frame.assign(split="eval"), {}
-    _, evals, dropped = load_pools(cfg, seed)
+    _, evals, dropped = load_pools(cfg, cfg.seed)
     return evals.assign(split="eval"), dropped
 
 
 def sample_round(
     cfg: DataConfig, seed: int, round_index: int, eval_ids: set[str]
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """A fresh batch of training problems for round `round_index` (1-based), disjoint from the eval split."""
+    """A fresh batch of training problems for round `round_index` (1-based), disjoint from the eval split, drawn
+    from `seed` (see `sdfb.seeds.problem_seed`)."""
     n = cfg.problems_per_round
     if cfg.source == "arithmetic":
         frame = generate_problems(

@@ -22,10 +22,12 @@ def sample_and_grade(
     grading: GradingConfig,
     checkpoint: str,
     progress: Progress | None = None,
+    seed: int | None = None,
 ) -> pd.DataFrame:
-    """`cfg.k` graded samples per problem."""
+    """`cfg.k` graded samples per problem, drawn with `seed` (None: `cfg.sampling.seed`)."""
     prompts = [render_student_prompt(generator.tokenizer, template, q) for q in problems["question"]]
-    sampling = cfg.sampling.model_copy(update={"n": cfg.k})
+    seed = cfg.sampling.seed if seed is None else seed
+    sampling = cfg.sampling.model_copy(update={"n": cfg.k, "seed": seed})
     generations = generator.generate(prompts, sampling, want_logprobs=False, progress=progress)
     rows = [
         {

@@ -46,7 +46,7 @@ _ROUND = ("round",)
 _GENERATION = ("seed", "model", "prompt")  # what every stage that samples from the policy reads
 
 TABLE: tuple[Stage, ...] = (
-    Stage("eval_problems", {"eval_problems": Output("eval/problems.parquet", schemas.PROBLEMS)}, ("seed", "data")),
+    Stage("eval_problems", {"eval_problems": Output("eval/problems.parquet", schemas.PROBLEMS)}, ("data",)),
     Stage(
         "problems", {"problems": Output("{round}/problems.parquet", schemas.PROBLEMS)}, ("seed", "data"),
         ("eval_problems",), _ROUND,

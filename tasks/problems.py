@@ -1,6 +1,6 @@
 """Problem sampling tasks: the fixed eval split and each round's fresh training batch."""
 
-from sdfb import problems
+from sdfb import problems, seeds
 from sdfb.config import RunConfig
 from sdfb.stages import ConfigView
 from sdfb.store import read_table
@@ -8,13 +8,14 @@ from tasks._stage import Inputs, run_stage, stage_task
 
 
 def _eval_problems(c: ConfigView, inputs: Inputs):
-    frame, dropped = problems.sample_eval(c.data, c.seed)
+    frame, dropped = problems.sample_eval(c.data)
     return frame, {"dropped": dropped}
 
 
 def _round_problems(c: ConfigView, inputs: Inputs, round: int):
     eval_ids = set(read_table(inputs["eval_problems"])["problem_id"])
-    frame, dropped = problems.sample_round(c.data, c.seed, round, eval_ids)
+    seed = seeds.problem_seed(c.data.seed, c.seed, c.data.training_problems == "per_seed")
+    frame, dropped = problems.sample_round(c.data, seed, round, eval_ids)
     return problems.check_disjoint(frame, eval_ids), {"dropped": dropped}
 
 

@@ -9,6 +9,7 @@ from sdfb.config import RunConfig
 from sdfb.generation import make_generator
 from sdfb.prompts import load_template
 from sdfb.scoring import sample_and_grade, score_samples
+from sdfb.seeds import eval_seed
 from sdfb.stages import ConfigView
 from sdfb.store import read_manifest, read_table
 from sdfb.tracking import checkpoint_round, log_metrics, score_metrics, tracker_run
@@ -21,10 +22,11 @@ def _eval_samples(c: ConfigView, inputs: Inputs, checkpoint: str):
     generator = make_generator(
         c.model, c.rollout.engine, c.rollout.vllm, c.seed, inputs["adapter"], c.eval.batch_size
     )
-    template = load_template(c.prompt.template)
+    template = load_template(c.prompt.template, c.prompt.enable_thinking)
     problems = read_table(inputs["eval_problems"])
     progress = stage_progress(f"scoring {checkpoint}: {len(problems)} problems x {c.eval.k} samples")
-    return sample_and_grade(problems, generator, template, c.eval, c.grading, checkpoint, progress)
+    seed = eval_seed(c.seed, c.eval.sampling.seed)
+    return sample_and_grade(problems, generator, template, c.eval, c.grading, checkpoint, progress, seed)
 
 
 def _scores(c: ConfigView, inputs: Inputs, checkpoint: str):

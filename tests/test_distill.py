@@ -497,6 +497,60 @@ def test_the_none_control_trains_on_an_advantage_of_zero_at_every_token(
     assert result.metrics["steps"] == 2  # the same loop as every arm
 
 
+def _lora_b_weights(checkpoint) -> dict:
+    from safetensors.torch import load_file
+
+    weights = load_file(str(checkpoint / "adapter_model.safetensors"))
+    return {name: w for name, w in weights.items() if "lora_B" in name}
+
+
+@pytest.mark.parametrize("objective, changed", [("control", False), ("self_distillation", True)])
+def test_the_control_objective_leaves_the_weights_unchanged_even_where_the_teacher_disagrees(
+    tiny_model_path, tiny_tokenizer, tmp_path, objective, changed
+):
+    """A new LoRA adapter starts with every lora_B at zero. On a teacher that does disagree (the reference
+    solution in its prompt), self-distillation moves them; the control runs the same loop and leaves them at zero,
+    so its checkpoint is the base model (this fails if the control's learning-rate override is removed)."""
+    from sdfb.config import ModelConfig
+
+    rollouts, contexts, grades = round_tables(tiny_tokenizer)
+    cfg = DistillConfig(learning_rate=1e-2, batch_size=2, lora=LoraConfig(r=8, alpha=16))
+    result = distill.run_round(
+        ModelConfig(name_or_path="tiny", dtype="float32"), cfg, objective, 0, 1, rollouts, contexts,
+        grades, previous=None, checkpoint=tmp_path / "round_0001",
+    )  # fmt: skip
+    assert result.metrics["steps"] >= 1 and result.tokens["advantage"].abs().max() > 1e-3
+    largest = max(float(w.abs().max()) for w in _lora_b_weights(tmp_path / "round_0001").values())
+    assert (largest > 0) is changed, largest
+
+
+def test_a_rounds_training_does_not_depend_on_what_the_process_drew_before(
+    tiny_model_path, tiny_tokenizer, tmp_path
+):
+    """A resumed run or another order of arms leaves the process's random state elsewhere when a round starts
+    (HF generate seeds torch per batch; a skipped stage draws nothing): the round must train alike anyway."""
+    import torch
+
+    from sdfb.config import ModelConfig
+
+    rollouts, contexts, grades = round_tables(tiny_tokenizer)
+    cfg = DistillConfig(learning_rate=1e-2, batch_size=2, lora=LoraConfig(r=8, alpha=16))
+    results = []
+    for state in (1, 12345):
+        torch.manual_seed(state)
+        torch.rand(state % 97)  # and a different number of draws since
+        results.append(
+            distill.run_round(
+                ModelConfig(name_or_path="tiny", dtype="float32"), cfg, "self_distillation", 0, 1,
+                rollouts, contexts, grades, previous=None, checkpoint=tmp_path / str(state) / "round_0001",
+            )
+        )  # fmt: skip
+    first, second = results
+    assert first.losses == second.losses
+    pd.testing.assert_frame_equal(first.per_sample, second.per_sample)
+    pd.testing.assert_frame_equal(first.tokens, second.tokens)
+
+
 def test_a_round_with_the_engine_scored_teacher_trains_with_the_losses_of_the_in_trainer_teacher(
     tiny_model_path, tiny_tokenizer, tmp_path
 ):

@@ -17,11 +17,15 @@ ALL = {s.name for s in stages.TABLE}
 # One change per config section (and the keys inside `rollout` that only some stages read), with the stages that
 # read it: the specification the table must meet. `name` and `rounds` shape the flow, not any stage's output.
 CHANGES = {
-    "seed=1": {"eval_problems", "problems", "rollouts", "critiques", "teacher", "distill", "eval_samples"},
+    # the run seed never moves the eval problems: every seed of an experiment is scored on the same ones
+    "seed=1": {"problems", "rollouts", "critiques", "teacher", "distill", "eval_samples"},
     "data.problems_per_round=5": {"eval_problems", "problems"},
+    "data.seed=1": {"eval_problems", "problems"},
+    "data.training_problems=per_seed": {"eval_problems", "problems"},
     "model.dtype=bfloat16": {"rollouts", "teacher", "distill", "eval_samples"},
     "model.name_or_path=other-model": {"rollouts", "contexts", "teacher", "distill", "eval_samples"},
     "prompt.template=v2": {"rollouts", "contexts", "eval_samples"},
+    "prompt.enable_thinking=false": {"rollouts", "contexts", "eval_samples"},
     "rollout.engine=vllm": {"rollouts", "teacher", "eval_samples"},
     "rollout.vllm.max_model_len=256": {"rollouts", "teacher", "eval_samples"},
     "rollout.batch_size=2": {"rollouts", "teacher"},

@@ -2,7 +2,6 @@
 
 from sdfb.config.loading import build_config, config_hash, load_config, load_tree, parse_override
 from sdfb.config.sections import (
-    CRITIQUE_STYLES,
     ArithmeticConfig,
     ColumnMap,
     ConfigError,
@@ -27,7 +26,6 @@ from sdfb.config.sections import (
 
 __all__ = [
     "ArithmeticConfig",
-    "CRITIQUE_STYLES",
     "ColumnMap",
     "ConfigError",
     "ContextConfig",

@@ -7,17 +7,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from sdfb.config.base import ConfigError, _Frozen
+from sdfb.config.data import ArithmeticConfig, ColumnMap, DataConfig
 from sdfb.config.reporting import HubRepo, Trackers
 
-
-class ConfigError(ValueError):
-    """A configuration that cannot run; the message names the key and what to do."""
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+__all__ = ["ArithmeticConfig", "ColumnMap", "ConfigError", "DataConfig"]  # defined beside, imported from here
 
 
 class ModelConfig(_Frozen):
@@ -28,51 +24,12 @@ class ModelConfig(_Frozen):
     trust_remote_code: bool = False
 
 
-class ColumnMap(_Frozen):
-    question: str = "question"
-    solution: str = "solution"
-    answer: str = "answer"
-
-
-class ArithmeticConfig(_Frozen):
-    min_steps: int = Field(2, ge=1, le=6)
-    max_steps: int = Field(3, ge=1, le=6)
-    max_value: int = Field(20, ge=2, le=10_000)
-    operations: tuple[Literal["+", "-", "*"], ...] = ("+", "-", "*")
-
-    @model_validator(mode="after")
-    def _steps_ordered(self) -> ArithmeticConfig:
-        if self.min_steps > self.max_steps:
-            raise ValueError(f"min_steps ({self.min_steps}) must not exceed max_steps ({self.max_steps})")
-        return self
-
-
-class DataConfig(_Frozen):
-    source: Literal["arithmetic", "parquet", "jsonl", "hf"] = "arithmetic"
-    # File path (parquet/jsonl) or dataset id (hf) of the training pool; unused for `arithmetic`.
-    path: str | None = None
-    # Optional separate eval file/dataset; without it the eval split is carved from `path` by text hash.
-    eval_path: str | None = None
-    hf_config: str | None = None
-    hf_split: str = "train"
-    hf_eval_split: str | None = None
-    columns: ColumnMap = ColumnMap()
-    problems_per_round: int = Field(32, ge=1)
-    eval_problems: int = Field(20, ge=1)
-    # Questions longer than this (characters) are dropped and counted: a prompt must fit the model's context.
-    max_question_chars: int = Field(8000, ge=1)
-    arithmetic: ArithmeticConfig = ArithmeticConfig()
-
-    @model_validator(mode="after")
-    def _path_for_files(self) -> DataConfig:
-        if self.source != "arithmetic" and not self.path:
-            raise ValueError(f"data.path is required when data.source is {self.source!r}")
-        return self
-
-
 class PromptConfig(_Frozen):
     # Versioned templates in sdfb/templates/<template>.yaml.
     template: str = "v1"
+    # Passed to the chat template as `enable_thinking` for the student and the teacher prompt (Qwen3 thinks by
+    # default; the paper turns it off for the student). None: not passed, so the template's own default holds.
+    enable_thinking: bool | None = None
 
 
 class SamplingConfig(_Frozen):
@@ -184,9 +141,6 @@ class CriticConfig(_Frozen):
         if self.kind != "symbolic" and not self.model:
             raise ValueError(f"critic.kind={self.kind} needs critic.model (a model id, alias or folder)")
         return self
-
-
-CRITIQUE_STYLES = ("step_aligned", "aligned_no_repeat", "aligned_with_error")
 
 
 class ContextConfig(_Frozen):

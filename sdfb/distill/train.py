@@ -26,6 +26,7 @@ from sdfb.distill.examples import Collator, Example, bucket_by_length, padding_w
 from sdfb.distill.teacher import TeacherState, make_teacher
 from sdfb.generation.base import Progress
 from sdfb.localisation import annotate_tokens
+from sdfb.seeds import training_seed
 from sdfb.tracking import TrackerRun, environment, training_arguments
 
 if TYPE_CHECKING:
@@ -219,8 +220,14 @@ def run_round(
     intra-round checkpoints beside `checkpoint`) and save the new weights to `checkpoint` (main process only).
     `teacher_scores`: the engine-scored teacher's log-probs (`engine_teacher.score_teacher`); the trainer then runs
     no teacher forward. `tracking`: where the training curve is reported (`sdfb.tracking.tracker_run`)."""
+    from transformers import set_seed
+
     from sdfb.models import load_tokenizer
 
+    # Everything training draws (new LoRA weights, dropout, the buckets' order) starts from the round's seed, not
+    # from whatever the process drew before: a resumed run or another order of arms trains alike.
+    seed = training_seed(seed, round_index)
+    set_seed(seed)
     tokenizer = load_tokenizer(model.name_or_path, model.trust_remote_code)
     trust = model.trust_remote_code
     student = prepare_model(model.name_or_path, model.dtype, distill, previous, trust)
@@ -234,7 +241,6 @@ def run_round(
     if counts.teacher_truncated or counts.teacher_too_long or counts.student_too_long:
         log.warning("distill: sequences over distill.max_length=%d: %s", distill.max_length, counts)
     if examples:
-        seed = seed + round_index
         result = train_round(
             student, tokenizer, examples, distill, partial_dir(checkpoint), seed, objective, teacher,
             tracking=tracking, progress=progress,

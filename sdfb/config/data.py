@@ -1,0 +1,58 @@
+"""The data section: where problems come from (the arithmetic generator, local files, a dataset), how many, and
+which seed draws them. Loading and sampling live in `sdfb.problems`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from sdfb.config.base import _Frozen
+
+
+class ColumnMap(_Frozen):
+    question: str = "question"
+    solution: str = "solution"
+    answer: str = "answer"
+
+
+class ArithmeticConfig(_Frozen):
+    min_steps: int = Field(2, ge=1, le=6)
+    max_steps: int = Field(3, ge=1, le=6)
+    max_value: int = Field(20, ge=2, le=10_000)
+    operations: tuple[Literal["+", "-", "*"], ...] = ("+", "-", "*")
+
+    @model_validator(mode="after")
+    def _steps_ordered(self) -> ArithmeticConfig:
+        if self.min_steps > self.max_steps:
+            raise ValueError(f"min_steps ({self.min_steps}) must not exceed max_steps ({self.max_steps})")
+        return self
+
+
+class DataConfig(_Frozen):
+    source: Literal["arithmetic", "parquet", "jsonl", "hf"] = "arithmetic"
+    # Draws the eval problems (and so their validation/test split) whatever the run seed is, so every seed of an
+    # experiment is scored on the same problems.
+    seed: int = 0
+    # fixed: every run seed trains on the problems drawn from data.seed (seeds then measure sampling and training
+    # variance on one curriculum); per_seed: training problems are drawn from data.seed and the run seed.
+    training_problems: Literal["fixed", "per_seed"] = "fixed"
+    # File path (parquet/jsonl) or dataset id (hf) of the training pool; unused for `arithmetic`.
+    path: str | None = None
+    # Optional separate eval file/dataset; without it the eval split is carved from `path` by text hash.
+    eval_path: str | None = None
+    hf_config: str | None = None
+    hf_split: str = "train"
+    hf_eval_split: str | None = None
+    columns: ColumnMap = ColumnMap()
+    problems_per_round: int = Field(32, ge=1)
+    eval_problems: int = Field(20, ge=1)
+    # Questions longer than this (characters) are dropped and counted: a prompt must fit the model's context.
+    max_question_chars: int = Field(8000, ge=1)
+    arithmetic: ArithmeticConfig = ArithmeticConfig()
+
+    @model_validator(mode="after")
+    def _path_for_files(self) -> DataConfig:
+        if self.source != "arithmetic" and not self.path:
+            raise ValueError(f"data.path is required when data.source is {self.source!r}")
+        return self
