@@ -15,7 +15,7 @@ from prefect import flow, get_run_logger
 from sdfb.config import RunConfig, load_config
 from sdfb.generation import release_engines
 from sdfb.runlock import run_lock
-from sdfb.stages import BASE, round_name
+from sdfb.stages import BASE, round_name, scored_rounds
 from tasks._failure import stage_failure
 from tasks._gpu import gpu_slot
 from tasks.contexts import build_contexts
@@ -57,7 +57,7 @@ def _rounds(config: RunConfig, run_dir: str, started_at: float, keep_engines: bo
             contexts = build_contexts(config, run_dir, r, problems, rollouts, grades, critiques)
             teacher = score_teacher_task(config, run_dir, r, rollouts, contexts, grades, adapter)
             adapter = distill_round(config, run_dir, r, rollouts, contexts, grades, teacher, adapter)
-            if r == config.rounds or (config.eval.every and r % config.eval.every == 0):
+            if r in scored_rounds(config.rounds, config.eval.every):
                 scores.append(score_checkpoint(config, run_dir, round_name(r), adapter, eval_problems))
         return write_summary(config, run_dir, scores, started_at)
     finally:

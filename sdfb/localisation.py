@@ -7,30 +7,46 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sdfb.prompts import _ANSWER, _STEP
+from sdfb.prompts import _ANSWER, _STEP, lines_outside_thinking
 
 ANSWER_STEP = -1  # token_steps' index for tokens of the answer line; 0 is "outside the step format"
 SEGMENTS = ("prefix", "wrong_step", "after", "answer", "other", "unknown")
 _CONTEXT_TOKENS = 8  # decoding context before each token: enough for a UTF-8 character split over 4 tokens
 _DECODE = {"skip_special_tokens": True, "clean_up_tokenization_spaces": False}
+_BREAK_CHARS = (
+    "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # what str.splitlines splits on ("\r\n" is one break)
+)
+ACTIVE_TOL = 1e-6  # |A| at or below this is no signal: float noise of a teacher that agrees with the student
 
 
 def _line_breaks(text: str) -> np.ndarray:
-    """A mask over characters: True where a character ends a line as `str.splitlines` sees it."""
+    """A mask over characters: True where a character is part of a line break as `str.splitlines` sees it."""
     breaks = np.zeros(len(text), dtype=bool)
     position = 0
     for line in text.splitlines(keepends=True):
-        body = len(line.rstrip("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"))
+        body = len(line.rstrip(_BREAK_CHARS))
         breaks[position + body : position + len(line)] = True
         position += len(line)
     return breaks
 
 
+def _line_ends(text: str) -> np.ndarray:
+    """A mask over characters: True at the last character of each line break, so "\\r\\n" ends one line, not two."""
+    ends = np.zeros(len(text), dtype=bool)
+    position = 0
+    for line in text.splitlines(keepends=True):
+        position += len(line)
+        if line != line.rstrip(_BREAK_CHARS):
+            ends[position - 1] = True
+    return ends
+
+
 def _line_labels(text: str) -> list[int]:
-    """The step index of each line of `text`, numbered exactly as `sdfb.prompts.parse_attempt` reads them."""
+    """The step index of each line of `text`, numbered exactly as `sdfb.prompts.parse_attempt` reads them (so
+    thinking is no step: it reads the same `lines_outside_thinking`)."""
     labels: list[int] = []
     steps, answered, stopped = 0, False, False
-    for line in text.splitlines():
+    for line in lines_outside_thinking(text):
         if stopped or (answered and line.strip()):
             # parse_attempt stops at the first non-blank line after the answer: the model kept talking
             stopped = True
@@ -92,8 +108,9 @@ def token_steps(text: str, token_ids: Sequence[int], tokenizer) -> list[int]:
 
     A token belongs to the line of its first character that is not a line break, so a token "\\nStep" belongs
     to the step line it opens and ".\\n" to the line it closes; a token made only of line breaks belongs to the
-    line its first break ends; a token that only finishes a multi-byte character belongs to that character's
-    line. Raises ValueError when `token_ids` do not decode to `text`."""
+    line its first break ends (so the "\\n" token that closes a step line is part of that step); "\\r\\n" is one
+    line break; a token that only finishes a multi-byte character belongs to that character's line. See
+    docs/localisation.md. Raises ValueError when `token_ids` do not decode to `text`."""
     spans = token_spans(text, token_ids, tokenizer)
     if not len(spans):
         return []
@@ -107,8 +124,8 @@ def token_steps(text: str, token_ids: Sequence[int], tokenizer) -> list[int]:
     anchor = np.where(first < ends, first, np.where(ends > starts, starts, starts - 1))
     special = np.isin(np.asarray(token_ids, dtype=np.int64), list(getattr(tokenizer, "all_special_ids", ())))
     placed = ~special & (anchor >= 0)
-    # a character's line: how many line breaks end before it (a break belongs to the line it ends)
-    line_of_char = np.concatenate([[0], np.cumsum(breaks)])
+    # a character's line: how many lines end before it (a break belongs to the line it ends; "\\r\\n" is one end)
+    line_of_char = np.concatenate([[0], np.cumsum(_line_ends(text))])
     labels = np.array(_line_labels(text) or [0], dtype=np.int64)
     lines = np.minimum(line_of_char[np.clip(anchor, 0, n_chars)], len(labels) - 1)
     return np.where(placed, labels[lines], 0).tolist()

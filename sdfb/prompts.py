@@ -1,5 +1,6 @@
 """Prompt rendering and the solver's step format: one function renders the student prompt, one the teacher's,
-both through the tokenizer's chat template. Nothing here truncates a prompt."""
+both through the tokenizer's chat template (with `enable_thinking` when the config sets it). Nothing here
+truncates a prompt; text inside a `<think>` block is never a step or an answer."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ _STEP = re.compile(r"^\s*(?:\*\*)?step\s*(\d+)\s*[:.)]\s*(?:\*\*)?\s*(.*?)\s*$",
 _ANSWER = re.compile(
     r"^\s*(?:\*\*)?(?:final\s+)?answer\s*[:=]\s*(?:\*\*)?\s*(.*?)\s*(?:\*\*)?\s*$", re.IGNORECASE
 )
+_THINK = re.compile(r"</?think>")
 _EQUATION = re.compile(r"(-?\d+(?:\.\d+)?)\s*([-+*x×/])\s*(-?\d+(?:\.\d+)?)\s*=\s*(-?\d+(?:\.\d+)?)")
 CONDITIONS = ("none", "binary", "reference", "step_aligned", "aligned_no_repeat", "aligned_with_error")
 
@@ -28,10 +30,12 @@ class Template:
     contexts: dict[str, str]
     # Worked examples shown as earlier chat turns (user question, assistant solution), same for both roles.
     examples: tuple[tuple[str, str], ...] = ()
+    # Passed to the chat template as `enable_thinking` (Qwen3's switch); None: not passed, the template decides.
+    enable_thinking: bool | None = None
 
 
 @cache
-def load_template(version: str) -> Template:
+def load_template(version: str, enable_thinking: bool | None = None) -> Template:
     try:
         text = resources.files("sdfb.templates").joinpath(f"{version}.yaml").read_text()
     except FileNotFoundError:
@@ -44,7 +48,13 @@ def load_template(version: str) -> Template:
     raw: dict[str, Any] = yaml.safe_load(text)
     examples = tuple((e["question"], e["solution"]) for e in raw.get("examples") or ())
     return Template(
-        raw["version"], raw["system"], raw["student"], raw["teacher"], dict(raw["contexts"]), examples
+        raw["version"],
+        raw["system"],
+        raw["student"],
+        raw["teacher"],
+        dict(raw["contexts"]),
+        examples,
+        enable_thinking,
     )
 
 
@@ -54,7 +64,9 @@ def _chat(tokenizer, template: Template, user: str) -> str:
         messages.append({"role": "user", "content": template.student.format(question=question)})
         messages.append({"role": "assistant", "content": solution})
     messages.append({"role": "user", "content": user})
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    # Only a set flag is passed: a template that does not know the variable renders exactly as before.
+    flag = {} if template.enable_thinking is None else {"enable_thinking": template.enable_thinking}
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **flag)
 
 
 def render_student_prompt(tokenizer, template: Template, question: str) -> str:
@@ -90,10 +102,52 @@ class ParsedAttempt:
         return bool(self.steps) and self.answer is not None and self.answer != ""
 
 
+def _thinking_spans(text: str) -> list[tuple[int, int]]:
+    """Character ranges of thinking, tags included: `<think>...</think>`, an unclosed `<think>` to the end, and
+    a `</think>` that nothing opened back to the previous block (or the start: the prompt opened it)."""
+    spans: list[tuple[int, int]] = []
+    opened, after = None, 0
+    for tag in _THINK.finditer(text):
+        if tag.group() == "<think>":
+            opened = tag.start() if opened is None else opened
+        else:
+            spans.append((after if opened is None else opened, tag.end()))
+            opened, after = None, tag.end()
+    if opened is not None:
+        spans.append((opened, len(text)))
+    return spans
+
+
+def _cut(body: str, start: int, spans: list[tuple[int, int]]) -> str:
+    """`body`, which starts at character `start` of its text, less the characters inside `spans`."""
+    pieces, at = [], start
+    for a, b in spans:
+        a, b = max(a, start), min(b, start + len(body))
+        if a < b:
+            pieces.append(body[at - start : a - start])
+            at = b
+    pieces.append(body[at - start :])
+    return "".join(pieces)
+
+
+def lines_outside_thinking(text: str) -> list[str]:
+    """The lines of `text` as `str.splitlines` splits them, each less its thinking (a line wholly inside a
+    `<think>` block comes back empty), so line numbers stay those of the text. `parse_attempt` reads these."""
+    lines = text.splitlines()
+    if "think>" not in text:
+        return lines
+    spans, out, start = _thinking_spans(text), [], 0
+    for body, line in zip(lines, text.splitlines(keepends=True), strict=True):
+        out.append(_cut(body, start, spans))
+        start += len(line)
+    return out
+
+
 def parse_attempt(text: str) -> ParsedAttempt:
-    """Split a completion into its step lines and final answer; text outside that format is ignored."""
+    """Split a completion into its step lines and final answer; text outside that format is ignored, and so is
+    thinking (see `lines_outside_thinking`)."""
     steps, lines, answer, answer_line = [], [], None, None
-    for line in text.splitlines():
+    for line in lines_outside_thinking(text):
         if answer is not None and line.strip():
             # anything after the answer line is not part of the attempt (the model kept talking)
             break

@@ -100,6 +100,16 @@ def round_name(index: int) -> str:
     return f"round_{index:04d}"
 
 
+def scored_rounds(rounds: int, every: int) -> list[int]:
+    """The rounds whose checkpoint is scored: every `every`-th (0: none of them) and always the last."""
+    return [r for r in range(1, rounds + 1) if r == rounds or (every and r % every == 0)]
+
+
+def scored_checkpoints(rounds: int, every: int) -> list[str]:
+    """The checkpoints a run of `rounds` rounds scores, base first, in the order they are trained."""
+    return [BASE, *(round_name(r) for r in scored_rounds(rounds, every))]
+
+
 def stage(name: str) -> Stage:
     if name not in STAGES:
         raise KeyError(f"unknown stage {name!r}; the stages are {', '.join(STAGES)}")

@@ -13,7 +13,7 @@ def _contexts(c: ConfigView, inputs: Inputs, round: int):
     return assemble_contexts(
         **{name: read_table(path) for name, path in inputs.items()},
         condition=c.context.condition,
-        template=load_template(c.prompt.template),
+        template=load_template(c.prompt.template, c.prompt.enable_thinking),
         tokenizer=load_tokenizer(c.model.name_or_path, c.model.trust_remote_code),
         critique_statuses=c.context.critique_statuses,
     )

@@ -1,6 +1,7 @@
 """Experiment library: config errors before any work, the shared-stage plan and its work count, the validation/test
 analysis on hand-built run folders, and adopting shared stage outputs between run folders. No Prefect, no models."""
 
+import json
 import os
 from pathlib import Path
 
@@ -18,7 +19,13 @@ from sdfb.experiment import (
     resolve_arms,
     split_of,
 )
-from sdfb.experiment.analysis import choose_checkpoints, comparison_rows, per_problem_table, score_rows
+from sdfb.experiment.analysis import (
+    checkpoints,
+    choose_checkpoints,
+    comparison_rows,
+    per_problem_table,
+    score_rows,
+)
 from sdfb.shared import adopt, link_run, publish, shared_root, shared_uses
 from sdfb.store import StageKey, manifest_path, write_table
 
@@ -312,13 +319,21 @@ def _samples(avg: dict[str, float]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def _run(root: Path, checkpoints: dict[str, tuple[float, float]]) -> Path:
-    """A run folder whose checkpoints score (validation avg, test avg) on every problem of each split."""
+def _run(root: Path, checkpoints: dict[str, tuple[float, float]], every: int = 1) -> Path:
+    """A finished run folder whose checkpoints score (validation avg, test avg) on every problem of each split;
+    its summary records a config of as many rounds as it has round checkpoints."""
+    from sdfb.config import RunConfig
+
     (root / "eval").mkdir(parents=True)
     for name, (on_validation, on_test) in checkpoints.items():
         avg = {pid: on_validation for pid in VALIDATION} | {pid: on_test for pid in TEST}
         _samples(avg).to_parquet(root / "eval" / f"{name}.parquet")
-        pd.DataFrame({"anything": [1]}).to_parquet(root / "eval" / f"{name}.scores.parquet")
+        scores = pd.DataFrame({"anything": [1]})
+        schema = pa.Schema.from_pandas(scores, preserve_index=False)
+        write_table(scores, root / "eval" / f"{name}.scores.parquet", schema, StageKey(1, "c", {}))
+    rounds = len(checkpoints) - 1
+    config = RunConfig(rounds=rounds, eval={"every": every}).model_dump(mode="json")
+    (root / "summary.json").write_text(json.dumps({"config": config}))
     return root
 
 
@@ -329,6 +344,30 @@ def runs(tmp_path) -> dict[tuple[str, int], Path]:
     treat = _run(tmp_path / "treat", {"base": (0.5, 0.5), "round_0001": (1.0, 0.0), "round_0002": (0.0, 1.0)})
     (treat / "eval" / "round_0003.parquet").write_bytes(b"")  # samples without scores: not a checkpoint
     return {("ref", 0): ref, ("treat", 0): treat}
+
+
+def test_checkpoints_come_from_the_runs_current_config_not_from_files_an_earlier_config_left(tmp_path):
+    run = _run(tmp_path / "run", {"base": (0.5, 0.5), "round_0001": (0.5, 0.5), "round_0002": (1.0, 1.0)})
+    config = json.loads((run / "summary.json").read_text())["config"]
+    config["rounds"] = 1  # rerun with one round: round_0002's files stay from the earlier config
+    (run / "summary.json").write_text(json.dumps({"config": config}))
+    assert checkpoints(run) == ["base", "round_0001"]
+
+
+def test_a_checkpoint_the_config_scores_without_finished_scores_is_an_error_naming_it(tmp_path):
+    run = _run(tmp_path / "run", {"base": (0.5, 0.5), "round_0001": (0.5, 0.5)})
+    (run / "eval" / "round_0001.scores.parquet.manifest.json").unlink()
+    with pytest.raises(ValueError, match="round_0001 has no finished scoring"):
+        checkpoints(run)
+
+
+def test_only_the_checkpoints_the_config_scores_are_candidates_with_eval_every(tmp_path):
+    run = _run(tmp_path / "run", {"base": (0.5, 0.5), "round_0001": (0.5, 0.5), "round_0002": (1.0, 1.0)})
+    assert checkpoints(run) == ["base", "round_0001", "round_0002"]
+    config = json.loads((run / "summary.json").read_text())["config"]
+    config["eval"]["every"] = 0  # only the last round scored
+    (run / "summary.json").write_text(json.dumps({"config": config}))
+    assert checkpoints(run) == ["base", "round_0002"]
 
 
 def test_per_problem_table_has_a_row_per_arm_checkpoint_and_problem_with_its_split(runs):

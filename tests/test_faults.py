@@ -40,7 +40,6 @@ KILL_POINTS = [
     "unvouched:distill.parquet",  # weights saved, records half written
     "generate:batch",  # inside the final scoring
 ]
-DETERMINISTIC = ["problems", "rollouts", "grades", "critiques", "contexts", "base", "base.scores"]
 KEYS = ["problem_id", "sample_index"]
 
 
@@ -92,8 +91,8 @@ def test_a_run_killed_at_every_point_resumes_to_the_uninterrupted_result(api_url
         assert len(got[name]) == len(table), f"{name}: {len(got[name])} rows, uninterrupted {len(table)}"
         if set(KEYS) <= set(table.columns) and "position" not in table.columns:
             assert not got[name].duplicated(KEYS).any(), f"{name} has duplicate rows"
-        if name.split("/")[-1] in DETERMINISTIC:
-            pd.testing.assert_frame_equal(got[name], table, obj=name)
+        # every table, training's included: a round trains from its own seed, whatever the process did before
+        pd.testing.assert_frame_equal(got[name], table, obj=name)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert [s["checkpoint"] for s in summary["scores"]] == ["base", "round_0001"]
     print(f"kill points {len(KILL_POINTS)}, resumed {resumed}, rows lost {lost}")

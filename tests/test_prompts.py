@@ -2,6 +2,7 @@
 
 import pytest
 
+from sdfb.localisation import _line_labels
 from sdfb.prompts import (
     CONDITIONS,
     load_template,
@@ -11,6 +12,8 @@ from sdfb.prompts import (
     render_student_prompt,
     render_teacher_prompt,
 )
+
+ANSWER = -1  # sdfb.localisation.ANSWER_STEP
 
 QUESTION = (
     "Sara has 5 pens. She buys 7 more pens. She gives 3 pens to a friend. How many pens does Sara have now?"
@@ -136,3 +139,105 @@ def test_every_condition_has_a_context_that_fills_its_fields(template):
 def test_unknown_condition_is_rejected(template):
     with pytest.raises(ValueError, match="condition 'hint' has no context"):
         render_context(template, "hint")
+
+
+# ------------------------------------------------------------------------------------------- thinking models
+# Qwen3's switch, reduced: thinking off closes an empty think block in the prompt; this template also opens one
+# when thinking is asked for explicitly, so each of the three settings renders differently.
+THINKING_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n"
+    "{% elif enable_thinking is defined %}<think>\n{% endif %}{% endif %}"
+)
+
+
+@pytest.fixture(scope="module")
+def thinking_tokenizer(tiny_model_path):
+    from sdfb.models import load_tokenizer
+
+    tokenizer = load_tokenizer("tiny")  # a fresh copy: the session's tiny_tokenizer keeps its own template
+    tokenizer.chat_template = THINKING_TEMPLATE
+    return tokenizer
+
+
+@pytest.mark.parametrize(
+    "enable_thinking, ending",
+    [
+        (None, "<|im_start|>assistant\n"),
+        (False, "<|im_start|>assistant\n<think>\n\n</think>\n\n"),
+        (True, "<|im_start|>assistant\n<think>\n"),
+    ],
+)
+def test_enable_thinking_reaches_the_student_and_the_teacher_prompt(
+    thinking_tokenizer, enable_thinking, ending
+):
+    template = load_template("v1", enable_thinking)
+    student = render_student_prompt(thinking_tokenizer, template, QUESTION)
+    teacher = render_teacher_prompt(thinking_tokenizer, template, QUESTION, "5 + 7 = 12")
+    assert student.endswith(ending) and teacher.endswith(ending)
+    assert "5 + 7 = 12" in teacher and "5 + 7 = 12" not in student
+
+
+def test_enable_thinking_leaves_a_template_without_the_switch_as_it_was(tiny_tokenizer):
+    plain = render_student_prompt(tiny_tokenizer, load_template("v1"), QUESTION)
+    for setting in (False, True):
+        assert render_student_prompt(tiny_tokenizer, load_template("v1", setting), QUESTION) == plain
+
+
+# Each text with its steps, its answer and the step index of each of its lines (sdfb.localisation._line_labels),
+# worked out by hand: thinking (tags included) contributes neither steps nor an answer line.
+THINKING_TEXTS = {
+    "a closed block, then the attempt": (
+        "<think>\nStep 1: 2 + 2 = 5\nAnswer: 5\n</think>\n\nStep 1: 2 + 2 = 4\nStep 2: 4 * 3 = 12\nAnswer: 12",
+        ("2 + 2 = 4", "4 * 3 = 12"),
+        "12",
+        [0, 0, 0, 0, 0, 1, 2, ANSWER],
+    ),
+    "an unclosed block runs to the end": (
+        "Step 1: 3 + 4 = 7\n<think>\nStep 2: 7 - 1 = 6\nAnswer: 6",
+        ("3 + 4 = 7",),
+        None,
+        [1, 0, 0, 0],
+    ),
+    "the prompt opened the block: all before </think> is thinking": (
+        "Step 1: 1 + 1 = 2\nAnswer: 2\n</think>\nStep 1: 1 + 2 = 3\nAnswer: 3",
+        ("1 + 2 = 3",),
+        "3",
+        [0, 0, 0, 1, ANSWER],
+    ),
+    "a stray </think> closes back to the previous block": (
+        "<think>a</think>\nStep 1: 1 + 1 = 2\n</think>\nStep 1: 2 + 2 = 4\nAnswer: 4",
+        ("2 + 2 = 4",),
+        "4",
+        [0, 0, 0, 1, ANSWER],
+    ),
+    "tags inside a line: the rest of the line counts": (
+        "<think>hmm, Step 1: no</think>Step 1: 5 + 9 = 14\r\nAnswer: 14 <think>sure?</think>",
+        ("5 + 9 = 14",),
+        "14",
+        [1, ANSWER],
+    ),
+    "thinking after the answer is not the model talking on": (
+        "Step 1: 2 + 3 = 5\nAnswer: 5\n<think>\nStep 2: 5 + 1 = 6\n</think>",
+        ("2 + 3 = 5",),
+        "5",
+        [1, ANSWER, 0, 0, 0],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(THINKING_TEXTS))
+def test_steps_and_answers_inside_thinking_are_not_part_of_the_attempt(case):
+    text, steps, answer, labels = THINKING_TEXTS[case]
+    parsed = parse_attempt(text)
+    assert parsed.steps == steps
+    assert parsed.answer == answer
+    assert all("think>" not in line for line in (*parsed.step_lines, parsed.answer_line or ""))
+    assert _line_labels(text) == labels
+    assert len(labels) == len(text.splitlines())  # line numbers stay those of the text
+
+
+def test_a_think_block_left_alone_gives_no_steps_and_no_answer():
+    parsed = parse_attempt("<think>\nStep 1: 5 + 9 = 14\nAnswer: 14\n</think>")
+    assert parsed.steps == () and parsed.answer is None and not parsed.format_ok

@@ -4,12 +4,15 @@ on held-out validation problems, scores with intervals and paired differences on
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pandas as pd
 
 from sdfb import stats
-from sdfb.stages import BASE
+from sdfb.config import RunConfig, build_config
+from sdfb.stages import BASE, scored_checkpoints
+from sdfb.store import verified_manifest
 
 _SCORES = ".scores.parquet"
 
@@ -20,10 +23,24 @@ def split_of(problem_id: str, validation_share: float) -> str:
     return "validation" if position < validation_share else "test"
 
 
+def run_config(run_dir: Path) -> RunConfig:
+    """The config a finished run folder was last run with, from its summary (written last by the pipeline)."""
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        raise ValueError(f"{run_dir} has no summary.json: the run has not finished; run it to the end first")
+    return build_config(json.loads(path.read_text())["config"])
+
+
 def checkpoints(run_dir: Path) -> list[str]:
-    """The scored checkpoints of a run folder, base first, then rounds in order."""
-    names = [p.name.removesuffix(_SCORES) for p in (run_dir / "eval").glob(f"*{_SCORES}")]
-    return sorted(names, key=lambda n: (n != BASE, n))
+    """The checkpoints the run's current config scores, base first, then rounds in order. Never a glob of the
+    folder: scores left by an earlier config with more rounds are not candidates. Raises ValueError when one of
+    them has no finished scoring (its manifest)."""
+    cfg = run_config(run_dir)
+    names = scored_checkpoints(cfg.rounds, cfg.eval.every)
+    for name in names:
+        if verified_manifest(Path(run_dir) / "eval" / f"{name}{_SCORES}") is None:
+            raise ValueError(f"{run_dir}: checkpoint {name} has no finished scoring; rerun the run to finish it")
+    return names
 
 
 def per_problem_table(runs: dict[tuple[str, int], Path], k: int, validation_share: float) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sdfb.config import RunConfig, config_hash
 from sdfb.experiment.config import ExperimentConfig, ExperimentError
-from sdfb.stages import config_part, stage
+from sdfb.stages import config_part, scored_rounds, stage
 
 # The first round's stages, in order; later rounds depend on each arm's own adapter and are never shared.
 FIRST_ROUND = (
@@ -95,10 +95,7 @@ def plan_experiment(exp: ExperimentConfig, configs: dict[tuple[str, int], RunCon
 
 
 def _scored_checkpoints(cfg: RunConfig) -> int:
-    rounds = [
-        r for r in range(1, cfg.rounds + 1) if r == cfg.rounds or (cfg.eval.every and r % cfg.eval.every == 0)
-    ]
-    return len(rounds)
+    return len(scored_rounds(cfg.rounds, cfg.eval.every))
 
 
 def _work(
