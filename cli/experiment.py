@@ -32,14 +32,14 @@ def experiment(
     try:
         exp, recipe = load_experiment(config)
         configs = resolve_arms(exp, recipe)
-        the_plan = plan_experiment(exp, configs)
+        root = (run_dir or Path("runs") / exp.name).resolve()
+        the_plan = plan_experiment(exp, configs, root)  # a finished base scoring there lends measured rates
     except ExperimentError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     if plan:
         print_plan(exp, the_plan)
         return
-    root = (run_dir or Path("runs") / exp.name).resolve()
     keyed = {f"{arm}/{seed}": cfg for (arm, seed), cfg in configs.items()}
     with early_server() as server, guarded(root):  # the server first: guarded imports prefect
         from flows.experiment import experiment as experiment_flow
@@ -84,6 +84,25 @@ def print_plan(exp, the_plan) -> None:
     console.print(
         f"work: {work['runs']} runs, {work['eval_generations']} eval generations, {work['rollout_generations']} "
         f"rollout generations, at most {work['max_trained_tokens']} trained tokens"
+    )
+    print_power(the_plan.splits, the_plan.power)
+
+
+def print_power(splits, power) -> None:
+    """The split sizes and the minimum detectable difference, with the assumptions they rest on."""
+    console.print(
+        f"eval split: {splits.validation} validation (checkpoint choice) / {splits.test} test (reported) of "
+        f"{splits.total} eval problems ({splits.how})"
+    )
+    found = (
+        f"{100 * power.difference:.1f} points"
+        if power.difference != float("inf")
+        else "none (not even 100 points)"
+    )
+    console.print(
+        f"power: {power.n_problems} test problems x {power.n_seeds} seed(s) x k={power.k}: smallest "
+        f"Avg@{power.k} difference detectable at {power.power:.0%} power (two-sided alpha {power.alpha}): {found}; "
+        f"{power.assumption}. Sampling noise only, so optimistic: see docs/power.md"
     )
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -144,3 +145,51 @@ def test_arms_that_claim_shared_rollouts_but_sample_differently_are_refused_befo
     assert result.exit_code == 2
     assert "cannot share first-round rollouts" in result.output and "rollout.sampling.n" in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_plan_prints_the_split_sizes_and_the_smallest_detectable_difference_with_its_assumption():
+    from cli.main import app
+    from sdfb.experiment.power import minimum_detectable_difference
+
+    result = CliRunner().invoke(app, ["experiment", "--config", "configs/paper/experiment.yaml", "--plan"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    # data files no run has read yet: the expected split, 60 eval problems x 0.5
+    assert "30 validation (checkpoint choice) / 30 test (reported) of 60 eval problems (expected:" in text
+    points = 100 * minimum_detectable_difference(30, 3, 12, 0.5)
+    assert "30 test problems x 3 seed(s) x k=12: smallest Avg@12 difference detectable at 80% power" in text
+    assert f"{points:.1f} points; base rate 0.50 configured" in text
+
+
+def test_plan_uses_the_base_rates_measured_in_the_run_folder(tmp_path):
+    from cli.main import app
+    from sdfb.problems import sample_eval
+    from sdfb.store import StageKey, write_table
+
+    exp, recipe = load_experiment(SMOKE)
+    cfg = resolve_arms(exp, recipe)[("none", 0)]
+    ids = sample_eval(cfg.data)[0]["problem_id"].tolist()
+    samples = pd.DataFrame({"problem_id": ids * 2, "correct": [True, False] * len(ids)})
+    base = tmp_path / "run" / "seed_0" / "none" / "eval" / "base.parquet"  # the reference arm's
+    write_table(samples, base, pa.Schema.from_pandas(samples, preserve_index=False), StageKey(1, "c", {}))
+    args = ["experiment", "--config", str(SMOKE), "--plan", "--run-dir", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "base rates measured from" in result.output and "base.parquet" in result.output.replace("\n", "")
+
+
+def test_plan_refuses_a_test_split_too_small_to_report_before_any_work(tmp_path):
+    from cli.main import app
+
+    spec = yaml.safe_load(SMOKE.read_text())
+    spec["recipe"] = str(SMOKE.parent / spec["recipe"])
+    del spec["min_split_problems"]  # the default minimum, 10, against the smoke experiment's 6 eval problems
+    small = tmp_path / "small.yaml"
+    small.write_text(yaml.safe_dump(spec))
+    result = CliRunner().invoke(
+        app, ["experiment", "--config", str(small), "--run-dir", str(tmp_path / "run")]
+    )
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "split would hold 3 of 6 eval problems" in text and "at least 10 are needed" in text
+    assert "raise data.eval_problems to" in text and not (tmp_path / "run").exists()

@@ -39,6 +39,8 @@ def _experiment(tmp_path: Path, arms: list[dict], **fields) -> Path:
     """An experiment file beside a copy of the smoke recipe; `fields` replace the top-level defaults."""
     (tmp_path / "recipe.yaml").write_text(SMOKE.read_text())
     body = {"name": "exp", "recipe": "recipe.yaml", "seeds": [0], "reference": arms[0]["name"], "arms": arms}
+    # The smoke recipe's 4 eval problems split 1/3, below any real minimum; the split tests set their own.
+    body["min_split_problems"] = 1
     path = tmp_path / "experiment.yaml"
     path.write_text(yaml.safe_dump({**body, **fields}, sort_keys=False))
     return path
@@ -530,3 +532,66 @@ def test_shared_uses_counts_the_run_folders_holding_each_shared_execution(linked
     assert (shared / by_count[2] / TABLE).read_bytes() == (a / TABLE).read_bytes()
     assert (shared / by_count[1] / TABLE).read_bytes() == (c / TABLE).read_bytes()
     assert sorted(shared_uses([c], shared).values()) == [0, 1]  # run c holds only its own execution
+
+
+# --- split sizes and power at plan time -----------------------------------------------------------------------------
+
+
+def _eval_ids(tmp_path: Path, eval_problems: int) -> list[str]:
+    from sdfb.problems import sample_eval
+
+    cfg = _resolve(_experiment(tmp_path, TWO_ARMS, set={"data.eval_problems": eval_problems}))[("aligned", 0)]
+    return sample_eval(cfg.data)[0]["problem_id"].tolist()
+
+
+def test_a_split_below_the_minimum_is_refused_naming_the_minimum_and_an_eval_size_that_passes(tmp_path):
+    with pytest.raises(ExperimentError) as caught:
+        _plan(tmp_path, TWO_ARMS, min_split_problems=10)  # the smoke recipe's 4 eval problems split 1/3
+    message = str(caught.value)
+    assert "the validation split would hold 1 of 4 eval problems" in message
+    assert "at least 10 are needed" in message and "validation_share" in message
+    suggested = int(message.split("raise data.eval_problems to ")[1].split()[0])
+    ids = _eval_ids(tmp_path, suggested)
+    counts = [sum(split_of(pid, 0.5) == s for pid in ids) for s in ("validation", "test")]
+    assert min(counts) >= 10  # exact for generated problems, and the fewest that pass:
+    assert min(sum(split_of(pid, 0.5) == s for pid in ids[:-1]) for s in ("validation", "test")) < 10
+    plan = _plan(tmp_path, TWO_ARMS, min_split_problems=10, set={"data.eval_problems": suggested})
+    assert (plan.splits.validation, plan.splits.test, plan.splits.exact) == (*counts, True)
+
+
+def test_generated_eval_problems_are_split_exactly_and_the_power_assumes_the_configured_rate(tmp_path):
+    from sdfb.experiment.power import minimum_detectable_difference
+
+    plan = _plan(tmp_path, TWO_ARMS, seeds=[0, 1], base_success_rate=0.3, set={"data.eval_problems": 30})
+    test = sum(split_of(pid, 0.5) == "test" for pid in _eval_ids(tmp_path, 30))
+    assert (plan.splits.total, plan.splits.test) == (30, test)
+    assert plan.power.assumption == "base rate 0.30 configured"
+    assert (plan.power.n_problems, plan.power.n_seeds, plan.power.k) == (test, 2, 2)  # smoke: eval.k 2
+    assert plan.power.difference == pytest.approx(minimum_detectable_difference(test, 2, 2, 0.3))
+
+
+def test_the_power_uses_base_rates_measured_in_the_experiment_folder_on_its_test_problems(tmp_path):
+    from sdfb.experiment.power import minimum_detectable_difference
+
+    ids = _eval_ids(tmp_path, 30)
+    rates = {pid: (i % 3) / 2 for i, pid in enumerate(ids)}  # 0, 0.5, 1 from two samples each
+    samples = pd.DataFrame(
+        [(pid, j < round(2 * r)) for pid, r in rates.items() for j in range(2)],
+        columns=["problem_id", "correct"],
+    )
+    root = tmp_path / "runs" / "exp"
+    base = root / "seed_0" / "aligned" / "eval" / "base.parquet"  # the reference arm's base scoring
+    write_table(samples, base, pa.Schema.from_pandas(samples, preserve_index=False), StageKey(1, "c", {}))
+    exp, recipe = load_experiment(_experiment(tmp_path, TWO_ARMS, set={"data.eval_problems": 30}))
+    plan = plan_experiment(exp, resolve_arms(exp, recipe), root)
+    test = [r for pid, r in rates.items() if split_of(pid, 0.5) == "test"]
+    assert plan.power.assumption == f"base rates measured from {base} ({len(test)} problems)"
+    assert plan.power.difference == pytest.approx(minimum_detectable_difference(len(test), 1, 2, test))
+    unmeasured = plan_experiment(exp, resolve_arms(exp, recipe), tmp_path / "elsewhere")
+    assert unmeasured.power.assumption == "base rate 0.50 configured"
+
+
+@pytest.mark.parametrize("rate", [0.0, 1.0])
+def test_a_base_success_rate_outside_zero_and_one_is_refused(tmp_path, rate):
+    with pytest.raises(ExperimentError, match="base_success_rate"):
+        load_experiment(_experiment(tmp_path, TWO_ARMS, base_success_rate=rate))

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sdfb.config import ConfigError, RunConfig, build_config, load_tree
 from sdfb.config.loading import merged_tree
+from sdfb.experiment.power import MIN_SPLIT_PROBLEMS
 
 
 class ExperimentError(ValueError):
@@ -38,6 +39,11 @@ class ExperimentConfig(BaseModel):
     shared_rollouts: bool = True
     # Share of the eval problems held out to choose each arm's checkpoint; results are reported on the rest.
     validation_share: float = Field(0.5, gt=0.0, lt=1.0)
+    # Fewer eval problems than this in either split and the plan is refused (docs/power.md says why 10).
+    min_split_problems: int = Field(MIN_SPLIT_PROBLEMS, ge=1)
+    # The base model's success rate assumed by the plan's power figure until a base scoring of the reference arm
+    # exists in the experiment folder; then the measured per-problem rates are used (docs/power.md).
+    base_success_rate: float = Field(0.5, gt=0.0, lt=1.0)
     bootstrap_resamples: int = Field(2000, ge=100)
 
     @field_validator("seeds")
