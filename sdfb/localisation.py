@@ -158,14 +158,18 @@ def _mean(values: np.ndarray) -> float:
 
 
 def attempt_localisation(
-    advantages: Sequence[float] | np.ndarray, steps: Sequence[int], first_wrong_step: int | None
+    advantages: Sequence[float] | np.ndarray,
+    steps: Sequence[int],
+    first_wrong_step: int | None,
+    tol: float = ACTIVE_TOL,
 ) -> dict | None:
-    """How one attempt's advantages fall around its first wrong step k, or None when k is unknown or no token
-    lies in step k (the step was not written, or k is past the last step).
+    """How one attempt's advantages fall around its first wrong step k, or None when the attempt does not count:
+    k is unknown, no token lies in step k (the step was not written, or k is past the last step), or no token has
+    a negative advantage (A < -tol), so there is no mass to place and its chance level must not count either.
 
-    neg_mass_in_wrong_step: step k's share of the attempt's negative advantage mass, sum(min(A, 0)) over step k
-    over the same sum over all tokens (NaN when no token has a negative advantage); compare it with
-    wrong_step_token_share, step k's share of all tokens, which is what spreading the mass evenly would give.
+    neg_mass_in_wrong_step: step k's share of the attempt's negative advantage mass, the sum of A over step k's
+    tokens with A < -tol over the same sum over all tokens; wrong_step_token_share: step k's share of all tokens,
+    what spreading the mass evenly would give (chance); share_minus_chance: the first minus the second.
     mean_adv_prefix / _wrong_step / _after: mean advantage of each segment's tokens (NaN when it has none)."""
     a = np.asarray(advantages, dtype=np.float64)
     s = np.asarray(steps, dtype=np.int64)
@@ -173,13 +177,16 @@ def attempt_localisation(
         raise ValueError(f"advantages {a.shape} and steps {s.shape} must have one entry per completion token")
     if not wrong_step_known(first_wrong_step) or not (s == int(first_wrong_step)).any():
         return None
+    negative = np.where(a < -tol, a, 0.0)
+    if not negative.any():
+        return None
     k = int(first_wrong_step)
     wrong, prefix, after = s == k, (s > 0) & (s < k), s > k
-    negative = np.minimum(a, 0.0)
-    total = negative.sum()
+    mass, chance = float(negative[wrong].sum() / negative.sum()), float(wrong.mean())
     return {
-        "neg_mass_in_wrong_step": float(negative[wrong].sum() / total) if total < 0 else float("nan"),
-        "wrong_step_token_share": float(wrong.mean()),
+        "neg_mass_in_wrong_step": mass,
+        "wrong_step_token_share": chance,
+        "share_minus_chance": mass - chance,
         "mean_adv_prefix": _mean(a[prefix]),
         "mean_adv_wrong_step": _mean(a[wrong]),
         "mean_adv_after": _mean(a[after]),
@@ -187,7 +194,7 @@ def attempt_localisation(
     }
 
 
-def signal_activity(advantages_by_attempt: Sequence[np.ndarray], tol: float = 1e-6) -> dict:
+def signal_activity(advantages_by_attempt: Sequence[np.ndarray], tol: float = ACTIVE_TOL) -> dict:
     """Whether the teacher disagrees with the student at all: the share of attempts with any |A| > tol
     ("active_samples") and of tokens with |A| > tol ("active_tokens"), with their counts (NaN shares when empty)."""
     active = [np.abs(np.asarray(a, dtype=np.float64)) > tol for a in advantages_by_attempt]
@@ -241,38 +248,64 @@ def annotate_tokens(tokens, rollouts, contexts, tokenizer):
     return tokens.assign(step_index=step_index, segment=segment)
 
 
-MEASURES = ("neg_mass_in_wrong_step", "wrong_step_token_share", "mean_adv_prefix", "mean_adv_wrong_step", "mean_adv_after")  # fmt: skip
+MEASURES = (
+    "neg_mass_in_wrong_step",
+    "wrong_step_token_share",
+    "share_minus_chance",
+    "mean_adv_prefix",
+    "mean_adv_wrong_step",
+    "mean_adv_after",
+)
 
 
-def per_attempt(tokens):
-    """One row per attempt of a round's tokens table whose first wrong step has tokens: the attempt's
-    `attempt_localisation` figures, with its problem_id, sample_index and first_wrong_step."""
+def per_attempt(tokens, tol: float = ACTIVE_TOL):
+    """One row per attempt of a tokens table that counts (`attempt_localisation` is not None): its keys (seed
+    when the table has that column, problem_id, sample_index), first_wrong_step, MEASURES and n_tokens. Every
+    measure is computed on the same attempts, so a share and its chance level are always averaged alike."""
     import pandas as pd
 
+    keys = [c for c in ("seed", "problem_id", "sample_index") if c in tokens.columns]
     rows = []
-    for (pid, index), group in tokens.groupby(["problem_id", "sample_index"], sort=False):
+    for key, group in tokens.groupby(keys, sort=False):
         wrong = group.loc[group["segment"] == "wrong_step", "step_index"]
         if wrong.empty:
             continue
         k = int(wrong.iloc[0])
-        found = attempt_localisation(group["advantage"].to_numpy(), group["step_index"].to_numpy(), k)
+        found = attempt_localisation(group["advantage"].to_numpy(), group["step_index"].to_numpy(), k, tol)
         if found is not None:
-            rows.append({"problem_id": pid, "sample_index": int(index), "first_wrong_step": k, **found})
-    columns = ["problem_id", "sample_index", "first_wrong_step", *MEASURES, "n_tokens"]
-    return pd.DataFrame(rows, columns=columns)
+            rows.append({**dict(zip(keys, key, strict=True)), "first_wrong_step": k, **found})
+    return pd.DataFrame(rows, columns=[*keys, "first_wrong_step", *MEASURES, "n_tokens"])
 
 
-def round_localisation(tokens, tol: float = 1e-6, n_resamples: int = 2000, seed: int = 0) -> dict:
-    """A round's localisation with 95% bootstrap intervals over attempts, and whether the signal is alive: the share
-    of samples and tokens with |A| > tol ("inactive" when none has)."""
-    from sdfb.stats import mean_interval
+def attempts_with_wrong_step(tokens) -> int:
+    """How many attempts of a tokens table have tokens in their critic's first wrong step (counted or not)."""
+    keys = [c for c in ("seed", "problem_id", "sample_index") if c in tokens.columns]
+    return int(len(tokens.loc[tokens["segment"] == "wrong_step", keys].drop_duplicates()))
 
-    attempts = per_attempt(tokens)
-    activity = signal_activity([g["advantage"].to_numpy() for _, g in tokens.groupby(["problem_id", "sample_index"])], tol)  # fmt: skip
+
+def measure_intervals(attempts, n_resamples: int = 2000, seed: int = 0) -> dict[str, dict]:
+    """Each of MEASURES averaged over `per_attempt` rows with a 95% bootstrap interval that resamples problems
+    (an attempt's problem_id is its cluster, across seeds too: attempts of one problem are not independent)."""
+    from sdfb.stats import cluster_interval
+
+    clusters = attempts["problem_id"].to_numpy()
+    return {
+        m: cluster_interval(attempts[m].to_numpy(), clusters, n_resamples=n_resamples, seed=seed)
+        for m in MEASURES
+    }
+
+
+def round_localisation(tokens, tol: float = ACTIVE_TOL, n_resamples: int = 2000, seed: int = 0) -> dict:
+    """A round's localisation with 95% problem-clustered bootstrap intervals over the attempts that count, and
+    whether the signal is alive: the share of samples and tokens with |A| > tol ("inactive" when none has)."""
+    attempts = per_attempt(tokens, tol)
+    by_attempt = [g["advantage"].to_numpy() for _, g in tokens.groupby(["problem_id", "sample_index"])]
+    activity = signal_activity(by_attempt, tol)
     return {
         "attempts": activity["n_attempts"],
-        "attempts_with_wrong_step": len(attempts),
-        **{m: mean_interval(attempts[m].to_numpy(), n_resamples=n_resamples, seed=seed) for m in MEASURES},
+        "attempts_with_wrong_step": attempts_with_wrong_step(tokens),
+        "attempts_counted": len(attempts),
+        **measure_intervals(attempts, n_resamples, seed),
         "activity": activity,
         "inactive": activity["n_active_tokens"] == 0,
     }

@@ -1,5 +1,5 @@
-"""Statistics for comparing arms on the same eval problems: per-problem metrics, bootstrap intervals, paired tests.
-Pure numpy/pandas/scipy over tables already in memory; no I/O, no plotting, no multiple-comparison correction."""
+"""Statistics for comparing arms on the same eval problems: per-problem metrics, bootstrap intervals (plain and
+clustered by problem), paired tests and Holm's adjustment over arms. Pure numpy/pandas/scipy; no I/O, no plotting."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from sdfb.metrics import _normalise, majority_correct, pass_at_k
 
 METRICS = ("avg", "pass_k", "maj")
 KEYS = ("seed", "problem_id")
+FINDING_ALPHA = (
+    0.05  # a difference is a finding only when its Holm-adjusted p is below this and its CI excludes 0
+)
 # A per-problem difference this close to zero is a tie: seed means of equal values can differ in the last bit.
 TIE_TOLERANCE = 1e-12
 
@@ -126,9 +129,71 @@ def mean_interval(
     return {"mean": mean, "low": low, "high": high, "n": int(len(x))}
 
 
+def cluster_interval(
+    values: Sequence[float] | np.ndarray,
+    clusters: Sequence | np.ndarray,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> dict:
+    """Mean of `values` (NaNs dropped with their cluster labels) with a percentile bootstrap interval that resamples
+    whole clusters: draw as many clusters as there are, with replacement, and keep every value of each drawn one.
+
+    The estimate and each resample's statistic are means over values (a cluster of 3 weighs 3 times a cluster of
+    1), so the interval is for the same number the estimate is. One cluster, or values with no spread, give
+    low = high = mean; no values give NaN. Returns mean, low, high, n (values) and n_clusters."""
+    x = np.asarray(values, dtype=float).ravel()
+    labels = np.asarray(clusters).ravel()
+    if len(labels) != len(x):
+        raise ValueError(f"values ({len(x)}) and clusters ({len(labels)}) must have one entry each")
+    keep = ~np.isnan(x)
+    x, labels = x[keep], labels[keep]
+    if len(x) == 0:
+        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0, "n_clusters": 0}
+    _, cluster_of = np.unique(labels, return_inverse=True)
+    sums, sizes = np.bincount(cluster_of, weights=x), np.bincount(cluster_of).astype(float)
+    mean = float(x.mean())
+    low = high = mean
+    if len(sums) > 1 and np.ptp(x) > 0:
+        low, high = _cluster_percentiles(sums, sizes, confidence, n_resamples, np.random.default_rng(seed))
+    return {"mean": mean, "low": low, "high": high, "n": int(len(x)), "n_clusters": int(len(sums))}
+
+
+def _cluster_percentiles(
+    sums: np.ndarray, sizes: np.ndarray, confidence: float, n_resamples: int, rng: np.random.Generator
+) -> tuple[float, float]:
+    """Percentile interval of sum(values) / count(values) over resamples of whole clusters (given their sums)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
+    drawn = rng.integers(0, len(sums), size=(n_resamples, len(sums)))
+    statistic = sums[drawn].sum(axis=1) / sizes[drawn].sum(axis=1)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(statistic, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment of p-values for testing them together (family-wise error): the i-th smallest
+    of m becomes max over j <= i of min(1, (m - j + 1) * p_(j)). NaNs stay NaN and do not count in m."""
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p.shape, np.nan)
+    present = np.flatnonzero(~np.isnan(p))
+    order = present[np.argsort(p[present], kind="stable")]
+    m = len(order)
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    adjusted[order] = np.maximum.accumulate(scaled)
+    return adjusted
+
+
+def is_finding(p_holm: float, low: float, high: float) -> bool:
+    """A difference counts as found only when its Holm-adjusted p < FINDING_ALPHA and its interval excludes 0."""
+    return bool(p_holm < FINDING_ALPHA and (low > 0 or high < 0))
+
+
 def compare_arms(per_problem_tables: Mapping[str, pd.DataFrame], reference: str, **kw) -> pd.DataFrame:
     """`paired_difference` of every arm against `reference` on each of METRICS: one row per (arm, metric), in
-    the order of the mapping. `kw` (confidence, n_resamples, seed) is passed on; p-values are not adjusted."""
+    the order of the mapping. `kw` (confidence, n_resamples, seed) is passed on. p_holm is p_value Holm-adjusted
+    over the arms, separately for each metric; `finding` is `is_finding` on p_holm and the interval."""
     if reference not in per_problem_tables:
         raise ValueError(f"reference arm {reference!r} not among the arms: {sorted(per_problem_tables)}")
     rows = [
@@ -141,9 +206,12 @@ def compare_arms(per_problem_tables: Mapping[str, pd.DataFrame], reference: str,
         if arm != reference
         for m in METRICS
     ]
-    columns = ["arm", "reference", "metric", "difference", "low", "high", "p_value"]
+    columns = ["arm", "reference", "metric", "difference", "low", "high", "p_value", "p_holm", "finding"]
     columns += ["n_problems", "n_seeds", "wins", "losses", "ties"]
-    return pd.DataFrame(rows, columns=columns)
+    table = pd.DataFrame(rows, columns=[c for c in columns if c not in ("p_holm", "finding")])
+    p_holm = table.groupby("metric", sort=False)["p_value"].transform(lambda p: holm(p.to_numpy()))
+    finding = [is_finding(*v) for v in zip(p_holm, table["low"], table["high"], strict=True)]
+    return table.assign(p_holm=p_holm.astype(float), finding=pd.Series(finding, dtype=bool))[columns]
 
 
 def _bootstrap_mean(

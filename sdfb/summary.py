@@ -95,8 +95,10 @@ def localisation_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "round": stats["round"],
                 "attempts with a wrong step": loc["attempts_with_wrong_step"],
+                "counted (some A < 0)": loc.get("attempts_counted", ""),
                 "neg. mass in wrong step": show("neg_mass_in_wrong_step"),
                 "chance (its token share)": show("wrong_step_token_share"),
+                "mass minus chance": show("share_minus_chance") if "share_minus_chance" in loc else "n/a",
                 "mean A prefix": show("mean_adv_prefix"),
                 "mean A wrong step": show("mean_adv_wrong_step"),
                 "mean A after": show("mean_adv_after"),
@@ -114,6 +116,7 @@ COMPARISON_HEADER = [
     "Maj@k [95% CI]",
     "Avg@k vs reference",
     "p",
+    "p (Holm)",
 ]
 
 
@@ -121,32 +124,67 @@ def _interval(row) -> str:
     return f"{100 * row['estimate']:.1f} [{100 * row['low']:.1f}, {100 * row['high']:.1f}]"
 
 
+def _primary(comparisons) -> Any:
+    """The primary comparison's rows: Avg@k at each arm's checkpoint chosen on validation."""
+    if comparisons is None or comparisons.empty:
+        return comparisons
+    return comparisons[(comparisons["at"] == "chosen") & (comparisons["metric"] == "avg")]
+
+
+def headline(comparisons, reference: str | None) -> str:
+    """The experiment's result in one sentence, from the primary comparison (Avg@k at the chosen checkpoints).
+    An arm is named only when its difference is a finding (`stats.is_finding`: Holm-adjusted p < 0.05 over the
+    arms and a 95% interval excluding 0); otherwise the sentence says that no difference is established."""
+    from sdfb.stats import FINDING_ALPHA, is_finding
+
+    rows = _primary(comparisons)
+    if rows is None or rows.empty:
+        return "No paired comparison against a reference arm."
+    family = f"Holm-adjusted over the {len(rows)} arm{'s' if len(rows) > 1 else ''} compared with {reference}"
+    found = [r for _, r in rows.iterrows() if "p_holm" in r and is_finding(r["p_holm"], r["low"], r["high"])]
+    if not found:
+        return (
+            f"No difference in Avg@k from {reference} is established: no arm has p < {FINDING_ALPHA} "
+            f"({family}) with a 95% interval that excludes 0."
+        )
+    parts = [
+        f"{r['arm']} is {'better' if r['difference'] > 0 else 'worse'} than {reference} by "
+        f"{100 * r['difference']:+.1f} pp [{100 * r['low']:+.1f}, {100 * r['high']:+.1f}], p = {r['p_holm']:.3g}"
+        for r in found
+    ]
+    return f"Avg@k at the chosen checkpoint ({family}): " + "; ".join(parts) + "."
+
+
+def _difference_cells(comparisons, arm: str) -> list[str]:
+    picked = _primary(comparisons)
+    picked = picked[picked["arm"] == arm] if picked is not None and not picked.empty else picked
+    if picked is None or picked.empty:
+        return ["", "", ""]
+    c = picked.iloc[0]
+    holm = f"{c['p_holm']:.3f}" if "p_holm" in c else ""
+    diff = f"{100 * c['difference']:+.1f} [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}]"
+    return [diff, f"{c['p_value']:.3f}", holm]
+
+
 def comparison_rows(tables: dict, summary: dict[str, Any]) -> list[list[str]]:
     """One row per arm at its checkpoint chosen on validation: test-split scores with intervals, and the paired
-    Avg@k difference against the reference arm (percentage points) with its interval and p-value."""
+    Avg@k difference against the reference arm (percentage points) with its interval, its p-value and the
+    p-value Holm-adjusted over the arms."""
     scores, comparisons = tables["scores"], tables["comparisons"]
     rows = []
     for arm, info in summary["arms"].items():
         if info.get("status") != "ok" or not info.get("chosen_checkpoint"):
             error = (info.get("error") or "").splitlines() or [""]
-            rows.append([arm, "failed", error[0][:100], "", "", "", ""])
+            rows.append([arm, "failed", error[0][:100], "", "", "", "", ""])
             continue
         at = scores[(scores["arm"] == arm) & (scores["checkpoint"] == info["chosen_checkpoint"])].set_index(
             "metric"
         )
         cells = [_interval(at.loc[m]) if m in at.index else "" for m in ("avg", "pass_k", "maj")]
-        diff, p = "reference", ""
-        if arm != summary.get("reference") and not comparisons.empty:
-            picked = comparisons[
-                (comparisons["arm"] == arm)
-                & (comparisons["at"] == "chosen")
-                & (comparisons["metric"] == "avg")
-            ]
-            if not picked.empty:
-                c = picked.iloc[0]
-                diff = f"{100 * c['difference']:+.1f} [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}]"
-                p = f"{c['p_value']:.3f}"
-        rows.append([arm, info["chosen_checkpoint"], *cells, diff, p])
+        compared = (
+            ["reference", "", ""] if arm == summary.get("reference") else _difference_cells(comparisons, arm)
+        )
+        rows.append([arm, info["chosen_checkpoint"], *cells, *compared])
     return rows
 
 
@@ -155,8 +193,12 @@ def comparison_markdown(tables: dict, summary: dict[str, Any]) -> str:
     lines = [
         f"# {summary['name']}",
         "",
+        f"**{headline(tables['comparisons'], summary.get('reference'))}**",
+        "",
         f"Checkpoints chosen on {split['validation_problems']} validation problems; scores (%) on "
-        f"{split['test_problems']} test problems; differences in percentage points, paired by problem and seed.",
+        f"{split['test_problems']} test problems; differences in percentage points, paired by problem and seed. "
+        "p: paired sign-flip test; p (Holm): Holm-adjusted over the arms compared with the reference, for each "
+        "metric and checkpoint choice.",
         "",
         "| " + " | ".join(COMPARISON_HEADER) + " |",
         "|" + "---|" * len(COMPARISON_HEADER),

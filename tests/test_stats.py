@@ -10,8 +10,10 @@ import pytest
 
 from sdfb.metrics import score
 from sdfb.stats import (
-    METRICS,
+    cluster_interval,
     compare_arms,
+    holm,
+    is_finding,
     mean_interval,
     metric_intervals,
     paired_difference,
@@ -206,21 +208,110 @@ def test_mean_interval_drops_nans():
     assert math.isnan(mean_interval([np.nan, np.nan])["mean"])
 
 
-def test_compare_arms_gives_one_row_per_arm_and_metric_against_the_reference():
-    tables = {
-        "base": _metrics_table(REFERENCE),
-        "better": _metrics_table(ARM),
-        "same": _metrics_table(REFERENCE),
+def test_compare_arms_matches_differences_and_holm_adjusted_p_values_worked_by_hand():
+    # Four problems, the reference scores 0 everywhere, so each arm's per-problem differences are its own values.
+    # Exact sign-flip p-values (2**4 = 16 sign patterns, two-sided):
+    #   d = [1, 1, 1, 1]: only all + or all - reach |mean| 1            -> 2/16 = 0.125
+    #   d = [1, 1, 1, 0]: the three ones share a sign (2 of 8), zero free -> 4/16 = 0.25
+    #   d = [1, 1, 0, 0]: the two ones share a sign (2 of 4), zeros free  -> 8/16 = 0.5
+    #   d = [0, 0, 0, 0]: nothing differs                                 -> 1.0
+    # Holm over the three arms, per metric (sorted p times 3, 2, 1, then running maximum):
+    #   avg and pass_k: a 0.125*3 = 0.375, b 0.25*2 = 0.5, c 1.0*1 = 1.0
+    #   maj (a's values [1, 1, 0, 0]): b 0.25*3 = 0.75, a max(0.75, 0.5*2) = 1.0, c 1.0
+    reference = _metrics_table([0.0, 0.0, 0.0, 0.0])
+    a = _metrics_table([1.0, 1.0, 1.0, 1.0]).assign(maj=[1.0, 1.0, 0.0, 0.0])
+    b = _metrics_table([1.0, 1.0, 1.0, 0.0])
+    c = _metrics_table([0.0, 0.0, 0.0, 0.0])
+
+    result = compare_arms({"ref": reference, "a": a, "b": b, "c": c}, "ref", n_resamples=2000)
+
+    expected = {  # (difference, p_value, p_holm)
+        ("a", "avg"): [1.0, 0.125, 0.375],
+        ("a", "pass_k"): [1.0, 0.125, 0.375],
+        ("a", "maj"): [0.5, 0.5, 1.0],
+        ("b", "avg"): [0.75, 0.25, 0.5],
+        ("b", "pass_k"): [0.75, 0.25, 0.5],
+        ("b", "maj"): [0.75, 0.25, 0.75],
+        ("c", "avg"): [0.0, 1.0, 1.0],
+        ("c", "pass_k"): [0.0, 1.0, 1.0],
+        ("c", "maj"): [0.0, 1.0, 1.0],
     }
-    result = compare_arms(tables, "base", n_resamples=200)
-    assert list(zip(result["arm"], result["metric"], strict=True)) == [
-        (arm, metric) for arm in ("better", "same") for metric in METRICS
-    ]
-    assert set(result["reference"]) == {"base"}
-    better_avg = result.iloc[0].to_dict()
-    expected = paired_difference(tables["better"], tables["base"], "avg", n_resamples=200)
-    assert {key: better_avg[key] for key in expected} == pytest.approx(expected | {"metric": "avg"})
-    assert result.loc[result["arm"] == "same", "p_value"].tolist() == [1.0, 1.0, 1.0]
+    assert list(zip(result["arm"], result["metric"], strict=True)) == list(expected)
+    got = result[["difference", "p_value", "p_holm"]].to_numpy().tolist()
+    assert got == [pytest.approx(v) for v in expected.values()]
+    assert set(result["reference"]) == {"ref"}
+    a_avg = result.iloc[0]
+    assert (a_avg["low"], a_avg["high"], a_avg["wins"], a_avg["ties"]) == (
+        1.0,
+        1.0,
+        4,
+        0,
+    )  # no spread: a point
+    assert not result["finding"].any()  # a wins every problem, but 4 problems cannot give Holm p < 0.05
+
+
+def test_holm_matches_a_hand_worked_example():
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> running max keeps 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]).tolist() == pytest.approx([0.03, 0.06, 0.06, 0.02])
+
+
+def test_holm_caps_at_one_and_leaves_missing_p_values_out_of_the_count():
+    # m = 2 (the NaN does not count): 0.4*2 = 0.8, then max(0.8, 0.5*1) = 0.8
+    assert holm([0.5, float("nan"), 0.4]).tolist() == pytest.approx([0.8, float("nan"), 0.8], nan_ok=True)
+    assert holm([0.6, 0.7]).tolist() == [1.0, 1.0]  # 0.6*2 = 1.2 capped at 1
+    assert holm([]).tolist() == []
+
+
+FINDINGS = [
+    (0.01, 0.1, 0.3, True),
+    (0.01, -0.3, -0.1, True),
+    (0.01, -0.1, 0.3, False),
+    (0.05, 0.1, 0.3, False),
+    (float("nan"), 0.1, 0.3, False),
+]
+
+
+@pytest.mark.parametrize(("p_holm", "low", "high", "found"), FINDINGS)
+def test_a_finding_needs_a_holm_p_below_005_and_an_interval_excluding_zero(p_holm, low, high, found):
+    assert is_finding(p_holm, low, high) is found
+
+
+def test_clustered_interval_of_two_unequal_problems_is_worked_by_hand():
+    # Problem A has three attempts at 0, problem B one at 1: the mean over attempts is 1/4. Resampling two problems:
+    # AA -> 0 (prob 1/4), AB or BA -> 1/4 (1/2), BB -> 1 (1/4); the 2.5% and 97.5% points are 0 and 1.
+    result = cluster_interval([0.0, 0.0, 0.0, 1.0], ["A", "A", "A", "B"], n_resamples=4000, seed=3)
+
+    assert result == {"mean": 0.25, "low": 0.0, "high": 1.0, "n": 4, "n_clusters": 2}
+
+
+def test_clustered_interval_of_one_problem_or_no_spread_is_a_point_and_of_nothing_is_nan():
+    one = cluster_interval([0.0, 1.0, 1.0], ["p"] * 3)  # every resample is problem p itself
+    assert one == {"mean": 2 / 3, "low": 2 / 3, "high": 2 / 3, "n": 3, "n_clusters": 1}
+    flat = cluster_interval([0.5, 0.5], ["p", "q"])
+    assert flat == {"mean": 0.5, "low": 0.5, "high": 0.5, "n": 2, "n_clusters": 2}
+    empty = cluster_interval([float("nan")], ["p"])
+    assert (empty["n"], empty["n_clusters"]) == (0, 0) and math.isnan(empty["mean"])
+
+
+def test_clustering_widens_the_interval_when_attempts_of_a_problem_agree():
+    # Ten problems, ten identical attempts each, five problems at 0 and five at 1: the clustered resample mean is
+    # Binomial(10, 1/2) / 10, whose 2.5% and 97.5% points are 0.2 and 0.8 (P(X <= 1) = 11/1024 < 0.025 <
+    # P(X <= 2) = 56/1024). Treating the 100 attempts as independent gives Binomial(100, 1/2) / 100: about 0.4-0.6.
+    values = np.repeat([0.0, 1.0] * 5, 10)
+    problems = np.repeat(np.arange(10), 10)
+
+    clustered = cluster_interval(values, problems, n_resamples=20_000)
+    naive = mean_interval(values, n_resamples=20_000)
+
+    assert (clustered["mean"], clustered["low"], clustered["high"]) == (0.5, 0.2, 0.8)
+    assert naive["high"] - naive["low"] < 0.25
+
+
+def test_clustered_interval_drops_nans_with_their_labels_and_refuses_mismatched_lengths():
+    result = cluster_interval([0.0, float("nan"), 1.0], ["p", "q", "r"])
+    assert (result["mean"], result["n"], result["n_clusters"]) == (0.5, 2, 2)
+    with pytest.raises(ValueError, match="one entry each"):
+        cluster_interval([0.0, 1.0], ["p"])
 
 
 def test_compare_arms_names_the_known_arms_when_the_reference_is_missing():

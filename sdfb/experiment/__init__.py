@@ -25,7 +25,14 @@ from sdfb.experiment.config import (
     resolve_arms,
 )
 from sdfb.experiment.plan import FIRST_ROUND, Plan, fingerprint, plan_experiment
-from sdfb.experiment.records import critique_rows, localisation_rows, token_samples, training_rows
+from sdfb.experiment.records import (
+    as_records,
+    critique_rows,
+    localisation_pairs,
+    localisation_rows,
+    token_samples,
+    training_rows,
+)
 from sdfb.shared import shared_uses
 
 __all__ = [
@@ -64,6 +71,7 @@ def analyse(
         "scores": score_rows(table, chosen, **kw),
         "comparisons": comparison_rows(table, chosen, reference, **kw) if reference else pd.DataFrame(),
         "localisation": localisation_rows(runs, n_resamples),
+        "localisation_paired": localisation_pairs(runs, n_resamples),
         "training": training_rows(runs),
         "critiques": critique_rows(runs),
         "attempts_sample": attempts,
@@ -79,6 +87,7 @@ def analyse(
         "arms": arms,
         "split": {"validation_problems": int(problems.get("validation", 0)), "test_problems": int(problems.get("test", 0))},
         "shared": shared or {"stage_outputs": 0, "uses": 0, "executions_saved": 0},
+        "localisation_paired": as_records(tables["localisation_paired"]),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }  # fmt: skip
     return tables, summary

@@ -39,7 +39,9 @@ def checkpoints(run_dir: Path) -> list[str]:
     names = scored_checkpoints(cfg.rounds, cfg.eval.every)
     for name in names:
         if verified_manifest(Path(run_dir) / "eval" / f"{name}{_SCORES}") is None:
-            raise ValueError(f"{run_dir}: checkpoint {name} has no finished scoring; rerun the run to finish it")
+            raise ValueError(
+                f"{run_dir}: checkpoint {name} has no finished scoring; rerun the run to finish it"
+            )
     return names
 
 
@@ -93,8 +95,8 @@ def _at(table: pd.DataFrame, arm: str, checkpoint: str) -> pd.DataFrame:
 def comparison_rows(table: pd.DataFrame, chosen: dict[str, dict], reference: str, **kw) -> pd.DataFrame:
     """Each arm against the reference on the test problems, paired by problem and seed: at each arm's chosen
     checkpoint, and at its final one."""
-    columns = ["arm", "reference", "metric", "at", "difference", "low", "high", "p_value", "n_problems",
-               "n_seeds", "wins", "losses", "ties"]  # fmt: skip
+    columns = ["arm", "reference", "metric", "at", "difference", "low", "high", "p_value", "p_holm", "finding",
+               "n_problems", "n_seeds", "wins", "losses", "ties"]  # fmt: skip
     if reference not in chosen:
         return pd.DataFrame(columns=columns)
     finals = {

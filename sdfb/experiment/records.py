@@ -3,6 +3,7 @@ training curves, critique cases and statuses, and a sample of attempts with each
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -19,30 +20,110 @@ def _rounds(run_dir: Path) -> list[int]:
     return sorted(int(p.parent.name.removeprefix("round_")) for p in run_dir.glob("round_*/tokens.parquet"))
 
 
-def localisation_rows(runs: Runs, n_resamples: int = 2000) -> pd.DataFrame:
-    """arm, round, measure, mean, low, high, n: attempts pooled over seeds; the active shares of samples and tokens
-    are counted over all of them."""
+def _pooled_tokens(runs: Runs, rounds: tuple[int, ...] | None = None) -> dict[tuple[str, int], pd.DataFrame]:
+    """Each (arm, round)'s tokens tables over its seeds, with a seed column."""
     pooled: dict[tuple[str, int], list[pd.DataFrame]] = {}
     for (arm, seed), run_dir in runs.items():
-        for r in _rounds(run_dir):
+        for r in _rounds(run_dir) if rounds is None else [r for r in rounds if r in _rounds(run_dir)]:
             tokens = pd.read_parquet(output_path(run_dir, "distill", "tokens", round=r))
-            pooled.setdefault((arm, r), []).append(
-                tokens.assign(problem_id=tokens["problem_id"] + f"@{seed}")
-            )
+            pooled.setdefault((arm, r), []).append(tokens.assign(seed=seed))
+    return {key: pd.concat(frames, ignore_index=True) for key, frames in pooled.items()}
+
+
+LOCALISATION_COLUMNS = ["arm", "round", "measure", "mean", "low", "high", "n", "n_problems"]
+
+
+def localisation_rows(runs: Runs, n_resamples: int = 2000) -> pd.DataFrame:
+    """arm, round, measure, mean, low, high, n, n_problems: the attempts that count (`localisation.per_attempt`)
+    pooled over seeds, 95% intervals resampling problems (one problem under several seeds is one cluster);
+    the active shares of samples and tokens are counted over every attempt, with no interval."""
     rows = []
-    for (arm, r), frames in pooled.items():
-        tokens = pd.concat(frames, ignore_index=True)
+    for (arm, r), tokens in _pooled_tokens(runs).items():
         attempts = localisation.per_attempt(tokens)
-        for measure in localisation.MEASURES:
-            found = stats.mean_interval(attempts[measure].to_numpy(), n_resamples=n_resamples)
-            rows.append({"arm": arm, "round": r, "measure": measure, **found})
-        by_attempt = [g["advantage"].to_numpy() for _, g in tokens.groupby(["problem_id", "sample_index"])]
-        activity = localisation.signal_activity(by_attempt)
+        for measure, found in localisation.measure_intervals(attempts, n_resamples).items():
+            rows.append(
+                {"arm": arm, "round": r, "measure": measure, **found, "n_problems": found["n_clusters"]}
+            )
+        keys = ["seed", "problem_id", "sample_index"]
+        activity = localisation.signal_activity([g["advantage"].to_numpy() for _, g in tokens.groupby(keys)])
         for measure, n in (("active_samples", "n_attempts"), ("active_tokens", "n_tokens")):
             value = activity[measure]
-            rows.append({"arm": arm, "round": r, "measure": measure, "mean": value, "low": value, "high": value,
-                         "n": activity[n]})  # fmt: skip
-    return pd.DataFrame(rows, columns=["arm", "round", "measure", "mean", "low", "high", "n"])
+            rows.append(
+                dict(
+                    arm=arm,
+                    round=r,
+                    measure=measure,
+                    mean=value,
+                    low=value,
+                    high=value,
+                    n=activity[n],
+                    n_problems=tokens["problem_id"].nunique(),
+                )
+            )
+    return pd.DataFrame(rows, columns=LOCALISATION_COLUMNS)
+
+
+PAIRED_COLUMNS = ["arm", "other", "round", "measure", "difference", "low", "high"]
+PAIRED_COLUMNS += ["mean_arm", "mean_other", "n", "n_problems", "n_seeds"]
+PAIRED_MEASURE = "share_minus_chance"
+
+
+def _same_attempts(a: Path, b: Path) -> bool:
+    """Whether two runs of one seed trained round 1 on the same rollouts judged by the same critiques."""
+    hashes = []
+    for run_dir in (a, b):
+        paths = [output_path(run_dir, stage, round=1) for stage in ("rollouts", "critiques")]
+        found = [manifest_path(p) for p in paths]
+        hashes.append([json.loads(m.read_text()).get("content_hash") if m.is_file() else None for m in found])
+    return None not in hashes[0] and hashes[0] == hashes[1]
+
+
+def _shared_seeds(runs: Runs, arm: str, other: str) -> list[int]:
+    return [
+        seed
+        for (name, seed), run_dir in runs.items()
+        if name == arm and (other, seed) in runs and _same_attempts(run_dir, runs[(other, seed)])
+    ]
+
+
+def localisation_pairs(runs: Runs, n_resamples: int = 2000) -> pd.DataFrame:
+    """Every pair of arms (in the order of `runs`) on the round-1 attempts both count, where they are the same
+    attempts (same seed, same rollouts, same critiques): the mean of arm - other in share_minus_chance per
+    attempt, with a 95% interval resampling problems, both arms' means on those attempts, n (attempts),
+    n_problems and n_seeds (seeds that contribute pairs). A pair with nothing in common has n = 0."""
+    attempts = {arm: localisation.per_attempt(t) for (arm, _), t in _pooled_tokens(runs, (1,)).items()}
+    keys, column = ["seed", "problem_id", "sample_index"], PAIRED_MEASURE
+    rows = []
+    for arm, other in itertools.combinations(attempts, 2):
+        seeds = _shared_seeds(runs, arm, other)
+        mine, theirs = (
+            attempts[a].loc[attempts[a]["seed"].isin(seeds), [*keys, column]] for a in (arm, other)
+        )
+        pairs = mine.merge(theirs, on=keys, suffixes=("_arm", "_other"))
+        own, their = pairs[f"{column}_arm"], pairs[f"{column}_other"]
+        found = stats.cluster_interval(own - their, pairs["problem_id"], n_resamples=n_resamples)
+        rows.append(
+            dict(
+                arm=arm,
+                other=other,
+                round=1,
+                measure=column,
+                difference=found["mean"],
+                low=found["low"],
+                high=found["high"],
+                mean_arm=own.mean(),
+                mean_other=their.mean(),
+                n=found["n"],
+                n_problems=found["n_clusters"],
+                n_seeds=pairs["seed"].nunique(),
+            )
+        )
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+def as_records(table: pd.DataFrame) -> list[dict]:
+    """A table as JSON-ready records: NaN becomes None (json.dumps would write NaN, which is not JSON)."""
+    return table.astype(object).where(table.notna(), None).to_dict("records")
 
 
 def training_rows(runs: Runs) -> pd.DataFrame:

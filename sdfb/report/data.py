@@ -18,6 +18,7 @@ TABLES = (
     "scores",
     "comparisons",
     "localisation",
+    "localisation_paired",
     "training",
     "critiques",
     "tokens_sample",

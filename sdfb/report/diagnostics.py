@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sdfb.report.data import Inputs, arm_label, esc, no_data, pct
+from sdfb.report.data import Inputs, arm_label, esc, html_table, interval, no_data, pct
 from sdfb.report.page import figure_html, section, style_figure
 
 SEGMENTS = {"mean_adv_prefix": "before the wrong step", "mean_adv_wrong_step": "wrong step",
@@ -44,13 +44,24 @@ def localisation_section(inputs: Inputs) -> str:
     parts = []
     for arm in inputs.arms:
         own = table[(table["arm"] == arm)]
-        last = own[own["round"] == own["round"].max()].set_index("measure")["mean"] if not own.empty else {}
-        if "neg_mass_in_wrong_step" in last and "wrong_step_token_share" in last:
-            parts.append(f"{arm_label(inputs, arm)} {pct(last['neg_mass_in_wrong_step'])} of negative mass on "
-                         f"{pct(last['wrong_step_token_share'])} of tokens")  # fmt: skip
-    summary = ("Negative advantage mass that falls on the critic's first wrong step, against that step's share "
-               "of tokens (what chance would give); mean advantage per segment; how often the teacher disagrees "
-               "at all. Means over attempts with 95% intervals.")  # fmt: skip
+        last = (
+            own[own["round"] == own["round"].max()].set_index("measure") if not own.empty else pd.DataFrame()
+        )
+        if {"neg_mass_in_wrong_step", "wrong_step_token_share"} <= set(last.index):
+            mass, chance = (
+                pct(last.loc[m, "mean"]) for m in ("neg_mass_in_wrong_step", "wrong_step_token_share")
+            )
+            part = f"{arm_label(inputs, arm)} {mass} of negative mass on {chance} of tokens"
+            if "share_minus_chance" in last.index:
+                excess = last.loc["share_minus_chance"]
+                part += f" (mass minus chance {interval(*excess[['mean', 'low', 'high']], unit=' pp')})"
+            parts.append(part)
+    summary = (
+        "Negative advantage mass that falls on the critic's first wrong step, against that step's share of tokens "
+        "(what chance would give), over the attempts with a first wrong step that has tokens and some negative "
+        "advantage (docs/localisation.md); mean advantage per segment; how often the teacher disagrees at all. "
+        "Means over attempts with 95% intervals that resample problems."
+    )
     if parts:
         summary += " Last round: " + "; ".join(parts) + "."
     figures = [
@@ -58,11 +69,43 @@ def localisation_section(inputs: Inputs) -> str:
         ("fig-localisation-advantage", "Mean advantage by segment", _advantage_figure),
         ("fig-localisation-active", "Active share of attempts and tokens", _active_figure),
     ]
-    body = ""
+    body = _paired_table(inputs)
     for div_id, heading, build in figures:
         fig = build(inputs, table)
         body += f"<h3>{esc(heading)}</h3>" + (figure_html(fig, div_id) if fig else no_data("localisation"))
     return section("localisation", title, summary, body)
+
+
+def _paired_table(inputs: Inputs) -> str:
+    """Arms compared on the same round-1 attempts: the mean paired difference in mass minus chance."""
+    paired = inputs.table("localisation_paired")
+    heading = "<h3>Arms on the same round-1 attempts: paired difference in mass minus chance</h3>"
+    if paired.empty:
+        return heading + no_data("localisation_paired")
+    rows = []
+    for r in paired.sort_values("n", ascending=False, kind="stable").itertuples(index=False):
+        arms = [arm_label(inputs, r.arm), arm_label(inputs, r.other)]
+        if r.n == 0:
+            rows.append([*arms, "no attempt counts in both", "–", "–", "0", "0"])
+            continue
+        means = [f"{100 * m:+.1f} pp" for m in (r.mean_arm, r.mean_other)]
+        rows.append(
+            [*arms, interval(r.difference, r.low, r.high, unit=" pp"), *means, esc(r.n), esc(r.n_problems)]
+        )
+    headers = [
+        "Arm",
+        "minus",
+        "difference [95% CI]",
+        "arm's mean",
+        "other's mean",
+        "attempts",
+        "problems",
+    ]
+    note = (
+        '<p class="summary">Same seed, rollouts and critiques, so both arms see the same tokens and the same '
+        "wrong step; the interval resamples problems.</p>"
+    )
+    return heading + note + html_table(headers, rows)
 
 
 def _mass_figure(inputs: Inputs, table: pd.DataFrame):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from sdfb.report.data import Inputs, arm_label, esc, html_table, pct
+from sdfb.summary import headline
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif"
 
@@ -24,6 +25,7 @@ nav a { color: #0b63b3; text-decoration: none; }
 section, header.report { background: var(--card); border: 1px solid var(--line); border-radius: 10px;
   padding: 18px 22px; margin: 0 0 20px; box-shadow: 0 1px 2px rgba(0,0,0,.04); }
 .summary { color: var(--muted); margin: 0 0 14px; }
+.headline { font-size: 16px; font-weight: 600; margin: 10px 0; }
 .no-data { color: var(--muted); font-style: italic; background: #fafbfc; border: 1px dashed var(--line);
   border-radius: 6px; padding: 10px 14px; }
 .arm { display: inline-flex; align-items: center; gap: 6px; font-weight: 600; }
@@ -95,7 +97,8 @@ def section(anchor: str, title: str, summary: str, body: str) -> str:
 
 
 def header(inputs: Inputs) -> str:
-    """Section 7: what was run, each arm's status (a failed arm with its error) and how checkpoints were chosen."""
+    """Section 7: what was run, the headline (`sdfb.summary.headline`: an arm is named only on a Holm-adjusted
+    finding), each arm's status (a failed arm with its error) and how checkpoints were chosen."""
     s = inputs.summary
     name = s.get("name") or "unnamed"
     split, shared = s.get("split") or {}, s.get("shared") or {}
@@ -110,8 +113,10 @@ def header(inputs: Inputs) -> str:
         f"Shared stages: {esc(shared.get('stage_outputs', 0))} stage outputs computed once and used "
         f"{esc(shared.get('uses', 0))} times across arms."
     )
+    result = headline(inputs.table("comparisons"), s.get("reference"))
     return (
         f'<header class="report"><h1>{esc(name)}</h1><p class="sub">{" · ".join(facts)}</p>'
+        f'<p class="headline">{esc(result)}</p>'
         f"<p>{choice}<br>{reuse}</p>{_arms_table(inputs)}</header>"
     )
 

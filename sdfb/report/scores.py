@@ -1,5 +1,6 @@
 """Sections 1 and 2: test scores per arm and checkpoint with their intervals, and paired differences against the
-reference arm as a forest plot. Reads the scores and comparisons tables; computes no statistics itself."""
+reference arm as a forest plot with Holm-adjusted p-values. Reads the scores and comparisons tables; computes no
+statistics itself."""
 
 from __future__ import annotations
 
@@ -28,18 +29,11 @@ def scores_section(inputs: Inputs) -> str:
     title = "Scores"
     if scores.empty:
         return section("scores", title, "Test-set scores per arm and checkpoint.", no_data("scores"))
-    chosen = scores[scores["chosen"].astype(bool) & (scores["metric"] == "avg")]
-    best = chosen.sort_values("estimate", ascending=False).head(1)
     summary = (
         f"Test scores with 95% intervals on {int(scores['n_problems'].max())} problems × "
-        f"{int(scores['n_seeds'].max())} seeds; ★ marks each arm's checkpoint chosen on validation."
+        f"{int(scores['n_seeds'].max())} seeds; ★ marks each arm's checkpoint chosen on validation. Whether any "
+        "arm differs from the reference is decided by the paired, Holm-adjusted comparison (headline above)."
     )
-    if not best.empty:
-        row = best.iloc[0]
-        summary += (
-            f" Best chosen Avg@k: {arm_label(inputs, row['arm'])} at {esc(row['checkpoint'])}, "
-            f"{interval(row['estimate'], row['low'], row['high'])}."
-        )
     body = figure_html(_scores_figure(inputs, scores), "fig-scores") + _scores_table(inputs, scores)
     return section("scores", title, summary, body)
 
@@ -116,16 +110,26 @@ def comparisons_section(inputs: Inputs) -> str:
         f"Each arm minus {', '.join(esc(r) for r in refs)} on the same test problems and seeds, in percentage "
         "points with 95% intervals; filled dots at the chosen checkpoint, open diamonds at the final one."
     )
+    summary += (
+        f" p: paired sign-flip test; p (Holm): Holm-adjusted over the {table['arm'].nunique()} arms compared "
+        "with the reference, for each metric and checkpoint choice. A difference is a finding only when "
+        "p (Holm) < 0.05 and its interval excludes 0."
+    )
     chosen_avg = table[(table["at"] == "chosen") & (table["metric"] == "avg")]
     if not chosen_avg.empty:
         parts = [
-            f"{arm_label(inputs, r['arm'])} {100 * r['difference']:+.1f} pp (p={r['p_value']:.3g})"
+            f"{arm_label(inputs, r['arm'])} {100 * r['difference']:+.1f} pp (p={r['p_value']:.3g}, "
+            f"p (Holm)={_holm(r)})"
             for _, r in chosen_avg.iterrows()
         ]
         summary += " Avg@k at the chosen checkpoint: " + "; ".join(parts) + "."
     return section(
         "comparisons", title, summary, figure_html(_forest_figure(inputs, table), "fig-comparisons")
     )
+
+
+def _holm(row) -> str:
+    return f"{row['p_holm']:.3g}" if "p_holm" in row and not pd.isna(row["p_holm"]) else "–"
 
 
 def _forest_figure(inputs: Inputs, table: pd.DataFrame):
@@ -153,8 +157,9 @@ def _forest_figure(inputs: Inputs, table: pd.DataFrame):
 
 def _forest_trace(go, inputs: Inputs, rows, arm, at, symbol, size, mode, metric, first: bool):
     colour = inputs.colour(arm)
-    custom = rows.assign(lo=100 * rows["low"], hi=100 * rows["high"])[
-        ["lo", "hi", "p_value", "wins", "losses", "ties", "n_problems", "reference"]
+    holm = rows["p_holm"] if "p_holm" in rows else pd.Series(float("nan"), index=rows.index)
+    custom = rows.assign(lo=100 * rows["low"], hi=100 * rows["high"], holm=holm)[
+        ["lo", "hi", "p_value", "wins", "losses", "ties", "n_problems", "reference", "holm"]
     ]
     return go.Scatter(
         x=100 * rows["difference"], y=rows["arm"], orientation="h", offsetgroup=at, mode=mode,
@@ -162,10 +167,10 @@ def _forest_trace(go, inputs: Inputs, rows, arm, at, symbol, size, mode, metric,
         marker={"color": colour, "symbol": symbol, "size": size, "line": {"color": colour, "width": 2}},
         error_x={"type": "data", "array": 100 * (rows["high"] - rows["difference"]),
                  "arrayminus": 100 * (rows["difference"] - rows["low"]), "color": colour, "thickness": 1.5},
-        text=[f"p={p:.2g}" for p in rows["p_value"]], textposition="top center", textfont={"size": 11},
+        text=[f"p(Holm)={p:.2g}" for p in holm], textposition="top center", textfont={"size": 11},
         customdata=custom,
         hovertemplate=f"<b>{esc(arm)}</b> − %{{customdata[7]}} at the {at} checkpoint<br>"
         f"{METRIC_NAMES.get(metric, metric)}: %{{x:+.1f}} pp [%{{customdata[0]:.1f}}, %{{customdata[1]:.1f}}]<br>"
-        "p = %{customdata[2]:.2~g} · wins %{customdata[3]}, losses %{customdata[4]}, ties %{customdata[5]}"
+        "p = %{customdata[2]:.2~g}, Holm-adjusted %{customdata[8]:.2~g} · wins %{customdata[3]}, losses %{customdata[4]}, ties %{customdata[5]}"
         " · %{customdata[6]} problems<extra></extra>",
     )  # fmt: skip
