@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from sdfb.bootstrap import seeds_by_problems, two_level_interval
 from sdfb.metrics import _normalise, majority_correct, pass_at_k
 
 METRICS = ("avg", "pass_k", "maj")
@@ -54,16 +55,16 @@ def per_problem(samples: pd.DataFrame, k: int) -> pd.DataFrame:
 def metric_intervals(
     table: pd.DataFrame, metric: str, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
 ) -> dict:
-    """Mean of `metric` over all (seed, problem_id) rows with a bootstrap interval that resamples problems.
+    """Mean of `metric` over all (seed, problem_id) rows with a bootstrap interval over problems and seeds.
 
-    Problems are the clusters: each problem is first averaged over its seeds, then the problems are resampled, so
-    seed-to-seed variance enters through the per-problem means (a noisier problem mean widens the interval) rather
-    than being treated as extra independent problems. Every problem needs exactly one row per seed."""
+    One seed: the problems are resampled. Several seeds: seeds and problems are resampled independently (two
+    levels, `sdfb.bootstrap`), so the interval holds the variance of the eval problems and of the training runs
+    (a seed that moves every problem at once). Every problem needs exactly one row per seed."""
     _check_rows(table, metric, "table")
     means, n_seeds = _problem_means(table, metric, "table")
     estimate = float(table[metric].mean())
-    low, high = _bootstrap_mean(
-        means.to_numpy(), estimate, confidence, n_resamples, np.random.default_rng(seed)
+    low, high = _interval(
+        table, metric, means, estimate, confidence, n_resamples, np.random.default_rng(seed)
     )
     return {
         "metric": metric,
@@ -86,9 +87,11 @@ def paired_difference(
     """Mean of arm - reference on `metric`, paired on (seed, problem_id), with a bootstrap interval over problems
     and a two-sided paired permutation p-value.
 
-    The per-pair difference is averaged over seeds for each problem; the interval resamples those per-problem
-    differences and the p-value flips their signs (exact enumeration when 2**n_problems <= n_resamples). wins,
-    losses and ties count problems whose mean difference is above, below or at zero."""
+    The interval resamples problems, and with several seeds also the seeds (two levels, as `metric_intervals`).
+    The p-value flips the signs of the per-problem differences averaged over seeds (exact enumeration when
+    2**n_problems <= n_resamples): it tests these training runs on these problems, so with few seeds it can be
+    smaller than the interval suggests; a finding needs both (`is_finding`). wins, losses and ties count problems
+    whose mean difference is above, below or at zero."""
     _check_rows(arm, metric, "arm")
     _check_rows(reference, metric, "reference")
     pairs = arm[[*KEYS, metric]].merge(
@@ -100,7 +103,7 @@ def paired_difference(
     d = per_problem_diff.to_numpy()
     difference = float(diffs["diff"].mean())
     rng = np.random.default_rng(seed)
-    low, high = _bootstrap_mean(d, difference, confidence, n_resamples, rng)
+    low, high = _interval(diffs, "diff", per_problem_diff, difference, confidence, n_resamples, rng)
     return {
         "metric": metric,
         "difference": difference,
@@ -212,6 +215,21 @@ def compare_arms(per_problem_tables: Mapping[str, pd.DataFrame], reference: str,
     p_holm = table.groupby("metric", sort=False)["p_value"].transform(lambda p: holm(p.to_numpy()))
     finding = [is_finding(*v) for v in zip(p_holm, table["low"], table["high"], strict=True)]
     return table.assign(p_holm=p_holm.astype(float), finding=pd.Series(finding, dtype=bool))[columns]
+
+
+def _interval(
+    table: pd.DataFrame,
+    column: str,
+    problem_means: pd.Series,
+    estimate: float,
+    confidence: float,
+    n_resamples: int,
+    rng: np.random.Generator,
+) -> tuple[float, float]:
+    """The problem bootstrap for one seed, the seed-and-problem bootstrap for several."""
+    if table["seed"].nunique() > 1:
+        return two_level_interval(seeds_by_problems(table, column), confidence, n_resamples, rng)
+    return _bootstrap_mean(problem_means.to_numpy(), estimate, confidence, n_resamples, rng)
 
 
 def _bootstrap_mean(

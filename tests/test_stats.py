@@ -159,15 +159,33 @@ def test_metric_interval_is_reproducible_for_a_fixed_seed():
     )
 
 
-def test_metric_interval_over_several_seeds_bootstraps_the_per_problem_means():
-    rng = np.random.default_rng(3)
-    table = pd.concat([_table(rng.random(20), seed=s) for s in range(3)])
-    result = metric_intervals(table, "avg", n_resamples=500, seed=5)
-    assert result["estimate"] == pytest.approx(table["avg"].mean())
-    assert (result["n_problems"], result["n_seeds"]) == (20, 3)
-    means = table.groupby("problem_id", sort=False)["avg"].mean().to_numpy()
-    one_seed = metric_intervals(_table(means), "avg", n_resamples=500, seed=5)
-    assert (result["low"], result["high"]) == pytest.approx((one_seed["low"], one_seed["high"]))
+def test_metric_interval_over_several_seeds_resamples_seeds_as_well_as_problems():
+    """Seed 0 scores 0.3 and seed 1 0.7 on every one of 30 problems: each problem's mean over seeds is 0.5, so
+    resampling problems alone gives the point [0.5, 0.5] and hides the training runs' disagreement. Resampling
+    the two seeds draws (0, 0) a quarter of the time (mean 0.3), (1, 1) a quarter (0.7) and a mix half (0.5):
+    the 2.5% and 97.5% quantiles are 0.3 and 0.7 whatever problems are drawn."""
+    table = pd.concat([_table([0.3] * 30, seed=0), _table([0.7] * 30, seed=1)])
+    result = metric_intervals(table, "avg", n_resamples=2000, seed=1)
+    assert result["estimate"] == pytest.approx(0.5)
+    assert (result["n_problems"], result["n_seeds"]) == (30, 2)
+    assert (result["low"], result["high"]) == pytest.approx((0.3, 0.7))
+
+
+def test_a_paired_difference_over_seeds_that_disagree_has_an_interval_spanning_them():
+    """The arm beats the reference by 0.2 on every problem under seed 0 and loses by 0.2 under seed 1: the
+    mean difference is 0 and, resampling seeds, the interval runs from -0.2 to +0.2 (as above)."""
+    reference = pd.concat([_table([0.5] * 30, seed=0), _table([0.5] * 30, seed=1)])
+    arm = pd.concat([_table([0.7] * 30, seed=0), _table([0.3] * 30, seed=1)])
+    result = paired_difference(arm, reference, "avg", n_resamples=2000, seed=1)
+    assert result["difference"] == pytest.approx(0.0)
+    assert (result["low"], result["high"]) == pytest.approx((-0.2, 0.2))
+
+
+def test_two_level_resamples_draw_every_seed_and_problem_count_once_per_slot():
+    from sdfb.bootstrap import _counts
+
+    counts = _counts(np.array([[0, 0, 2], [1, 2, 0]]), 3)
+    assert counts.tolist() == [[2.0, 0.0, 1.0], [1.0, 1.0, 1.0]]
 
 
 def test_metric_interval_of_a_binary_column_is_close_to_the_normal_approximation():

@@ -1,0 +1,44 @@
+"""The two-level bootstrap of an experiment's scores: seeds and problems resampled independently, so that an
+interval holds both the variance of the eval problems and that of the training runs. Pure numpy; no I/O."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def seeds_by_problems(table: pd.DataFrame, column: str) -> np.ndarray:
+    """`column` of a (seed, problem_id) table as a seeds x problems matrix; the table must be complete (one row
+    per seed and problem: the seeds of an experiment share their eval problems)."""
+    wide = table.pivot(index="seed", columns="problem_id", values=column)
+    assert not wide.isna().to_numpy().any(), "seeds_by_problems needs one row per seed and problem"
+    return wide.to_numpy(dtype=float)
+
+
+def two_level_interval(
+    matrix: np.ndarray, confidence: float, n_resamples: int, rng: np.random.Generator
+) -> tuple[float, float]:
+    """Percentile interval of the grand mean of a seeds x problems matrix: each resample draws the seeds with
+    replacement and, independently, the problems, and averages the drawn rows over the drawn columns.
+
+    A seed's training run can move every problem at once; resampling problems alone (with seeds averaged per
+    problem) cannot see that variance. With one seed this is the problem bootstrap."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
+    estimate = float(matrix.mean())
+    if matrix.size < 2 or np.ptp(matrix) == 0:
+        return estimate, estimate
+    n_seeds, n_problems = matrix.shape
+    seeds = _counts(rng.integers(0, n_seeds, (n_resamples, n_seeds)), n_seeds)
+    problems = _counts(rng.integers(0, n_problems, (n_resamples, n_problems)), n_problems)
+    means = np.einsum("bs,sp,bp->b", seeds, matrix, problems) / (n_seeds * n_problems)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def _counts(draws: np.ndarray, size: int) -> np.ndarray:
+    """How often each index was drawn in each resample: a (resamples, size) array whose rows sum to size."""
+    counts = np.zeros((draws.shape[0], size))
+    np.add.at(counts, (np.arange(draws.shape[0])[:, None], draws), 1)
+    return counts
