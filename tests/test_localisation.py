@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sdfb.config import RunConfig
 from sdfb.experiment.records import localisation_pairs, localisation_rows
 from sdfb.localisation import (
     attempt_localisation,
@@ -329,6 +330,8 @@ def _run(root, arm: str, seed: int, advantages: dict, rollouts_hash: str):
         (run_dir / "round_0001" / f"{stage}.parquet.manifest.json").write_text(
             json.dumps({"content_hash": digest})
         )
+    config = RunConfig(rounds=1).model_dump(mode="json")  # a finished run: its summary names its config
+    (run_dir / "summary.json").write_text(json.dumps({"config": config}))
     return run_dir
 
 

@@ -10,14 +10,18 @@ from pathlib import Path
 import pandas as pd
 
 from sdfb import localisation, stats
+from sdfb.experiment.analysis import run_config
 from sdfb.stages import output_path
 from sdfb.store import manifest_path
 
 Runs = dict[tuple[str, int], Path]
 
 
-def _rounds(run_dir: Path) -> list[int]:
-    return sorted(int(p.parent.name.removeprefix("round_")) for p in run_dir.glob("round_*/tokens.parquet"))
+def _rounds(run_dir: Path, name: str = "distill", output: str = "tokens") -> list[int]:
+    """The rounds of the run's current config whose `output` exists: never a glob of the folder, where an
+    earlier config with more rounds may have left tables behind."""
+    rounds = range(1, run_config(run_dir).rounds + 1)
+    return [r for r in rounds if output_path(run_dir, name, output, round=r).is_file()]
 
 
 def _pooled_tokens(runs: Runs, rounds: tuple[int, ...] | None = None) -> dict[tuple[str, int], pd.DataFrame]:
@@ -141,12 +145,11 @@ def critique_rows(runs: Runs) -> pd.DataFrame:
     """arm, seed, round, case, status, count."""
     frames = []
     for (arm, seed), run_dir in runs.items():
-        for path in sorted(run_dir.glob("round_*/critiques.parquet")):
+        for r in _rounds(run_dir, "critiques", "critiques"):
+            path = output_path(run_dir, "critiques", "critiques", round=r)
             table = pd.read_parquet(path, columns=["case", "status"])
             counts = table.value_counts().rename("count").reset_index()
-            frames.append(
-                counts.assign(arm=arm, seed=seed, round=int(path.parent.name.removeprefix("round_")))
-            )
+            frames.append(counts.assign(arm=arm, seed=seed, round=r))
     columns = ["arm", "seed", "round", "case", "status", "count"]
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
