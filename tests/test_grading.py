@@ -1,7 +1,7 @@
 """Grading: answer extraction, normalisation, the two checks and the worker pool, one recorded status per pair.
 
 Each grade_pairs / grade_completions call starts a spawn pool (about two seconds of imports), so cases share
-calls: all of tests/fixtures/grading_cases.yaml goes through one grade_completions call.
+calls: all of tests/fixtures/grading_cases.yaml and grading_structure_cases.yaml go through one grade_completions call.
 """
 
 import logging
@@ -23,9 +23,17 @@ from sdfb.grading import (
     grade_pairs,
 )
 from sdfb.grading.check import independent_check
+from sdfb.grading.structure import Group, parse_answer
+from sdfb.grading.text import light_form, text_key
 from sdfb.grading.worker import LOG_CAP, cap_checker_logs
 
 FIXTURE = Path(__file__).parent / "fixtures" / "grading_cases.yaml"
+# Cases written for the structured grader: each says why, and a case a simplifying rule could get wrong names it.
+STRUCTURE_FIXTURE = Path(__file__).parent / "fixtures" / "grading_structure_cases.yaml"
+# Every normalisation that drops or rewrites something, each with fixture cases where doing so carelessly would
+# make two different answers equal (docs/grading.md).
+_RULES = "thousands units percent currency degrees last_number text light_form several_boxes connectives assignment"
+SIMPLIFYING_RULES = [*_RULES.split(), "plus_minus", "singleton", "sets"]
 SIDE_EFFECT = Path("/tmp/sdfb_grading_side_effect")  # what the code-shaped answer in the fixture would create
 
 # (predicted, gold, expected status). math_verify.parse("banana") returns [], so it cannot be compared.
@@ -46,8 +54,13 @@ def status_grades():
 
 
 @pytest.fixture(scope="module")
-def cases() -> list[dict]:
-    return yaml.safe_load(FIXTURE.read_text())
+def structure_cases() -> list[dict]:
+    return yaml.safe_load(STRUCTURE_FIXTURE.read_text())
+
+
+@pytest.fixture(scope="module")
+def cases(structure_cases) -> list[dict]:
+    return yaml.safe_load(FIXTURE.read_text()) + structure_cases
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +94,22 @@ def case_grades(cases) -> pd.DataFrame:
         ("**Final Answer**\n\n**73**", "73"),
         ("Answer:\n\n42", "42"),
         ("So the answer is 14. Let me double-check: yes.", "14"),
+        ("\\boxed{1}, \\boxed{2}, \\boxed{3}", "1, 2, 3"),
+        ("The roots are $\\boxed{2}$ and $\\boxed{5}$.", "2, 5"),
+        ("Answer: \\boxed{1}, \\boxed{-1}", "1, -1"),
+        ("First \\boxed{10}. Redoing the count gives \\boxed{12}.", "12"),
+        ("Answer $9$", "9"),
+        ("Answer \\[ 9 \\]", "9"),
+        ("Final Answer \\[\n9\n\\]", "9"),
+        ("**Answer** $9$.", "9"),
+        ("The answer $x$ must be positive.", None),
+        ("Putting it together, my final answer: $9$.", "9"),
+        ("Comparing the options, the answer is C.", "C"),
+        ("So the answer is therefore 5.", "5"),
+        ("The answers are 3 and 5.", "3 and 5"),
+        ("The answers are below.", None),
+        ("\\boxed{12}\nTo check the answer: 12 - 3 = 9.", "12"),  # a check mid-line is no marker
+        ("Final Answer: The volume of $ABCDEFGH$ is 120.", "The volume of ABCDEFGH is 120"),
     ],
 )
 def test_extract_answer_reads_the_last_answer_marker(text, expected):
@@ -124,10 +153,84 @@ def test_of_several_answers_the_last_one_counts_because_models_revise():
         ("__import__('os').system('ls')", None),
         ("eval('1+1')", None),
         ("x" * (MAX_ANSWER_CHARS + 1), None),
+        ("(1,234)", "(1, 234)"),  # inside brackets a comma separates values
+        ("\\{1,234\\}", "\\{1, 234\\}"),
+        ("(-\\infty, 12) \\cup (12,102)", "(-\\infty, 12) \\cup (12, 102)"),
+        ("11,\\! 111,\\! 100", "11111100"),
+        ("1 000", "1000"),
+        ("1\\,000", "1000"),
+        ("1,23", "1, 23"),  # not a group of three digits
+        ("\\$1,234", "1234"),
+        ("\\text{13}", "13"),
+        ("5 \\textbf{meters}", "5"),
+        ("21, 36, and 82", "21, 36, 82"),
+        ("6 \\text{ and } 8", "6, 8"),
+        ("x = 3 or x = 5", "x = 3, x = 5"),
+        ("\\pm 3", "3, -3"),
+        ("7 : 32", "7:32"),
+        ("The volume of ABCDEFGH is 120", "120"),
+        ("In 2 hours she walks 14 miles", None),  # two numbers: which is the answer?
+        ("less than 5", None),
+        ("5 million", None),
+        ("5 squared", None),
+        ("odd", None),  # text, compared as text
     ],
 )
 def test_checker_form_rewrites_notation_and_refuses_code_and_overlong_answers(answer, form):
     assert checker_form(answer) == form
+
+
+@pytest.mark.parametrize(
+    "answer, shape",
+    [
+        ("1, 2", "list"),
+        ("x = 3 \\text{ or } x = 5", "list"),
+        ("\\{1, 2\\}", "set"),
+        ("\\emptyset", "set"),
+        ("(1, 2)", "tuple"),
+        ("\\langle 1, 2 \\rangle", "tuple"),
+        ("[1, 2)", "interval"),
+        ("x \\in [1, 2]", "interval"),
+        ("(0, 1) \\cup (2, 3)", "union"),
+        ("7:32", "ratio"),
+        ("(5)", "value"),
+        ("f(1, 2)", "value"),
+        ("(x-1)(x+1)", "value"),
+        ("\\begin{pmatrix} 1 & 2 \\end{pmatrix}", "value"),
+        ("\\text{Alice and Bob}", "value"),
+        ("Alice and Bob", "value"),
+    ],
+)
+def test_an_answer_is_read_as_the_structure_it_is(answer, shape):
+    tree = parse_answer(answer)
+    assert (tree.kind if isinstance(tree, Group) else "value") == shape
+
+
+@pytest.mark.parametrize(
+    "answer, key",
+    [
+        ("\\text{odd}", "text:odd"),
+        ("Even", "text:even"),
+        ("The function is odd.", "text:odd"),
+        ("\\text{(C)}", "choice:C"),
+        ("(c)", "choice:C"),
+        ("C", None),  # a bare letter is a variable unless the other side is a letter choice
+        ("banana", None),  # words only count against a text answer
+        ("\\text{13}", None),
+        ("12 cm", None),
+    ],
+)
+def test_text_answers_have_a_key_that_ignores_case_and_wrappers(answer, key):
+    assert text_key(answer) == key
+
+
+def test_light_normalisation_removes_only_what_carries_no_meaning():
+    assert light_form("$\\left( 1 ,\\, 2 \\right)$.") == light_form("(1,2)")
+    assert light_form("\\dfrac{1}{2}") == light_form("\\frac{1}{2}")
+    assert light_form("\\text{odd}") == light_form("odd")
+    assert light_form("1 2") != light_form("12")
+    assert light_form("2 \\cdot 3") != light_form("23")
+    assert light_form("x^{2}y") != light_form("x^2")
 
 
 @pytest.mark.parametrize(
@@ -188,6 +291,29 @@ def test_the_fixture_covers_every_answer_form(cases):
     assert sum(counts.values()) >= 60
 
 
+def test_the_structure_fixture_has_150_cases_each_with_a_reason(structure_cases):
+    assert len(structure_cases) >= 150
+    assert all(isinstance(c.get("why"), str) and c["why"] for c in structure_cases)
+    forms = "several_boxes markers wordy separators text_answers identical tuples_intervals sets_lists units_guard"
+    assert set(forms.split()) <= {c["category"] for c in structure_cases}
+
+
+def test_every_simplifying_rule_has_cases_where_it_must_not_make_two_answers_equal(cases, case_grades):
+    guarded = [(c, got) for c, got in zip(cases, case_grades["status"], strict=True) if "guards" in c]
+    assert {c["guards"] for c, _ in guarded} == set(SIMPLIFYING_RULES)
+    assert all(Counter(c["guards"] for c, _ in guarded)[rule] >= 2 for rule in SIMPLIFYING_RULES)
+    assert [c["text"] for c, got in guarded if c["status"] == "correct" or got == "correct"] == []
+
+
+def test_an_ambiguous_answer_is_never_correct(cases, case_grades):
+    """A hedge between values, a sentence with two numbers, a bound: whatever the gold, not `correct`."""
+    ambiguous = ["Answer: 3 or 5", "Answer: In 2 hours she walks 14 miles.", "Answer: between 3 and 5"]
+    ambiguous += ["Answer: less than 5", "It is either \\boxed{10} or \\boxed{12}."]
+    statuses = [got for c, got in zip(cases, case_grades["status"], strict=True) if c["text"] in ambiguous]
+    assert len(statuses) == len(ambiguous)
+    assert "correct" not in statuses
+
+
 def test_a_math_verify_false_positive_is_wrong_and_recorded_as_a_disagreement(cases, case_grades):
     rows = case_grades.assign(category=[c["category"] for c in cases])
     decimals = rows[rows["category"] == "decimals"]
@@ -237,6 +363,9 @@ def test_a_fast_comparison_is_not_timed_out_by_the_workers_start_up():
 def test_gold_answers_are_checked_in_the_pool_under_the_time_limit():
     golds = ["\\frac{1}{2}", "12", "banana", "\\sqrt{2}"]
     assert gold_statuses(golds, timeout_seconds=60, workers=2) == ["ok", "ok", "unparseable", "ok"]
+    # Text golds and lists of plain numbers need no parser; a list with an unreadable part is unparseable.
+    more = ["\\text{odd}", "odd", "\\text{(C)}", "1, 2, 3", "1, @@", "(1, \\frac{1}{2})"]
+    assert gold_statuses(more, timeout_seconds=60, workers=1) == ["ok", "ok", "ok", "ok", "unparseable", "ok"]
     # Plain numbers and unreadable golds need no parser; the others get the same 1e-4 s budget as the pairs above.
     tight = gold_statuses(golds, timeout_seconds=1e-4, workers=1)
     assert tight[1:3] == ["ok", "unparseable"]

@@ -3,7 +3,8 @@ independent check, in a worker pool with time and memory limits. Statuses are re
 
 from sdfb.grading.extract import extract_answer
 from sdfb.grading.grade import STATUSES, Grade, gold_statuses, grade_completions, grade_pairs
-from sdfb.grading.normalise import MAX_ANSWER_CHARS, checker_form
+from sdfb.grading.normalise import MAX_ANSWER_CHARS
+from sdfb.grading.structure import checker_form
 
 __all__ = [
     "MAX_ANSWER_CHARS",

@@ -6,15 +6,14 @@ Every comparison ends in a recorded status from STATUSES, never an exception; no
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sdfb import faults
 from sdfb.config import GradingConfig
 from sdfb.grading.extract import extract_answer
-from sdfb.grading.normalise import checker_form
 from sdfb.grading.pool import run_in_pool
+from sdfb.grading.verdict import quick_gold_status
 from sdfb.grading.worker import compare, gold_status
 from sdfb.prompts import parse_attempt
 
@@ -27,7 +26,6 @@ log = logging.getLogger(__name__)
 # timeout (the check ran past its time limit, or its worker's memory limit)
 STATUSES = ("correct", "wrong", "no_answer", "unparseable", "timeout")
 _DEFAULTS = GradingConfig()
-_PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 @dataclass(frozen=True)
@@ -78,20 +76,17 @@ def gold_statuses(
 ) -> list[str]:
     """'ok' | 'unparseable' | 'timeout' per gold answer, parsed as grading parses it, under the same limits.
 
-    A gold whose checker form is a plain decimal number needs no parser (and no pool).
+    A gold whose parts are plain decimal numbers or text needs no parser (and no pool).
     """
-    forms = [checker_form(g) for g in golds]
-    todo = [i for i, form in enumerate(forms) if form is not None and not _PLAIN_NUMBER.fullmatch(form)]
+    quick = [quick_gold_status(g) for g in golds]
+    todo = [i for i, status in enumerate(quick) if status is None]
     outcomes = (
         run_in_pool(gold_status, [(golds[i],) for i in todo], timeout_seconds, workers, memory_mb)
         if todo
         else []
     )
     by_index = dict(zip(todo, outcomes, strict=True))
-    return [
-        "unparseable" if form is None else (by_index[i] or "timeout") if i in by_index else "ok"
-        for i, form in enumerate(forms)
-    ]
+    return [status or by_index[i] or "timeout" for i, status in enumerate(quick)]
 
 
 def grade_completions(

@@ -7,8 +7,7 @@ import logging
 import resource
 import traceback
 
-from sdfb.grading.check import independent_check
-from sdfb.grading.normalise import checker_form
+from sdfb.grading.verdict import gold_verdict, verdict
 
 LOG_CAP = 500  # characters per log line from math-verify / latex2sympy (they log the whole input on failure)
 _CHECKER_LOGGERS = (
@@ -80,49 +79,22 @@ def _address_space() -> int:
         return 0
 
 
-def _parsed(form: str) -> list:
-    """math-verify's parse of a checker form, wrapped in `$...$`; [] unless it yields a sympy object.
-
-    Only the LaTeX extractor is used: the plain-expression one hands digits-and-operators text to sympy's
-    parse_expr (an eval), and it reads `x + y = 3` as 3."""
-    from math_verify import LatexExtractionConfig, parse
-    from sympy import Basic, MatrixBase
-
-    found = parse(f"${form}$", extraction_config=[LatexExtractionConfig()], parsing_timeout=None)
-    return found if any(isinstance(item, Basic | MatrixBase) for item in found) else []
-
-
 def compare(predicted: str, gold: str) -> tuple[str, bool]:
-    """(status, checks_disagree) for one pair, in a worker process.
+    """(status, checks_disagree) for one pair, in a worker process (`sdfb.grading.verdict.verdict`).
 
-    math-verify decides first; the second check (`independent_check`) can only take `correct` away: where it
-    judges and disagrees, the status is `wrong` and the disagreement is recorded, whichever of the two said
-    `correct`. A MemoryError that reaches this function (the worker's address-space limit) is `timeout`: the
-    check ran out of its budget. math-verify swallows most errors inside its comparison, so a limit hit there
-    usually ends as `wrong`.
+    A MemoryError that reaches this function (the worker's address-space limit) is `timeout`: the check ran out
+    of its budget. math-verify swallows most errors inside its comparison, so a limit hit there usually ends as
+    `wrong`.
     """
-    from math_verify import verify
-
     try:
-        gold_form, pred_form = checker_form(gold), checker_form(predicted)
-        if gold_form is None or pred_form is None:
-            return "unparseable", False
-        gold_parsed, pred_parsed = _parsed(gold_form), _parsed(pred_form)
-        if not gold_parsed or not pred_parsed:
-            return "unparseable", False
-        first = verify(gold_parsed, pred_parsed, timeout_seconds=None)
-        second = independent_check(gold_form, pred_form)
+        return verdict(predicted, gold)
     except MemoryError:
         return "timeout", False
-    if second is None or second == first:
-        return ("correct" if first else "wrong"), False
-    return "wrong", True
 
 
 def gold_status(gold: str) -> str:
     """'ok' when the gold answer parses as grading parses it, else 'unparseable'; in a worker process."""
     try:
-        form = checker_form(gold)
-        return "ok" if form is not None and _parsed(form) else "unparseable"
+        return gold_verdict(gold)
     except MemoryError:
         return "timeout"
