@@ -1,5 +1,6 @@
-"""The two-level bootstrap of an experiment's scores: seeds and problems resampled independently, so that an
-interval holds both the variance of the eval problems and that of the training runs. Pure numpy; no I/O."""
+"""The resampling schemes behind sdfb's intervals: whole clusters (a problem's attempts), and two levels (seeds
+and problems independently, so that a score's interval holds the variance of the eval problems and that of the
+training runs). Percentile intervals from a seeded numpy generator. Pure numpy; no I/O."""
 
 from __future__ import annotations
 
@@ -23,8 +24,7 @@ def two_level_interval(
 
     A seed's training run can move every problem at once; resampling problems alone (with seeds averaged per
     problem) cannot see that variance. With one seed this is the problem bootstrap."""
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
+    check_confidence(confidence)
     estimate = float(matrix.mean())
     if matrix.size < 2 or np.ptp(matrix) == 0:
         return estimate, estimate
@@ -32,9 +32,31 @@ def two_level_interval(
     seeds = _counts(rng.integers(0, n_seeds, (n_resamples, n_seeds)), n_seeds)
     problems = _counts(rng.integers(0, n_problems, (n_resamples, n_problems)), n_problems)
     means = np.einsum("bs,sp,bp->b", seeds, matrix, problems) / (n_seeds * n_problems)
+    return percentile_interval(means, confidence)
+
+
+def cluster_interval(
+    sums: np.ndarray, sizes: np.ndarray, confidence: float, n_resamples: int, rng: np.random.Generator
+) -> tuple[float, float]:
+    """Percentile interval of sum(values) / count(values) over resamples of whole clusters, each given by the sum
+    and the count of its values: draw as many clusters as there are, with replacement."""
+    check_confidence(confidence)
+    drawn = rng.integers(0, len(sums), size=(n_resamples, len(sums)))
+    return percentile_interval(sums[drawn].sum(axis=1) / sizes[drawn].sum(axis=1), confidence)
+
+
+def percentile_interval(statistic: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The central `confidence` share of the resampled statistic. Percentile, not BCa: the values are 0/1 or
+    k-sample fractions with many ties, where BCa's jackknife acceleration is unstable and undefined for
+    near-degenerate resamples; the percentile interval is defined for any sample."""
     tail = (1 - confidence) / 2
-    low, high = np.quantile(means, [tail, 1 - tail])
+    low, high = np.quantile(statistic, [tail, 1 - tail])
     return float(low), float(high)
+
+
+def check_confidence(confidence: float) -> None:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
 
 
 def _counts(draws: np.ndarray, size: int) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from sdfb.bootstrap import seeds_by_problems, two_level_interval
+from sdfb import bootstrap
 from sdfb.metrics import _normalise, majority_correct, pass_at_k
 
 METRICS = ("avg", "pass_k", "maj")
@@ -57,15 +57,14 @@ def metric_intervals(
 ) -> dict:
     """Mean of `metric` over all (seed, problem_id) rows with a bootstrap interval over problems and seeds.
 
-    One seed: the problems are resampled. Several seeds: seeds and problems are resampled independently (two
-    levels, `sdfb.bootstrap`), so the interval holds the variance of the eval problems and of the training runs
-    (a seed that moves every problem at once). Every problem needs exactly one row per seed."""
+    Seeds and problems are resampled independently (two levels, `sdfb.bootstrap`; with one seed, problems only),
+    so the interval holds the variance of the eval problems and of the training runs (a seed that moves every
+    problem at once). Every problem needs exactly one row per seed."""
     _check_rows(table, metric, "table")
     means, n_seeds = _problem_means(table, metric, "table")
     estimate = float(table[metric].mean())
-    low, high = _interval(
-        table, metric, means, estimate, confidence, n_resamples, np.random.default_rng(seed)
-    )
+    matrix = bootstrap.seeds_by_problems(table, metric)
+    low, high = bootstrap.two_level_interval(matrix, confidence, n_resamples, np.random.default_rng(seed))
     return {
         "metric": metric,
         "estimate": estimate,
@@ -87,7 +86,7 @@ def paired_difference(
     """Mean of arm - reference on `metric`, paired on (seed, problem_id), with a bootstrap interval over problems
     and a two-sided paired permutation p-value.
 
-    The interval resamples problems, and with several seeds also the seeds (two levels, as `metric_intervals`).
+    The interval resamples seeds and problems (two levels, as `metric_intervals`).
     The p-value flips the signs of the per-problem differences averaged over seeds (exact enumeration when
     2**n_problems <= n_resamples): it tests these training runs on these problems, so with few seeds it can be
     smaller than the interval suggests; a finding needs both (`is_finding`). wins, losses and ties count problems
@@ -103,7 +102,8 @@ def paired_difference(
     d = per_problem_diff.to_numpy()
     difference = float(diffs["diff"].mean())
     rng = np.random.default_rng(seed)
-    low, high = _interval(diffs, "diff", per_problem_diff, difference, confidence, n_resamples, rng)
+    matrix = bootstrap.seeds_by_problems(diffs, "diff")
+    low, high = bootstrap.two_level_interval(matrix, confidence, n_resamples, rng)
     return {
         "metric": metric,
         "difference": difference,
@@ -121,15 +121,12 @@ def paired_difference(
 def mean_interval(
     values: Sequence[float] | np.ndarray, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
 ) -> dict:
-    """Mean of independent values (NaNs dropped) with a bootstrap interval. No values give NaN for mean, low and
-    high; a single value (or all equal) gives low = high = mean, since there is no spread to resample."""
+    """Mean of independent values (NaNs dropped) with a bootstrap interval: `cluster_interval` with every value
+    its own cluster. No values give NaN for mean, low and high; a single value (or all equal) gives
+    low = high = mean, since there is no spread to resample."""
     x = np.asarray(values, dtype=float).ravel()
-    x = x[~np.isnan(x)]
-    if len(x) == 0:
-        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0}
-    mean = float(x.mean())
-    low, high = _bootstrap_mean(x, mean, confidence, n_resamples, np.random.default_rng(seed))
-    return {"mean": mean, "low": low, "high": high, "n": int(len(x))}
+    found = cluster_interval(x, np.arange(len(x)), confidence, n_resamples, seed)
+    return {key: found[key] for key in ("mean", "low", "high", "n")}
 
 
 def cluster_interval(
@@ -158,21 +155,10 @@ def cluster_interval(
     mean = float(x.mean())
     low = high = mean
     if len(sums) > 1 and np.ptp(x) > 0:
-        low, high = _cluster_percentiles(sums, sizes, confidence, n_resamples, np.random.default_rng(seed))
+        low, high = bootstrap.cluster_interval(
+            sums, sizes, confidence, n_resamples, np.random.default_rng(seed)
+        )
     return {"mean": mean, "low": low, "high": high, "n": int(len(x)), "n_clusters": int(len(sums))}
-
-
-def _cluster_percentiles(
-    sums: np.ndarray, sizes: np.ndarray, confidence: float, n_resamples: int, rng: np.random.Generator
-) -> tuple[float, float]:
-    """Percentile interval of sum(values) / count(values) over resamples of whole clusters (given their sums)."""
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
-    drawn = rng.integers(0, len(sums), size=(n_resamples, len(sums)))
-    statistic = sums[drawn].sum(axis=1) / sizes[drawn].sum(axis=1)
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(statistic, [alpha, 1 - alpha])
-    return float(low), float(high)
 
 
 def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -215,44 +201,6 @@ def compare_arms(per_problem_tables: Mapping[str, pd.DataFrame], reference: str,
     p_holm = table.groupby("metric", sort=False)["p_value"].transform(lambda p: holm(p.to_numpy()))
     finding = [is_finding(*v) for v in zip(p_holm, table["low"], table["high"], strict=True)]
     return table.assign(p_holm=p_holm.astype(float), finding=pd.Series(finding, dtype=bool))[columns]
-
-
-def _interval(
-    table: pd.DataFrame,
-    column: str,
-    problem_means: pd.Series,
-    estimate: float,
-    confidence: float,
-    n_resamples: int,
-    rng: np.random.Generator,
-) -> tuple[float, float]:
-    """The problem bootstrap for one seed, the seed-and-problem bootstrap for several."""
-    if table["seed"].nunique() > 1:
-        return two_level_interval(seeds_by_problems(table, column), confidence, n_resamples, rng)
-    return _bootstrap_mean(problem_means.to_numpy(), estimate, confidence, n_resamples, rng)
-
-
-def _bootstrap_mean(
-    x: np.ndarray, estimate: float, confidence: float, n_resamples: int, rng: np.random.Generator
-) -> tuple[float, float]:
-    """Bootstrap interval of the mean of `x`; low = high = estimate when x has no spread to resample."""
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
-    if len(x) < 2 or np.ptp(x) == 0:
-        return estimate, estimate
-    # Percentile, not BCa: the values are 0/1 or k-sample fractions with many ties, where BCa's jackknife
-    # acceleration is unstable and undefined for near-degenerate resamples (scipy warns and returns NaN); the
-    # percentile interval is defined for any sample and near nominal coverage at the 100+ problems of an eval.
-    result = stats.bootstrap(
-        (x,),
-        np.mean,
-        vectorized=True,
-        n_resamples=n_resamples,
-        confidence_level=confidence,
-        method="percentile",
-        rng=rng,
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def _sign_flip_p_value(d: np.ndarray, n_resamples: int, rng: np.random.Generator) -> float:
