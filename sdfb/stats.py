@@ -13,10 +13,12 @@ from sdfb import bootstrap
 from sdfb.metrics import _normalise, majority_correct, pass_at_k
 
 METRICS = ("avg", "pass_k", "maj")
+# A comparison's figures (compare_arms' columns after arm, reference and metric)
+DIFFERENCE_COLUMNS = ("difference", "low", "high", "p_value", "p_holm", "finding")
+DIFFERENCE_COLUMNS += ("n_problems", "n_seeds", "wins", "losses", "ties")
 KEYS = ("seed", "problem_id")
-FINDING_ALPHA = (
-    0.05  # a difference is a finding only when its Holm-adjusted p is below this and its CI excludes 0
-)
+# A difference is a finding only when its Holm-adjusted p is below this and its interval excludes 0.
+FINDING_ALPHA = 0.05
 # A per-problem difference this close to zero is a tie: seed means of equal values can differ in the last bit.
 TIE_TOLERANCE = 1e-12
 
@@ -195,8 +197,7 @@ def compare_arms(per_problem_tables: Mapping[str, pd.DataFrame], reference: str,
         if arm != reference
         for m in METRICS
     ]
-    columns = ["arm", "reference", "metric", "difference", "low", "high", "p_value", "p_holm", "finding"]
-    columns += ["n_problems", "n_seeds", "wins", "losses", "ties"]
+    columns = ["arm", "reference", "metric", *DIFFERENCE_COLUMNS]
     table = pd.DataFrame(rows, columns=[c for c in columns if c not in ("p_holm", "finding")])
     p_holm = table.groupby("metric", sort=False)["p_value"].transform(lambda p: holm(p.to_numpy()))
     finding = [is_finding(*v) for v in zip(p_holm, table["low"], table["high"], strict=True)]

@@ -515,10 +515,9 @@ def test_the_control_objective_leaves_the_weights_unchanged_even_where_the_teach
 
     rollouts, contexts, grades = round_tables(tiny_tokenizer)
     cfg = DistillConfig(learning_rate=1e-2, batch_size=2, lora=LoraConfig(r=8, alpha=16))
-    result = distill.run_round(
-        ModelConfig(name_or_path="tiny", dtype="float32"), cfg, objective, 0, 1, rollouts, contexts,
-        grades, previous=None, checkpoint=tmp_path / "round_0001",
-    )  # fmt: skip
+    model = ModelConfig(name_or_path="tiny", dtype="float32")
+    checkpoint = tmp_path / "round_0001"
+    result = distill.run_round(model, cfg, objective, 0, 1, rollouts, contexts, grades, None, checkpoint)
     assert result.metrics["steps"] >= 1 and result.tokens["advantage"].abs().max() > 1e-3
     largest = max(float(w.abs().max()) for w in _lora_b_weights(tmp_path / "round_0001").values())
     assert (largest > 0) is changed, largest
@@ -535,16 +534,13 @@ def test_a_rounds_training_does_not_depend_on_what_the_process_drew_before(
 
     rollouts, contexts, grades = round_tables(tiny_tokenizer)
     cfg = DistillConfig(learning_rate=1e-2, batch_size=2, lora=LoraConfig(r=8, alpha=16))
-    results = []
+    model, results = ModelConfig(name_or_path="tiny", dtype="float32"), []
     for state in (1, 12345):
         torch.manual_seed(state)
         torch.rand(state % 97)  # and a different number of draws since
-        results.append(
-            distill.run_round(
-                ModelConfig(name_or_path="tiny", dtype="float32"), cfg, "self_distillation", 0, 1,
-                rollouts, contexts, grades, previous=None, checkpoint=tmp_path / str(state) / "round_0001",
-            )
-        )  # fmt: skip
+        checkpoint = tmp_path / str(state) / "round_0001"
+        tables = (rollouts, contexts, grades)
+        results.append(distill.run_round(model, cfg, "self_distillation", 0, 1, *tables, None, checkpoint))
     first, second = results
     assert first.losses == second.losses
     pd.testing.assert_frame_equal(first.per_sample, second.per_sample)

@@ -95,8 +95,7 @@ def _at(table: pd.DataFrame, arm: str, checkpoint: str) -> pd.DataFrame:
 def comparison_rows(table: pd.DataFrame, chosen: dict[str, dict], reference: str, **kw) -> pd.DataFrame:
     """Each arm against the reference on the test problems, paired by problem and seed: at each arm's chosen
     checkpoint, and at its final one."""
-    columns = ["arm", "reference", "metric", "at", "difference", "low", "high", "p_value", "p_holm", "finding",
-               "n_problems", "n_seeds", "wins", "losses", "ties"]  # fmt: skip
+    columns = ["arm", "reference", "metric", "at", *stats.DIFFERENCE_COLUMNS]
     if reference not in chosen:
         return pd.DataFrame(columns=columns)
     finals = {

@@ -66,9 +66,8 @@ def minimum_detectable_difference(
     _check_design(n_problems, n_seeds, k, rates, alpha, power)
     scale = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
 
-    def shortfall(
-        shift: float,
-    ) -> float:  # true difference minus the detectable one; the root is the MDE's shift
+    def shortfall(shift: float) -> float:
+        """The true difference at `shift` minus the detectable one: its root is the MDE's shift."""
         arm = np.minimum(rates + shift, 1.0)
         variance = (rates * (1 - rates) + arm * (1 - arm)) / (k * n_seeds)
         return float((arm - rates).mean() - scale * math.sqrt(variance.mean() / n_problems))

@@ -28,7 +28,8 @@ def _pooled_tokens(runs: Runs, rounds: tuple[int, ...] | None = None) -> dict[tu
     """Each (arm, round)'s tokens tables over its seeds, with a seed column."""
     pooled: dict[tuple[str, int], list[pd.DataFrame]] = {}
     for (arm, seed), run_dir in runs.items():
-        for r in _rounds(run_dir) if rounds is None else [r for r in rounds if r in _rounds(run_dir)]:
+        found = _rounds(run_dir)  # reads the run's config once, not once per wanted round
+        for r in found if rounds is None else [r for r in rounds if r in found]:
             tokens = pd.read_parquet(output_path(run_dir, "distill", "tokens", round=r))
             pooled.setdefault((arm, r), []).append(tokens.assign(seed=seed))
     return {key: pd.concat(frames, ignore_index=True) for key, frames in pooled.items()}
