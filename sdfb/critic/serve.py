@@ -86,9 +86,12 @@ def server_command(
     return command
 
 
-def _ready(base_url: str) -> bool:
+def _ready(base_url: str, api_key: str | None = None) -> bool:
+    request = urllib.request.Request(f"{base_url}/models")
+    if api_key:
+        request.add_header("Authorization", f"Bearer {api_key}")
     try:
-        with urllib.request.urlopen(f"{base_url}/models", timeout=2) as response:
+        with urllib.request.urlopen(request, timeout=2) as response:
             return response.status == 200 and bool(json.loads(response.read()).get("data"))
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -107,9 +110,11 @@ def vllm_server(
     start_timeout: float = 300.0,
     host: str = "127.0.0.1",
     trust_remote_code: bool = False,
+    api_key: str | None = None,
 ) -> Iterator[str]:
     """Yield the base URL (`http://<host>:<port>/v1`) of a running server; stop it on exit. It binds 127.0.0.1
-    unless `host` says otherwise (`0.0.0.0`: every interface)."""
+    unless `host` says otherwise (`0.0.0.0`: every interface); with `api_key`, its /v1 routes require that key
+    (vLLM reads it from VLLM_API_KEY: an environment variable, unlike `--api-key`, is not shown by `ps`)."""
     port = port or free_port()
     local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base_url = f"http://{local}:{port}/v1"
@@ -120,12 +125,15 @@ def vllm_server(
     from sdfb.generation.devices import cpu_thread_env
 
     env = {**cpu_thread_env(), **os.environ}  # settings already in the environment win
+    api_key = api_key or env.get("VLLM_API_KEY")
+    if api_key:
+        env["VLLM_API_KEY"] = api_key
     log_path = log_file or Path(os.environ.get("TMPDIR", "/tmp")) / f"sdfb-vllm-server-{port}.log"
     with open(log_path, "w") as log_handle:
         process = subprocess.Popen(command, stdout=log_handle, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + start_timeout
-        while not _ready(base_url):
+        while not _ready(base_url, api_key):
             if process.poll() is not None or time.monotonic() > deadline:
                 tail = "".join(log_path.read_text().splitlines(keepends=True)[-30:])
                 why = (

