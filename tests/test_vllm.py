@@ -27,14 +27,21 @@ QUESTIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def engine(tiny_model_path):
-    """The module's one engine, from the registry. Tests that release every engine (the pipeline, the rollout
-    stage) come after all tests that use it."""
-    from sdfb.generation import release_engines, vllm_engine
+@pytest.fixture(scope="module", autouse=True)
+def _release_at_the_end():
+    from sdfb.generation import release_engines
 
-    yield vllm_engine("tiny", "float32", VLLMConfig(max_model_len=256, max_lora_rank=8), seed=0)
+    yield
     release_engines()
+
+
+@pytest.fixture
+def engine(tiny_model_path):
+    """The registry's engine for these settings, asked for by every test: the running one, or a new one when a test
+    before it (the pipeline, the rollout stage) released every engine, so no test depends on the order."""
+    from sdfb.generation import vllm_engine
+
+    return vllm_engine("tiny", "float32", VLLMConfig(max_model_len=256, max_lora_rank=8), seed=0)
 
 
 @pytest.fixture(scope="module")
