@@ -113,7 +113,7 @@ def test_two_cpu_processes_train_the_round_as_one_process_does_with_the_same_glo
     single, double = _metrics(one), _metrics(two)
     assert (single["processes"], double["processes"]) == (1, 2)
     assert single["steps"] == double["steps"] == 2 and single["examples"] == double["examples"] == 8
-    for name in ("loss", "grad_norm"):
+    for name in ("loss", "grad_norm", "kl"):
         steps = [[h[name] for h in m["history"]] for m in (single, double)]
         torch.testing.assert_close(torch.tensor(steps[1]), torch.tensor(steps[0]), **TOLERANCE)
     first, second = _adapter(one), _adapter(two)
