@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -21,6 +21,9 @@ from cli.common import console, err, guarded, user_errors
 from cli.server import EarlyServer, early_server
 from sdfb.config import ConfigError, load_config
 from sdfb.summary import RESULTS_HEADER, results_rows
+
+if TYPE_CHECKING:
+    from sdfb.stages import StopAfter
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Self-distillation with feedback.")
 
@@ -114,7 +117,7 @@ def run(
         console.print(f"report: {run_report(target)}")
 
 
-def _start_pipeline(cfg, target: Path, started: float, server: EarlyServer | None, stop) -> str:
+def _start_pipeline(cfg, target: Path, started: float, server: EarlyServer | None, stop: StopAfter) -> str:
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "sdfb")
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     from transformers.utils import logging as hf_logging
