@@ -1,4 +1,5 @@
-"""The `sdfb` command: `sdfb run --config FILE [--run-dir DIR] [--set a.b=value ...]`, `sdfb show DIR`,
+"""The `sdfb` command: `sdfb run --config FILE [--run-dir DIR] [--set a.b=value ...] [--until STAGE]`,
+`sdfb train-round --config FILE --run-dir DIR --round N` (also under `accelerate launch`), `sdfb show DIR`,
 `sdfb prepare-model NAME`, `sdfb serve-critic MODEL`, `sdfb config show --config FILE`, `sdfb --version`.
 Configuration is validated before any work (or Prefect import) starts."""
 
@@ -11,7 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -20,6 +21,9 @@ from cli.common import console, err, guarded, user_errors
 from cli.server import EarlyServer, early_server
 from sdfb.config import ConfigError, load_config
 from sdfb.summary import RESULTS_HEADER, results_rows
+
+if TYPE_CHECKING:
+    from sdfb.stages import StopAfter
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Self-distillation with feedback.")
 
@@ -75,12 +79,27 @@ def run(
     overrides: Annotated[
         list[str] | None, typer.Option("--set", help="override a key: --set distill.learning_rate=1e-4")
     ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            help="stop after this stage (a stage table name, e.g. teacher: before the first training)"
+        ),
+    ] = None,
+    until_round: Annotated[
+        int | None,
+        typer.Option(
+            help="with --until: the round whose stage to stop after (default: the first that has it)"
+        ),
+    ] = None,
 ) -> None:
     """Run the pipeline flow; finished stages in the run folder are reused."""
+    from sdfb.stages import stop_after
+
     started = time.time()
     try:
         cfg = load_config(config, overrides or [])
-    except ConfigError as exc:
+        stop = stop_after(until, until_round, cfg.rounds, cfg.eval.every)
+    except (ConfigError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     target = (run_dir or Path("runs") / cfg.name).resolve()
@@ -89,13 +108,16 @@ def run(
 
     with early_server() as server, guarded(target):  # the server first: guarded imports prefect
         check_model(cfg.model.name_or_path)
-        summary = _start_pipeline(cfg, target, started, server)
-        print_results(Path(summary))
+        result = _start_pipeline(cfg, target, started, server, stop)
+        if stop.stage:
+            console.print(f"stopped after {stop}: {result}; rerun without --until to continue the run")
+            return
+        print_results(Path(result))
         # Still holding the folder: the report reads the run's tables.
         console.print(f"report: {run_report(target)}")
 
 
-def _start_pipeline(cfg, target: Path, started: float, server: EarlyServer | None) -> str:
+def _start_pipeline(cfg, target: Path, started: float, server: EarlyServer | None, stop: StopAfter) -> str:
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "sdfb")
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     from transformers.utils import logging as hf_logging
@@ -105,7 +127,9 @@ def _start_pipeline(cfg, target: Path, started: float, server: EarlyServer | Non
     hf_logging.disable_progress_bar()
     if server:
         server.wait()
-    return pipeline(cfg, str(target), started_at=started)
+    return pipeline(
+        cfg, str(target), started_at=started, until=stop.stage, until_round=stop.round if stop.stage else None
+    )
 
 
 @app.command("train-round")
@@ -117,8 +141,10 @@ def train_round(
         list[str] | None, typer.Option("--set", help="the same overrides as the run")
     ] = None,
 ) -> None:
-    """Train one round from its stored rollouts, outside the flow: for `accelerate launch` on several GPUs."""
+    """Train one round from its stored tables, outside the flow (for `accelerate launch`), as the flow's distillation
+    stage would: after `sdfb run --until teacher --until-round N`, and a later `sdfb run` reuses what this wrote."""
     from sdfb.stages import output_path
+    from tasks._stage import unfinished_inputs
     from tasks.distill import run_round
 
     try:
@@ -126,16 +152,21 @@ def train_round(
     except ConfigError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+    if not 1 <= round_index <= cfg.rounds:
+        err.print(f"[red]error:[/red] --round {round_index}: this run has rounds 1 to {cfg.rounds}")
+        raise typer.Exit(2)
     root = run_dir.resolve()
+    missing = unfinished_inputs(cfg, str(root), "distill", round_index)
+    if missing:
+        err.print(
+            f"[red]error:[/red] round {round_index} cannot be trained yet: {', '.join(missing)} not finished "
+            f"under this config; run the flow up to that round first: `sdfb run --config {config} --run-dir "
+            f"{run_dir} --until teacher --until-round {round_index}` with the same --set overrides"
+        )
+        raise typer.Exit(2)
     inputs = {
         s: output_path(root, s, round=round_index) for s in ("rollouts", "contexts", "grades", "teacher")
     }
-    missing = [str(p) for p in inputs.values() if not p.exists()]
-    if missing:
-        err.print(
-            f"[red]error:[/red] round {round_index} has no {', '.join(missing)}; run the flow up to that round first"
-        )
-        raise typer.Exit(2)
     previous = output_path(root, "distill", "checkpoint", round=round_index - 1) if round_index > 1 else None
     from sdfb.distill import is_main_process
     from sdfb.runlock import run_lock

@@ -1,7 +1,8 @@
 """The sdfb pipeline flow: score the base model, then R rounds of problems -> rollouts -> grades -> critiques ->
-contexts -> distillation, scoring after the last round (and every `eval.every` rounds).
+contexts -> teacher -> distillation, scoring after the last round (and every `eval.every` rounds); with `until`
+it stops after that stage of one round (`sdfb.stages.stop_after`), everything so far written for a rerun to resume.
 
-Run it with `sdfb run --config configs/demo.yaml`; for a local debug run without the CLI:
+Run it with `sdfb run --config configs/demo.yaml [--until teacher]`; for a local debug run without the CLI:
     python -m flows.pipeline configs/smoke.yaml /tmp/sdfb-smoke
 """
 
@@ -15,7 +16,7 @@ from prefect import flow, get_run_logger
 from sdfb.config import RunConfig, load_config
 from sdfb.generation import release_engines
 from sdfb.runlock import run_lock
-from sdfb.stages import BASE, round_name, scored_rounds
+from sdfb.stages import BASE, StopAfter, StopReached, round_name, scored_rounds, stop_after
 from tasks._failure import stage_failure
 from tasks._gpu import gpu_slot
 from tasks.contexts import build_contexts
@@ -31,34 +32,59 @@ from tasks.teacher import score_teacher_task
 
 @flow(name="sdfb-pipeline", log_prints=False)
 def pipeline(
-    config: RunConfig, run_dir: str, started_at: float | None = None, keep_engines: bool = False
+    config: RunConfig,
+    run_dir: str,
+    started_at: float | None = None,
+    keep_engines: bool = False,
+    until: str | None = None,
+    until_round: int | None = None,
 ) -> str:
-    """`keep_engines`: leave the vLLM engines running at the end (an experiment's next arm reuses them and the
-    experiment releases them); by default they live as long as this flow run."""
+    """Returns the summary's path, or with `until` (a stage name; `until_round`: which round's, see
+    `sdfb.stages.stop_after`) the path of that stage's output once it is finished. `keep_engines`: leave the vLLM
+    engines running at the end (an experiment's next arm reuses them and the experiment releases them); by
+    default they live as long as this flow run."""
     started_at = started_at or time.time()
+    stop = stop_after(until, until_round, config.rounds, config.eval.every)
     # one run per folder (a second stops at once, naming the first's pid); one GPU slot while it runs on a GPU
     with run_lock(run_dir), gpu_slot(get_run_logger()):
         try:
-            return _rounds(config, run_dir, started_at, keep_engines)
+            return _rounds(config, run_dir, started_at, keep_engines, stop)
+        except StopReached as reached:
+            get_run_logger().info("stopped after %s as asked: %s", reached.stop, reached.path)
+            return reached.path
         except Exception as exc:  # the final state names the stage and the reason; the caller still gets exc
             return stage_failure(exc)
 
 
-def _rounds(config: RunConfig, run_dir: str, started_at: float, keep_engines: bool) -> str:
+_SCORING = ("eval_samples", "scores")  # both stages of one task: the stop comes after the scores
+
+
+def _rounds(config: RunConfig, run_dir: str, started_at: float, keep_engines: bool, stop: StopAfter) -> str:
+    after = stop.check  # raises StopReached once the stop's stage of its round is finished
     try:  # the generation engines live as long as this flow run
         eval_problems = sample_eval_problems(config, run_dir)
+        after("eval_problems", 0, eval_problems)
         scores = [score_checkpoint(config, run_dir, BASE, None, eval_problems)]
+        after(_SCORING, 0, scores[-1])
         adapter = None
         for r in range(1, config.rounds + 1):
             problems = sample_problems(config, run_dir, r, eval_problems)
+            after("problems", r, problems)
             rollouts = generate_rollouts(config, run_dir, r, problems, adapter)
+            after("rollouts", r, rollouts)
             grades = grade_rollouts(config, run_dir, r, rollouts, problems)
+            after("grades", r, grades)
             critiques = critique(config, run_dir, r, rollouts, problems, grades)
+            after("critiques", r, critiques)
             contexts = build_contexts(config, run_dir, r, problems, rollouts, grades, critiques)
+            after("contexts", r, contexts)
             teacher = score_teacher_task(config, run_dir, r, rollouts, contexts, grades, adapter)
+            after("teacher", r, teacher)
             adapter = distill_round(config, run_dir, r, rollouts, contexts, grades, teacher, adapter)
+            after("distill", r, adapter)
             if r in scored_rounds(config.rounds, config.eval.every):
                 scores.append(score_checkpoint(config, run_dir, round_name(r), adapter, eval_problems))
+                after(_SCORING, r, scores[-1])
         return write_summary(config, run_dir, scores, started_at)
     finally:
         if not keep_engines:

@@ -212,3 +212,57 @@ def config_view(cfg: RunConfig, name: str) -> ConfigView:
             node = node.setdefault(part, {})
         node[leaf] = None  # None: the whole value is readable
     return ConfigView(cfg, tree, name)
+
+
+class StopReached(Exception):  # noqa: N818 - not an error: the run reached the stage it was asked to stop after
+    """Raised by `StopAfter.check` once the run has finished the stage it was asked to stop after."""
+
+    def __init__(self, stop: StopAfter, path: str):
+        super().__init__(f"stopped after {stop}")
+        self.stop, self.path = stop, path
+
+
+@dataclass(frozen=True)
+class StopAfter:
+    """Where `sdfb run --until STAGE [--until-round N]` stops: right after `stage` of round `round`, with every
+    output so far written and its manifest in place, so a rerun without `--until` resumes from there. Round 0 is
+    what comes before the first round: the eval problems and the base model's scores. `stage=None`: never stops."""
+
+    stage: str | None = None
+    round: int = 0
+
+    def check(self, names: str | tuple[str, ...], round_index: int, path: str) -> None:
+        """Called as stage(s) `names` of round `round_index` finish with output `path`: raises StopReached when
+        that is where the run stops."""
+        names = (names,) if isinstance(names, str) else names
+        if self.stage in names and round_index == self.round:
+            raise StopReached(self, path)
+
+    def __str__(self) -> str:
+        return f"{self.stage}" + (f" of round {self.round}" if self.round else "")
+
+
+def stop_after(name: str | None, round_index: int | None, rounds: int, every: int) -> StopAfter:
+    """The validated stop point of a run of `rounds` rounds scored every `every` rounds. `round_index=None`: the
+    first round that has the stage (0 for `eval_problems` and the base model's `eval_samples`/`scores`, else 1).
+    Raises ValueError naming the valid stages, or the rounds in which the stage runs."""
+    if name is None:
+        if round_index is not None:
+            raise ValueError("--until-round needs --until STAGE")
+        return StopAfter()
+    if name not in STAGES:
+        raise ValueError(f"unknown stage {name!r} for --until; the stages are: {', '.join(STAGES)}")
+    params = STAGES[name].params
+    if "checkpoint" in params:  # scored checkpoints: the base model (round 0) and the scored rounds
+        valid = [0, *scored_rounds(rounds, every)]
+    elif "round" in params:
+        valid = list(range(1, rounds + 1))
+    else:
+        valid = [0]
+    chosen = valid[0] if round_index is None else round_index
+    if chosen not in valid:
+        raise ValueError(
+            f"stage {name!r} runs in round(s) {', '.join(map(str, valid))} of this run (0: before the first "
+            f"round), not in round {chosen}: pick one of those with --until-round"
+        )
+    return StopAfter(name, chosen)

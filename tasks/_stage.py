@@ -88,3 +88,41 @@ def finished(name: str, cfg: RunConfig, run_dir: str, inputs: Inputs, **params: 
 
 def stage_paths(name: str, run_dir: str, **params: Any) -> dict[str, Path]:
     return {out: output_path(run_dir, name, out, **params) for out in stage(name).outputs}
+
+
+def flow_inputs(name: str, round_index: int) -> dict[str, tuple[str, int] | None]:
+    """Which stage, of which round, produces each input the flow passes stage `name` of round `round_index`: the
+    previous round's checkpoint for `adapter` and `previous` (none in round 1), else the stage of that name."""
+    producers: dict[str, tuple[str, int] | None] = {}
+    for inp in stage(name).inputs:
+        if inp in ("adapter", "previous"):
+            producers[inp] = ("distill", round_index - 1) if round_index > 1 else None
+        else:  # a stage without rounds (eval_problems) is the same output for every round
+            producers[inp] = (inp, round_index if "round" in stage(inp).params else 0)
+    return producers
+
+
+def _round_params(name: str, round_index: int) -> dict[str, int]:
+    return {"round": round_index} if "round" in stage(name).params else {}
+
+
+def unfinished_inputs(cfg: RunConfig, run_dir: str, name: str, round_index: int) -> list[str]:
+    """The stages upstream of stage `name` of round `round_index` that a flow run with `cfg` would compute (again):
+    outputs missing, or finished under another config or other inputs. Labelled 'stage (round N)'."""
+    ready: dict[tuple[str, int], bool] = {}
+
+    def check(producer: str, r: int) -> bool:
+        if (producer, r) not in ready:
+            inputs, ok = {}, True
+            for inp, source in flow_inputs(producer, r).items():
+                ok = (source is None or check(*source)) and ok
+                inputs[inp] = (
+                    None if source is None else str(output_path(run_dir, source[0], **_round_params(*source)))
+                )
+            ready[producer, r] = ok and finished(producer, cfg, run_dir, inputs, **_round_params(producer, r))
+        return ready[producer, r]
+
+    for source in flow_inputs(name, round_index).values():
+        if source is not None:
+            check(*source)
+    return [f"{s} (round {r})" if _round_params(s, r) else s for (s, r), ok in ready.items() if not ok]

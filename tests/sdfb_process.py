@@ -15,9 +15,10 @@ def sdfb_run(
     overrides: list[str] = (),
     kill_at: str = "",
     config: str = "configs/smoke.yaml",
+    args: list[str] = (),
 ) -> subprocess.CompletedProcess:
-    """Run `sdfb run --config CONFIG --run-dir RUN_DIR --set ...`; `kill_at` arms a kill point (`sdfb.faults`)."""
+    """Run `sdfb run --config CONFIG --run-dir RUN_DIR --set ... ARGS`; `kill_at` arms a kill point (`sdfb.faults`)."""
     env = {**os.environ, "PREFECT_API_URL": api_url, "SDFB_KILL_AT": kill_at}
     command = [sys.executable, "-m", "cli.main", "run", "--config", config, "--run-dir", str(run_dir)]
-    command += [arg for item in overrides for arg in ("--set", item)]
+    command += [arg for item in overrides for arg in ("--set", item)] + list(args)
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)

@@ -163,8 +163,8 @@ def test_train_round_command_trains_a_round_outside_the_flow(smoke_run, tmp_path
     assert result.exit_code == 0, result.output
     assert manifest_path(copy / "checkpoints" / "round_0001").exists()
     assert (copy / "checkpoints" / "round_0001" / "adapter_model.safetensors").exists()
-    missing = train_round(5)
-    assert missing.exit_code == 2 and "run the flow up to that round first" in missing.output
+    beyond = train_round(5)
+    assert beyond.exit_code == 2 and "this run has rounds 1 to 2" in beyond.output
 
 
 def test_report_draws_a_single_run_as_one_arm(smoke_run, tmp_path):

@@ -118,6 +118,46 @@ def test_paths_come_from_the_table(tmp_path):
         stages.output_path(tmp_path, "rollout", round=1)
 
 
+def test_a_stop_defaults_to_the_first_round_that_has_the_stage():
+    assert stages.stop_after("teacher", None, 3, 0) == stages.StopAfter("teacher", 1)
+    assert stages.stop_after("eval_problems", None, 3, 0) == stages.StopAfter("eval_problems", 0)
+    assert stages.stop_after("scores", None, 3, 0) == stages.StopAfter("scores", 0)  # the base model's
+    assert stages.stop_after("scores", 3, 3, 0) == stages.StopAfter("scores", 3)
+    assert stages.stop_after(None, None, 3, 0) == stages.StopAfter()
+
+
+@pytest.mark.parametrize(
+    ("name", "round_index", "message"),
+    [
+        (
+            "distillation",
+            None,
+            "unknown stage 'distillation' for --until; the stages are: eval_problems, problems",
+        ),
+        ("teacher", 4, "runs in round.s. 1, 2, 3 of this run"),
+        ("teacher", 0, "runs in round.s. 1, 2, 3 of this run"),
+        ("scores", 2, "runs in round.s. 0, 3 of this run"),  # round 2 is not scored with eval.every=0
+        ("eval_problems", 1, "runs in round.s. 0 of this run"),
+        (None, 2, "--until-round needs --until"),
+    ],
+)
+def test_a_stop_the_run_never_reaches_is_refused_with_the_valid_choices(name, round_index, message):
+    with pytest.raises(ValueError, match=message):
+        stages.stop_after(name, round_index, 3, 0)
+
+
+def test_a_run_stops_only_after_the_stage_and_round_it_was_asked_for():
+    stop = stages.StopAfter("contexts", 2)
+    stop.check("contexts", 1, "round_0001/contexts.parquet")
+    stop.check(("eval_samples", "scores"), 2, "eval/round_0002.scores.parquet")
+    with pytest.raises(stages.StopReached) as reached:
+        stop.check("contexts", 2, "round_0002/contexts.parquet")
+    assert (
+        reached.value.path == "round_0002/contexts.parquet"
+        and str(reached.value.stop) == "contexts of round 2"
+    )
+
+
 # ------------------------------------------------------------------------------------------- on a real run
 def _manifests(run_dir: Path) -> dict[str, dict]:
     return {str(p.relative_to(run_dir)): json.loads(p.read_text()) for p in run_dir.rglob("*.manifest.json")}

@@ -122,14 +122,17 @@ def student_logits(model, batch):
     )
 
 
-def student_and_teacher_logits(model, batch, teacher: TeacherState | None = None):
-    """Teacher logits (no grad, teacher weights) first, then the student's (with grad) on the same completion."""
+def student_and_teacher_logits(model, batch, teacher: TeacherState | None = None, teacher_model=None):
+    """Teacher logits (no grad, teacher weights) first, then the student's (with grad) on the same completion.
+    `teacher_model`: the module the teacher pass runs on (default `model`; the trainer passes the model inside
+    a multi-process wrapper)."""
     import torch
 
     width = batch["completion_ids"].shape[1]
-    with torch.no_grad(), teacher.weights(model) if teacher else disabled_adapter(model):
+    inner = model if teacher_model is None else teacher_model
+    with torch.no_grad(), teacher.weights(inner) if teacher else disabled_adapter(inner):
         t = forward_completion_logits(
-            model,
+            inner,
             batch["teacher_input_ids"],
             batch["teacher_attention_mask"],
             batch["teacher_position_ids"],

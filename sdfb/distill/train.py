@@ -104,7 +104,7 @@ def train_round(
     `progress(step, steps)` after every optimizer step."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    from sdfb.distill.trainer import RoundStats, SelfDistillationTrainer, StepProgress
+    from sdfb.distill.trainer import RoundStats, SelfDistillationTrainer, StepProgress, gathered
 
     if not examples:
         raise ValueError("train_round needs at least one example; use empty_round() for a round without any")
@@ -130,22 +130,28 @@ def train_round(
             stats.restore(saved)  # records of the samples trained on before the crash
         started = time.perf_counter()
         result = trainer.train(resume_from_checkpoint=resume)
-    seen = [e for e in examples if e.index in stats.per_sample]
-    per_sample = pd.DataFrame(
-        [
-            {"problem_id": e.problem_id, "sample_index": e.sample_index, **stats.per_sample[e.index]}
-            for e in seen
-        ],
-        columns=schemas.DISTILL.names,
-    )
+    processes = trainer.accelerator.num_processes
+    stats = gathered(stats, processes)  # every process's samples, so rank 0 records the whole round
+    seen, per_sample = _per_sample(examples, stats)
     grad_norms = [h["grad_norm"] for h in trainer.state.log_history if "grad_norm" in h]
     metrics = _metrics(per_sample, stats, grad_norms) | {
         "objective": objective, "examples": len(examples), "steps": int(result.global_step),
         "resumed_from": resume, "padding_waste": padding_waste(ordered, cfg.batch_size),
         "train_seconds": time.perf_counter() - started,
-        "history": _history(trainer.state.log_history, stats.kls, cfg.gradient_accumulation_steps),
+        "processes": processes,
+        "history": _history(trainer.state.log_history, stats.kls, cfg.gradient_accumulation_steps * processes),
     }  # fmt: skip
     return RoundResult(metrics, per_sample, token_records(seen, stats), stats.losses, teacher)
+
+
+def _per_sample(examples: list[Example], stats: RoundStats) -> tuple[list[Example], pd.DataFrame]:
+    """The examples trained on (in their order) and their per-sample records (schemas.DISTILL)."""
+    seen = [e for e in examples if e.index in stats.per_sample]
+    rows = [
+        {"problem_id": e.problem_id, "sample_index": e.sample_index, **stats.per_sample[e.index]}
+        for e in seen
+    ]
+    return seen, pd.DataFrame(rows, columns=schemas.DISTILL.names)
 
 
 def _history(log_history: list[dict], kls: list[float], accumulation: int) -> list[dict]:

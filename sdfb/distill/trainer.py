@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 
 import torch
@@ -71,26 +72,48 @@ class RoundStats:
             }
 
 
-def grpo_loss(model, inputs, cfg: DistillConfig):
+def gathered(stats: RoundStats, processes: int) -> RoundStats:
+    """Every process's records in one RoundStats (on every process). Each process of a multi-process launch sees only
+    its share of the batches: accelerate hands process k the batches k, k + n, k + 2n, ... of the one sequence, so
+    interleaving the processes' per-batch losses and KLs restores the order one process would have recorded."""
+    if processes == 1:
+        return stats
+    from accelerate.utils import gather_object
+
+    states = gather_object([stats.state()])
+    merged = RoundStats()
+    for name in ("losses", "kls"):
+        columns = zip_longest(*(state[name] for state in states))  # a process short of one batch: None
+        setattr(merged, name, [v for row in columns for v in row if v is not None])
+    for state in states:
+        merged.per_sample |= {int(k): v for k, v in state["per_sample"].items()}
+        merged.tokens |= {int(k): v for k, v in state["tokens"].items()}
+    return merged
+
+
+def grpo_loss(model, inputs, cfg: DistillConfig, unwrapped=None):
     """Per-token clipped surrogate on the group advantages (plus the k3 KL to the base policy when kl_beta > 0);
-    returns it with the log-probs, teacher log-probs (NaN: no teacher), advantages and KL to record."""
+    returns it with the log-probs, teacher log-probs (NaN: no teacher), advantages and KL to record. `unwrapped`:
+    the model without its multi-process wrapper (default `model`), for the reference pass (see `compute_loss`)."""
     logp = chunked_logprobs(student_logits(model, inputs), inputs["completion_ids"])
     adv = inputs["advantages"][:, None]
     per_token = grpo_token_loss(logp, inputs["rollout_logprobs"], adv, cfg.grpo.clip_low, cfg.grpo.clip_high)
     if cfg.grpo.kl_beta:
-        with torch.no_grad(), disabled_adapter(model):
-            ref = chunked_logprobs(student_logits(model, inputs), inputs["completion_ids"])
+        reference = model if unwrapped is None else unwrapped
+        with torch.no_grad(), disabled_adapter(reference):
+            ref = chunked_logprobs(student_logits(reference, inputs), inputs["completion_ids"])
         per_token = per_token + cfg.grpo.kl_beta * k3_kl(logp, ref)
     return per_token, logp, torch.full_like(logp, math.nan), adv.expand_as(logp), torch.zeros_like(logp)
 
 
-def distillation_loss(model, inputs, cfg: DistillConfig, teacher: TeacherState):
+def distillation_loss(model, inputs, cfg: DistillConfig, teacher: TeacherState, unwrapped=None):
     """Per-token self-distillation loss of the configured mode (importance-clipped when configured); returns it
-    with the student's and teacher's log-probs of the sampled tokens, A_t = teacher - student, and the KL."""
+    with the student's and teacher's log-probs of the sampled tokens, A_t = teacher - student, and the KL.
+    `unwrapped`: the model without its multi-process wrapper (default `model`), for the teacher pass."""
     ids = inputs["completion_ids"]
     if "teacher_logprobs" in inputs:
         return _engine_teacher_loss(model, inputs, cfg)
-    student, t = student_and_teacher_logits(model, inputs, teacher)
+    student, t = student_and_teacher_logits(model, inputs, teacher, unwrapped)
     per_token, logp, teacher_lp, kl = distillation_terms(
         student, t, ids, cfg.mode, cfg.alpha, cfg.topk, cfg.topk_tail
     )
@@ -155,11 +178,15 @@ class SelfDistillationTrainer(Trainer):
         self.remove_callback(PrinterCallback)  # its prints bypass logging; round metrics are logged instead
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # Under a multi-process launch `model` is DDP's wrapper, which has neither PEFT's `disable_adapter` nor
+        # the parameter names the teacher swaps: the no-grad teacher and reference passes run on the model inside
+        # (no gradient to synchronise), the student pass through the wrapper.
+        unwrapped = self.accelerator.unwrap_model(model)
         if self.loss_objective == "grpo":
-            per_token, logp, teacher_lp, adv, kl = grpo_loss(model, inputs, self.distill_cfg)
+            per_token, logp, teacher_lp, adv, kl = grpo_loss(model, inputs, self.distill_cfg, unwrapped)
         else:
             per_token, logp, teacher_lp, adv, kl = distillation_loss(
-                model, inputs, self.distill_cfg, self.teacher_state
+                model, inputs, self.distill_cfg, self.teacher_state, unwrapped
             )
         mask = inputs["completion_mask"]
         loss = masked_mean(per_token, mask)
