@@ -190,3 +190,26 @@ def k3_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
     """Per-token k3 estimator of KL(policy || reference) on sampled tokens: exp(d) - d - 1, d = ref - policy."""
     delta = ref_logprobs - logprobs
     return torch.exp(delta) - delta - 1.0
+
+
+def token_entropy(logits: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+    """Per-token entropy -sum_v p_v log p_v of softmax(logits) over the vocabulary (nats, float32, no gradients),
+    in chunks (`by_chunks`)."""
+
+    def entropy(x: torch.Tensor) -> tuple[torch.Tensor]:
+        logp = torch.log_softmax(x.float(), -1)
+        return (-(logp.exp() * logp).sum(-1),)
+
+    with torch.no_grad():
+        return by_chunks(entropy, logits.detach(), chunk_elements=chunk_elements)[0]
+
+
+def kl_to_start(logprobs: torch.Tensor, start_logprobs: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 estimate of KL(start || now) on tokens sampled from the starting policy: r - 1 - log r with
+    r = p_now / p_start (Schulman's k3; non-negative, exactly 0 where nothing moved)."""
+    return k3_kl(start_logprobs, logprobs.detach())
+
+
+def active_tokens(advantages: torch.Tensor, kl: torch.Tensor, threshold: float) -> torch.Tensor:
+    """1.0 where a token carries a training signal: |advantage| or its KL to the teacher above `threshold`."""
+    return ((advantages.abs() > threshold) | (kl > threshold)).float()

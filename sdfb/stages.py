@@ -19,9 +19,16 @@ from sdfb.store import StageKey, output_hash
 
 BASE = "base"  # the checkpoint name of the untrained model
 
-# Settings that say where a stage's results are reported (trackers) or published (the Hub), not what it computes:
-# left out of every stage key, so turning tracking or pushing on in a finished run folder redoes nothing.
-UNHASHED = ("distill.report_to", "distill.tracker_project", "distill.push_to_hub", "distill.hub_token_secret")
+# Settings that say where a stage's results are reported (trackers) or published (the Hub), or how training is
+# watched (health thresholds), not what it computes: left out of every stage key, so turning tracking or pushing
+# on, or moving a threshold, in a finished run folder redoes nothing.
+UNHASHED = (
+    "distill.report_to",
+    "distill.tracker_project",
+    "distill.push_to_hub",
+    "distill.hub_token_secret",
+    "distill.health",
+)
 
 
 @dataclass(frozen=True)

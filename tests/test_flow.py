@@ -83,6 +83,9 @@ def test_scores_are_published_as_prefect_artifacts(smoke_run):
         assert artifact is not None, f"no artifact {key}"
     assert "Avg@k" in Artifact.get("smoke-step-aligned-results").data
     assert "neg. mass in wrong step" in Artifact.get("smoke-step-aligned-localisation").data
+    for r in range(1, cfg.rounds + 1):  # each round's health, from the distill task
+        assert "format_rate" in Artifact.get(f"smoke-step-aligned-seed{cfg.seed}-round{r}-health").data
+        assert "kl_to_start" in Artifact.get(f"smoke-step-aligned-seed{cfg.seed}-round{r}-health-steps").data
 
 
 def test_every_trained_token_is_located_and_each_round_reports_where_the_signal_falls(smoke_run):

@@ -42,6 +42,9 @@ CHANGES = {
     "distill.tracker_project=other": set(),
     "distill.push_to_hub=me/sdfb-round{round}": set(),
     "distill.hub_token_secret=other-token": set(),
+    # how training is judged (distill.health), not what it computes: also outside every key
+    "distill.health.max_kl_to_start=5": set(),
+    "distill.health.stop=true": set(),
     "name=other": set(),
     "rounds=3": set(),
 }

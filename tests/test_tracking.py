@@ -55,6 +55,10 @@ def test_a_tracked_round_writes_its_train_loss_per_step_to_tensorboard_files_in_
     logged = _scalars(folder)["train/loss"]
     assert [step for step, _ in logged] == [1, 2] == [h["step"] for h in result.metrics["history"]]
     assert [v for _, v in logged] == pytest.approx([h["loss"] for h in result.metrics["history"]], rel=1e-6)
+    health = _scalars(folder)["train/health/kl_to_start"]  # the step's health metrics ride on its log
+    assert [v for _, v in health] == pytest.approx(
+        [h["kl_to_start"] for h in result.metrics["history"]], rel=1e-6
+    )
     assert "TENSORBOARD_LOGGING_DIR" not in os.environ  # set only while the round trained
 
 

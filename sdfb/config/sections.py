@@ -11,9 +11,11 @@ from pydantic import Field, model_validator
 
 from sdfb.config.base import ConfigError, _Frozen
 from sdfb.config.data import ArithmeticConfig, ColumnMap, DataConfig
+from sdfb.config.health import HealthConfig
 from sdfb.config.reporting import HubRepo, Trackers
 
-__all__ = ["ArithmeticConfig", "ColumnMap", "ConfigError", "DataConfig"]  # defined beside, imported from here
+# defined beside, imported from here
+__all__ = ["ArithmeticConfig", "ColumnMap", "ConfigError", "DataConfig", "HealthConfig"]
 
 
 class ModelConfig(_Frozen):
@@ -210,6 +212,9 @@ class DistillConfig(_Frozen):
     save_steps: int = Field(0, ge=0)
     lora: LoraConfig = LoraConfig()
     grpo: GRPOConfig = GRPOConfig()
+    # Per-step and per-round health thresholds, warnings and the optional stop rule (docs/health.md). Judges a
+    # round without changing what it computes, so outside every stage key (stages.UNHASHED).
+    health: HealthConfig = HealthConfig()
     # Where a round is reported and published, not what it computes, so outside every stage key (stages.UNHASHED).
     # Trackers (transformers integrations: tensorboard, trackio, wandb, mlflow, ...) and their project; None: the
     # run's name (an experiment's arms: the experiment's name).

@@ -25,6 +25,7 @@ from sdfb.distill.engine_teacher import attach_teacher_logprobs
 from sdfb.distill.examples import Collator, Example, bucket_by_length, padding_waste, prepare_examples
 from sdfb.distill.teacher import TeacherState, make_teacher
 from sdfb.generation.base import Progress
+from sdfb.health import STEP_METRICS, HealthStop, HealthWatch, check_round
 from sdfb.localisation import annotate_tokens
 from sdfb.seeds import training_seed
 from sdfb.tracking import TrackerRun, environment, training_arguments
@@ -98,29 +99,27 @@ def train_round(
     max_steps: int = -1,
     tracking: TrackerRun | None = None,
     progress: Progress | None = None,
+    round_index: int = 1,
 ) -> RoundResult:
     """Train `model` in place on `examples`; resumes from the newest checkpoint in `output_dir` if there is one.
     `tracking`: the trackers (`cfg.report_to`) and run names the Trainer reports the training curve to;
-    `progress(step, steps)` after every optimizer step."""
+    `progress(step, steps)` after every optimizer step. Each step is judged by `cfg.health`; with its stop rule,
+    a crossing raises `HealthStop` (carrying the curve so far) once the Trainer has stopped."""
     from transformers.trainer_utils import get_last_checkpoint
 
     from sdfb.distill.trainer import RoundStats, SelfDistillationTrainer, StepProgress, gathered
 
-    if not examples:
-        raise ValueError("train_round needs at least one example; use empty_round() for a round without any")
-    if (tracking.report_to if tracking else ()) != tuple(cfg.report_to):
-        raise ValueError(
-            f"distill.report_to={list(cfg.report_to)} needs a tracker run reporting to the same trackers"
-        )
+    _check_inputs(examples, cfg, tracking)
     teacher = teacher or TeacherState(model, cfg.teacher, cfg.finetune, cfg.ema_rate)
     if objective == "control":  # the same loop and records, weights left as they are
         cfg = cfg.model_copy(update={"learning_rate": 0.0})
     ordered, stats = bucket_by_length(examples, cfg.batch_size, seed), RoundStats()
+    watch = HealthWatch(cfg.health, round_index, objective)
     with environment(tracking):  # the integrations read it when the Trainer is built and while it trains
         trainer = SelfDistillationTrainer(
             model=model, args=_training_args(cfg, output_dir, seed, max_steps, tracking), train_dataset=ordered,
             data_collator=Collator(tokenizer.pad_token_id, with_teacher=objective != "grpo"),
-            distill=cfg, objective=objective, stats=stats, teacher=teacher,
+            distill=cfg, objective=objective, stats=stats, teacher=teacher, health=watch,
         )  # fmt: skip
         if progress:
             trainer.add_callback(StepProgress(progress))
@@ -132,20 +131,32 @@ def train_round(
         result = trainer.train(resume_from_checkpoint=resume)
     processes = trainer.accelerator.num_processes
     stats = gathered(stats, processes)  # every process's samples, so rank 0 records the whole round
+    history = _history(trainer.state.log_history, stats.kls, cfg.gradient_accumulation_steps * processes)
+    if watch.stopped is not None:
+        raise HealthStop(watch.stopped, history)
     seen, per_sample = _per_sample(examples, stats)
     grad_norms = [h["grad_norm"] for h in trainer.state.log_history if "grad_norm" in h]
     metrics = _metrics(per_sample, stats, grad_norms) | {
         "objective": objective, "examples": len(examples), "steps": int(result.global_step),
         "resumed_from": resume, "padding_waste": padding_waste(ordered, cfg.batch_size),
         "train_seconds": time.perf_counter() - started,
-        "processes": processes,
-        "history": _history(trainer.state.log_history, stats.kls, cfg.gradient_accumulation_steps * processes),
+        "processes": processes, "history": history, "health_alarms": [a.record() for a in watch.found],
     }  # fmt: skip
     return RoundResult(metrics, per_sample, token_records(seen, stats), stats.losses, teacher)
 
 
+def _check_inputs(examples: list[Example], cfg: DistillConfig, tracking: TrackerRun | None) -> None:
+    if not examples:
+        raise ValueError("train_round needs at least one example; use empty_round() for a round without any")
+    if (tracking.report_to if tracking else ()) != tuple(cfg.report_to):
+        raise ValueError(
+            f"distill.report_to={list(cfg.report_to)} needs a tracker run reporting to the same trackers"
+        )
+
+
 def _per_sample(examples: list[Example], stats: RoundStats) -> tuple[list[Example], pd.DataFrame]:
-    """The examples trained on (in their order) and their per-sample records (schemas.DISTILL)."""
+    """The examples trained on, in their order (a max_steps limit may leave some out), and their records
+    (schemas.DISTILL)."""
     seen = [e for e in examples if e.index in stats.per_sample]
     rows = [
         {"problem_id": e.problem_id, "sample_index": e.sample_index, **stats.per_sample[e.index]}
@@ -155,12 +166,13 @@ def _per_sample(examples: list[Example], stats: RoundStats) -> tuple[list[Exampl
 
 
 def _history(log_history: list[dict], kls: list[float], accumulation: int) -> list[dict]:
-    """The training curve, one entry per optimizer step: loss and grad norm as the Trainer logged them, and the
-    mean KL(student || teacher) of the step's micro-batches."""
+    """The training curve, one entry per optimizer step: loss, grad norm and the health metrics as the Trainer
+    logged them, and the mean KL(student || teacher) of the step's micro-batches."""
     steps = [h for h in log_history if "loss" in h and "step" in h]
     return [
         {"step": int(h["step"]), "loss": float(h["loss"]), "grad_norm": float(h.get("grad_norm", math.nan)),
-         "kl": _mean(kls[(int(h["step"]) - 1) * accumulation : int(h["step"]) * accumulation])}
+         "kl": _mean(kls[(int(h["step"]) - 1) * accumulation : int(h["step"]) * accumulation]),
+         **{m: float(h.get(f"health/{m}", math.nan)) for m in STEP_METRICS}}
         for h in steps
     ]  # fmt: skip
 
@@ -230,6 +242,8 @@ def run_round(
 
     from sdfb.models import load_tokenizer
 
+    # judged first: with the stop rule, a collapsed previous round costs no model loading
+    rates, round_alarms = check_round(grades, rollouts, distill.health, round_index, previous is not None)
     # Everything training draws (new LoRA weights, dropout, the buckets' order) starts from the round's seed, not
     # from whatever the process drew before: a resumed run or another order of arms trains alike.
     seed = training_seed(seed, round_index)
@@ -249,12 +263,14 @@ def run_round(
     if examples:
         result = train_round(
             student, tokenizer, examples, distill, partial_dir(checkpoint), seed, objective, teacher,
-            tracking=tracking, progress=progress,
+            tracking=tracking, progress=progress, round_index=round_index,
         )  # fmt: skip
     else:
         log.warning("distill: no trainable samples this round (the condition gave none); weights unchanged")
         result = empty_round()
-    result.metrics |= {f"examples_{k}": v for k, v in vars(counts).items()}
+    result.metrics |= {f"examples_{k}": v for k, v in vars(counts).items()} | rates
+    step_alarms = result.metrics.get("health_alarms", [])
+    result.metrics["health_alarms"] = [a.record() for a in round_alarms] + step_alarms
     result.tokens = annotate_tokens(result.tokens, rollouts, contexts, tokenizer)
     if is_main_process():
         save_checkpoint(student, teacher, checkpoint)

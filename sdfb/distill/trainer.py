@@ -20,14 +20,18 @@ from sdfb import faults
 from sdfb.config import DistillConfig
 from sdfb.distill.checkpoint import save_round_stats, save_teacher_state
 from sdfb.distill.teacher import TeacherState, disabled_adapter, student_and_teacher_logits, student_logits
+from sdfb.health import HealthWatch, step_means
 from sdfb.losses import (
+    active_tokens,
     chunked_logprobs,
     distillation_terms,
     grpo_token_loss,
     importance_clip,
     k3_kl,
+    kl_to_start,
     masked_mean,
     sampled_token_loss,
+    token_entropy,
 )
 
 
@@ -37,15 +41,35 @@ class RoundStats:
     kls: list[float] = field(default_factory=list)
     per_sample: dict[int, dict] = field(default_factory=dict)
     tokens: dict[int, dict] = field(default_factory=dict)
+    health: list[dict] = field(default_factory=list)  # one per micro-batch: `sdfb.health.STEP_METRICS`
 
     def state(self) -> dict:
-        return {"losses": self.losses, "kls": self.kls, "per_sample": self.per_sample, "tokens": self.tokens}
+        return {
+            "losses": self.losses,
+            "kls": self.kls,
+            "per_sample": self.per_sample,
+            "tokens": self.tokens,
+            "health": self.health,
+        }
 
     def restore(self, state: dict) -> None:
         """Continue from a saved state (JSON turned the row indices into strings)."""
         self.losses, self.kls = list(state["losses"]), list(state["kls"])
         self.per_sample = {int(k): v for k, v in state["per_sample"].items()}
         self.tokens = {int(k): v for k, v in state["tokens"].items()}
+        self.health = list(state.get("health", []))  # absent in checkpoints saved before health was recorded
+
+    def record_health(self, inputs, mask, logp, adv, kl, entropy, threshold: float) -> None:
+        """The micro-batch's step metrics (docs/health.md): the student's entropy, the k3 KL to the round's
+        starting policy from the rollouts' log-probs, the completions' mean length, the share of active tokens."""
+        self.health.append(
+            {
+                "entropy": float(masked_mean(entropy, mask)),
+                "kl_to_start": float(masked_mean(kl_to_start(logp, inputs["rollout_logprobs"]), mask)),
+                "completion_length": float(mask.sum(1).float().mean()),
+                "active_share": float(masked_mean(active_tokens(adv, kl, threshold), mask)),
+            }
+        )
 
     def record(self, inputs, mask, logp, teacher_lp, adv, kl, loss: float) -> None:
         """The batch's loss and KL, and for each sample seen for the first time its advantages and log-probs
@@ -93,9 +117,11 @@ def gathered(stats: RoundStats, processes: int) -> RoundStats:
 
 def grpo_loss(model, inputs, cfg: DistillConfig, unwrapped=None):
     """Per-token clipped surrogate on the group advantages (plus the k3 KL to the base policy when kl_beta > 0);
-    returns it with the log-probs, teacher log-probs (NaN: no teacher), advantages and KL to record. `unwrapped`:
-    the model without its multi-process wrapper (default `model`), for the reference pass (see `compute_loss`)."""
-    logp = chunked_logprobs(student_logits(model, inputs), inputs["completion_ids"])
+    returns it with the log-probs, teacher log-probs (NaN: no teacher), advantages, KL and entropy to record.
+    `unwrapped`: the model without its multi-process wrapper (default `model`), for the reference pass (see
+    `compute_loss`)."""
+    logits = student_logits(model, inputs)
+    logp = chunked_logprobs(logits, inputs["completion_ids"])
     adv = inputs["advantages"][:, None]
     per_token = grpo_token_loss(logp, inputs["rollout_logprobs"], adv, cfg.grpo.clip_low, cfg.grpo.clip_high)
     if cfg.grpo.kl_beta:
@@ -103,13 +129,15 @@ def grpo_loss(model, inputs, cfg: DistillConfig, unwrapped=None):
         with torch.no_grad(), disabled_adapter(reference):
             ref = chunked_logprobs(student_logits(reference, inputs), inputs["completion_ids"])
         per_token = per_token + cfg.grpo.kl_beta * k3_kl(logp, ref)
-    return per_token, logp, torch.full_like(logp, math.nan), adv.expand_as(logp), torch.zeros_like(logp)
+    nan, zero = torch.full_like(logp, math.nan), torch.zeros_like(logp)
+    return per_token, logp, nan, adv.expand_as(logp), zero, token_entropy(logits)
 
 
 def distillation_loss(model, inputs, cfg: DistillConfig, teacher: TeacherState, unwrapped=None):
     """Per-token self-distillation loss of the configured mode (importance-clipped when configured); returns it
-    with the student's and teacher's log-probs of the sampled tokens, A_t = teacher - student, and the KL.
-    `unwrapped`: the model without its multi-process wrapper (default `model`), for the teacher pass."""
+    with the student's and teacher's log-probs of the sampled tokens, A_t = teacher - student, the KL and the
+    student's entropy. `unwrapped`: the model without its multi-process wrapper (default `model`), for the teacher
+    pass."""
     ids = inputs["completion_ids"]
     if "teacher_logprobs" in inputs:
         return _engine_teacher_loss(model, inputs, cfg)
@@ -119,19 +147,20 @@ def distillation_loss(model, inputs, cfg: DistillConfig, teacher: TeacherState, 
     )
     if cfg.importance_clip:
         per_token = importance_clip(per_token, logp, inputs["rollout_logprobs"], cfg.importance_clip)
-    return per_token, logp, teacher_lp, teacher_lp - logp.detach(), kl
+    return per_token, logp, teacher_lp, teacher_lp - logp.detach(), kl, token_entropy(student)
 
 
 def _engine_teacher_loss(model, inputs, cfg: DistillConfig):
     """The sampled-token loss against the engine-scored teacher: only the student runs. The KL reported is the
     sampled-token estimate log p_s - log p_t (the full-vocabulary one needs the teacher's logits)."""
     ids, teacher_lp = inputs["completion_ids"], inputs["teacher_logprobs"]
-    logp = chunked_logprobs(student_logits(model, inputs), ids)
+    logits = student_logits(model, inputs)
+    logp = chunked_logprobs(logits, ids)
     per_token = sampled_token_loss(logp, teacher_lp)
     if cfg.importance_clip:
         per_token = importance_clip(per_token, logp, inputs["rollout_logprobs"], cfg.importance_clip)
     advantage = teacher_lp - logp.detach()
-    return per_token, logp, teacher_lp, advantage, -advantage
+    return per_token, logp, teacher_lp, advantage, -advantage, token_entropy(logits)
 
 
 class StepProgress(TrainerCallback):
@@ -169,11 +198,18 @@ class SelfDistillationTrainer(Trainer):
     `bucket_by_length`) are the stock ones. The attribute names avoid the Trainer's own (it has `objective`)."""
 
     def __init__(
-        self, *, distill: DistillConfig, objective: str, stats: RoundStats, teacher: TeacherState, **kwargs
+        self,
+        *,
+        distill: DistillConfig,
+        objective: str,
+        stats: RoundStats,
+        teacher: TeacherState,
+        health: HealthWatch,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         self.distill_cfg, self.loss_objective, self.round_stats = distill, objective, stats
-        self.teacher_state = teacher
+        self.teacher_state, self.health = teacher, health
         self.add_callback(RoundStateCallback(teacher, stats))
         self.remove_callback(PrinterCallback)  # its prints bypass logging; round metrics are logged instead
 
@@ -183,12 +219,35 @@ class SelfDistillationTrainer(Trainer):
         # (no gradient to synchronise), the student pass through the wrapper.
         unwrapped = self.accelerator.unwrap_model(model)
         if self.loss_objective == "grpo":
-            per_token, logp, teacher_lp, adv, kl = grpo_loss(model, inputs, self.distill_cfg, unwrapped)
+            per_token, logp, teacher_lp, adv, kl, entropy = grpo_loss(
+                model, inputs, self.distill_cfg, unwrapped
+            )
         else:
-            per_token, logp, teacher_lp, adv, kl = distillation_loss(
+            per_token, logp, teacher_lp, adv, kl, entropy = distillation_loss(
                 model, inputs, self.distill_cfg, self.teacher_state, unwrapped
             )
         mask = inputs["completion_mask"]
         loss = masked_mean(per_token, mask)
         self.round_stats.record(inputs, mask, logp.detach(), teacher_lp, adv, kl, float(loss.detach()))
+        threshold = self.distill_cfg.health.signal_threshold
+        self.round_stats.record_health(inputs, mask, logp.detach(), adv, kl, entropy, threshold)
         return (loss, {"logits": logp}) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Each optimizer step's log also carries its health metrics (`health/<metric>`, to every tracker), judged
+        by `distill.health`: a crossing is warned, and with `stop` ends training after this step."""
+        if "loss" in logs:
+            step = int(self.state.global_step)
+            values = step_means(self.round_stats.health, step, self.args.gradient_accumulation_steps)
+            values = self._across_processes(values)
+            if self.health.step(values, step):
+                self.control.should_training_stop = True
+            logs = logs | {f"health/{name}": value for name, value in values.items()}
+        super().log(logs, start_time)
+
+    def _across_processes(self, values: dict[str, float]) -> dict[str, float]:
+        # every process judges the same numbers, so all of them stop at the same step
+        if self.accelerator.num_processes == 1:
+            return values
+        mean = self.accelerator.reduce(torch.tensor(list(values.values()), device=self.args.device), "mean")
+        return dict(zip(values, mean.tolist(), strict=True))
