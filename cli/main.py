@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import console, err, guarded, user_errors
+from cli.common import console, err, guarded, progress_bars, user_errors
 from cli.server import EarlyServer, early_server
 from sdfb.config import ConfigError, load_config
 from sdfb.summary import RESULTS_HEADER, results_rows
@@ -143,7 +143,7 @@ def train_round(
     args = (cfg, str(root), round_index, *(str(p) for p in inputs.values()), previous and str(previous))
     try:
         # Rank 0 writes, so it holds the folder; the other ranks of an `accelerate launch` only read.
-        with run_lock(root) if is_main_process() else contextlib.nullcontext():
+        with run_lock(root) if is_main_process() else contextlib.nullcontext(), progress_bars():
             path = run_round(*args)
     except user_errors() as exc:
         err.print(f"[red]error:[/red] {exc}")
