@@ -94,6 +94,14 @@ def interrupt_handlers() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def progress_bars() -> contextlib.AbstractContextManager:
+    """Progress bars for rollouts, training and scoring when someone watches a terminal; nothing under a worker or
+    with output going to a file (`sdfb.progress.wanted`; SDFB_PROGRESS=0 or 1 decides either way)."""
+    from sdfb.progress import terminal_bars, wanted
+
+    return terminal_bars() if wanted() else contextlib.nullcontext()
+
+
 @contextlib.contextmanager
 def guarded(target: Path) -> Iterator[None]:
     """Hold the folder `target` (a second command on it stops at once), print errors the user can fix as one line
@@ -103,7 +111,7 @@ def guarded(target: Path) -> Iterator[None]:
 
     earlier = children()
     try:
-        with interrupt_handlers(), run_lock(target), short_errors(user_errors()):
+        with interrupt_handlers(), run_lock(target), short_errors(user_errors()), progress_bars():
             yield
     except user_errors() as exc:
         err.print(f"[red]error:[/red] {exc}\nfinished stages in {target} are kept; fix the input and rerun.")

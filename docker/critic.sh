@@ -12,11 +12,16 @@
 #   SDFB_CRITIC_API_KEY        required: the key clients must send (Authorization: Bearer ...)
 #   SDFB_CRITIC_HOST           address to listen on (default 0.0.0.0)
 #   SDFB_CRITIC_PORT           port to listen on (default 8000)
-#   SDFB_CRITIC_MAX_MODEL_LEN  longest prompt plus reply, in tokens (default: the CLI's, 4096)
-#   SDFB_CRITIC_MEMORY         GPU: share of accelerator memory (default: the CLI's, 0.85)
+#   SDFB_CRITIC_MAX_MODEL_LEN  longest prompt plus reply, in tokens (default: the CLI's, 4096; QwQ-32B's
+#                              critiques think at length: 32768, see docs/critic.md)
+#   SDFB_CRITIC_TENSOR_PARALLEL_SIZE  GPUs the weights are split over (default 1; QwQ-32B in bf16: 2 x 80 GB)
+#   SDFB_CRITIC_DTYPE          auto | bfloat16 | float16 | float32 (default: the CLI's, auto)
+#   SDFB_CRITIC_MEMORY         GPU: share of each accelerator's memory (default: the CLI's, 0.85)
 #   SDFB_CRITIC_KV_CACHE_GIB   CPU: KV cache size in GiB (default: the CLI's)
 #   SDFB_CRITIC_TRUST_REMOTE_CODE=1  run Python code shipped with the model
-# Extra arguments are passed to `sdfb serve-critic`.
+#   SDFB_CRITIC_VLLM_ARGS      more `vllm serve` arguments, split on spaces, e.g. "--max-num-seqs 64 --enforce-eager"
+# Extra arguments are passed to `sdfb serve-critic` (options first; vLLM's own after `--`); SDFB_CRITIC_VLLM_ARGS
+# come last, after the script's own `--` or one it adds.
 #
 # Exit codes: 2 SDFB_CRITIC_MODEL or SDFB_CRITIC_API_KEY is unset; else sdfb serve-critic's own.
 set -euo pipefail
@@ -34,8 +39,16 @@ fi
 
 args=(--host "${SDFB_CRITIC_HOST:-0.0.0.0}" --port "${SDFB_CRITIC_PORT:-8000}" --api-key-env SDFB_CRITIC_API_KEY)
 [[ -n "${SDFB_CRITIC_MAX_MODEL_LEN:-}" ]] && args+=(--max-model-len "$SDFB_CRITIC_MAX_MODEL_LEN")
+[[ -n "${SDFB_CRITIC_TENSOR_PARALLEL_SIZE:-}" ]] && args+=(--tensor-parallel-size "$SDFB_CRITIC_TENSOR_PARALLEL_SIZE")
+[[ -n "${SDFB_CRITIC_DTYPE:-}" ]] && args+=(--dtype "$SDFB_CRITIC_DTYPE")
 [[ -n "${SDFB_CRITIC_MEMORY:-}" ]] && args+=(--memory "$SDFB_CRITIC_MEMORY")
 [[ -n "${SDFB_CRITIC_KV_CACHE_GIB:-}" ]] && args+=(--kv-cache-gib "$SDFB_CRITIC_KV_CACHE_GIB")
 [[ "${SDFB_CRITIC_TRUST_REMOTE_CODE:-0}" == 1 ]] && args+=(--trust-remote-code)
+
+passthrough=()
+if [[ -n "${SDFB_CRITIC_VLLM_ARGS:-}" ]]; then
+    read -r -a passthrough <<<"$SDFB_CRITIC_VLLM_ARGS"
+    [[ " $* " == *" -- "* ]] || passthrough=(-- "${passthrough[@]}")
+fi
 export DO_NOT_TRACK="${DO_NOT_TRACK:-1}"
-exec sdfb serve-critic "$SDFB_CRITIC_MODEL" "${args[@]}" "$@"
+exec sdfb serve-critic "$SDFB_CRITIC_MODEL" "${args[@]}" "$@" "${passthrough[@]}"

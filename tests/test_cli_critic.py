@@ -80,7 +80,7 @@ def test_the_key_goes_to_vllm_in_its_environment_not_on_its_command_line(monkeyp
         def wait(self, timeout=None):
             return 1
 
-    monkeypatch.setattr(serve, "server_command", lambda *args: ["vllm-stand-in"])
+    monkeypatch.setattr(serve, "server_command", lambda *args, **kwargs: ["vllm-stand-in"])
     monkeypatch.setattr(serve.subprocess, "Popen", Exited)
     with (
         pytest.raises(serve.ServerStartError),
@@ -89,3 +89,68 @@ def test_the_key_goes_to_vllm_in_its_environment_not_on_its_command_line(monkeyp
         pass
     assert started["env"]["VLLM_API_KEY"] == "k3y"
     assert "k3y" not in " ".join(started["command"])
+
+
+class _Exited:
+    """A stand-in for the server process that records its command line and exits at once."""
+
+    returncode = 1
+    started: dict = {}
+
+    def __init__(self, command, env, **kwargs):
+        _Exited.started = {"command": command, "env": env}
+
+    def poll(self):
+        return 1
+
+    def terminate(self):
+        pass
+
+    def wait(self, timeout=None):
+        return 1
+
+
+def test_serve_critic_gives_vllm_the_engine_settings_and_the_arguments_after_the_separator(
+    monkeypatch, tiny_model_path
+):
+    monkeypatch.setattr(serve.subprocess, "Popen", _Exited)
+    args = ["serve-critic", "tiny", "-tp", "2", "--dtype", "bfloat16", "--max-model-len", "1024"]
+    args += ["--kv-cache-gib", "0.1", "--no-prefix-caching", "--", "--max-num-seqs", "8", "--enforce-eager"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "exited with 1" in result.output  # the stand-in exited
+    command = _Exited.started["command"]
+    pairs = dict(zip(command, command[1:], strict=False))
+    assert pairs["--tensor-parallel-size"] == "2" and pairs["--dtype"] == "bfloat16"
+    assert pairs["--max-model-len"] == "1024" and "--no-enable-prefix-caching" in command
+    assert command[-3:] == ["--max-num-seqs", "8", "--enforce-eager"]  # last, as given
+
+
+def test_serve_critic_defaults_to_one_device_and_the_models_own_dtype(monkeypatch, tiny_model_path):
+    command = serve.server_command("tiny", 8123, "tiny", 512, kv_cache_gib=0.1)
+    pairs = dict(zip(command, command[1:], strict=False))
+    assert pairs["--tensor-parallel-size"] == "1" and pairs["--dtype"] == "auto"
+
+
+@pytest.mark.parametrize(
+    ("passed", "named"),
+    [
+        (["--port", "9000"], "--port"),
+        (["--max_model_len=9"], "--max-model-len"),
+        (["-tp", "4"], "--tensor-parallel-size"),
+        (["--api-key", "x"], "--api-key-env"),
+    ],
+)
+def test_serve_critic_refuses_a_passed_through_flag_it_sets_itself_and_names_its_own_option(
+    monkeypatch, passed, named
+):
+    monkeypatch.setattr(serve.subprocess, "Popen", _Exited)
+    _Exited.started = {}
+    result = CliRunner().invoke(app, ["serve-critic", "tiny", "--", *passed])
+    assert result.exit_code == 2
+    assert "set by sdfb serve-critic itself" in result.output and f"use {named}" in result.output
+    assert not _Exited.started  # refused before anything started
+
+
+def test_serve_critic_refuses_options_it_does_not_know_before_the_separator():
+    result = CliRunner().invoke(app, ["serve-critic", "tiny", "--enforce-eager"])
+    assert result.exit_code == 2 and "--enforce-eager" in result.output

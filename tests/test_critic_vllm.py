@@ -33,8 +33,22 @@ DECODING = CriticDecoding(max_tokens=24)
 def server(tiny_model_path):
     from sdfb.critic.serve import vllm_server
 
-    with vllm_server("tiny", served_name="tiny", max_model_len=2048) as base_url:
+    # A `vllm serve` argument passed through as given (the test below sees its effect in a reply).
+    passthrough = ("--response-role", "critic-under-test")
+    with vllm_server("tiny", served_name="tiny", max_model_len=2048, extra_args=passthrough) as base_url:
         yield base_url
+
+
+def test_arguments_passed_through_reach_the_real_server(server):
+    import urllib.request
+
+    body = {"model": "tiny", "messages": [{"role": "user", "content": "2 + 2?"}], "max_tokens": 2}
+    request = urllib.request.Request(
+        f"{server}/chat/completions", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        reply = json.loads(response.read())
+    assert reply["choices"][0]["message"]["role"] == "critic-under-test"
 
 
 @pytest.fixture(scope="module")

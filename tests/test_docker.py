@@ -121,6 +121,36 @@ def test_gpu_services_are_opt_in_profiles_that_reserve_nvidia_gpus():
         assert "profiles" not in services[name], f"{name} should start by default"
 
 
+def test_the_gpu_worker_and_the_critic_reserve_their_own_devices_from_variables():
+    services = compose()["services"]
+    chosen = {}
+    for name, variable in (("worker-gpu", "SDFB_WORKER_GPUS"), ("critic", "SDFB_CRITIC_GPUS")):
+        (device,) = services[name]["deploy"]["resources"]["reservations"]["devices"]
+        assert "count" not in device, f"{name}: compose refuses count beside device_ids"
+        (ids,) = device["device_ids"]
+        assert DEFAULTED.fullmatch(ids).group(1) == variable, (name, ids)
+        # Runtimes that read only the variable see the same devices as the reservation.
+        assert services[name]["environment"]["NVIDIA_VISIBLE_DEVICES"] == ids
+        chosen[name] = DEFAULTED.fullmatch(ids).group(2)
+    assert chosen["worker-gpu"] != chosen["critic"], f"by default both engines share a GPU: {chosen}"
+
+
+def test_workers_and_the_critic_read_problems_from_a_data_volume_they_cannot_change():
+    doc = compose()
+    assert "data" in doc["volumes"]
+    for name in ("worker", "worker-gpu", "critic"):
+        mounts = [m for m in doc["services"][name]["volumes"] if ":/data" in m]
+        assert mounts == ["${SDFB_DATA:-data}:/data:ro"], (name, mounts)
+
+
+def test_the_critic_service_has_room_for_long_thinking_and_passes_engine_settings():
+    env = compose()["services"]["critic"]["environment"]
+    length = DEFAULTED.fullmatch(env["SDFB_CRITIC_MAX_MODEL_LEN"])
+    assert length.group(1) == "SDFB_CRITIC_MAX_MODEL_LEN" and int(length.group(2)) >= 16384 + 4096
+    for name in ("SDFB_CRITIC_TENSOR_PARALLEL_SIZE", "SDFB_CRITIC_DTYPE", "SDFB_CRITIC_VLLM_ARGS"):
+        assert DEFAULTED.fullmatch(env[name]).group(1) == name, name
+
+
 def test_every_compose_build_names_an_existing_context_and_dockerfile():
     builds = {name: s["build"] for name, s in compose()["services"].items() if "build" in s}
     assert {"prefect-server", "worker", "worker-gpu", "critic"} <= set(builds)
@@ -386,3 +416,45 @@ def test_critic_script_without_an_api_key_exits_2_naming_the_variable():
     result = run_script("critic.sh", SDFB_CRITIC_MODEL="tiny")
     assert result.returncode == 2
     assert "SDFB_CRITIC_API_KEY" in result.stderr
+
+
+def fake_sdfb(folder: Path) -> Path:
+    """An `sdfb` that writes the arguments it got, one a line, to the file $ARGS_OUT."""
+    folder.mkdir()
+    script = folder / "sdfb"
+    script.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@" > "$ARGS_OUT"\n')
+    script.chmod(0o755)
+    return folder
+
+
+def critic_arguments(tmp_path: Path, *args: str, **env: str) -> list[str]:
+    out = tmp_path / "args"
+    full = script_env(SDFB_CRITIC_MODEL="Qwen/QwQ-32B", SDFB_CRITIC_API_KEY="k3y", ARGS_OUT=str(out), **env)
+    full["PATH"] = f"{fake_sdfb(tmp_path / 'bin')}{os.pathsep}{full['PATH']}"
+    result = subprocess.run(
+        [str(DOCKER / "critic.sh"), *args], env=full, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return out.read_text().splitlines()
+
+
+def test_critic_script_passes_the_engine_settings_and_extra_vllm_arguments_through(tmp_path):
+    args = critic_arguments(
+        tmp_path,
+        SDFB_CRITIC_TENSOR_PARALLEL_SIZE="2",
+        SDFB_CRITIC_DTYPE="bfloat16",
+        SDFB_CRITIC_MAX_MODEL_LEN="32768",
+        SDFB_CRITIC_VLLM_ARGS="--max-num-seqs 64 --enforce-eager",
+    )
+    assert args[:2] == ["serve-critic", "Qwen/QwQ-32B"]
+    pairs = dict(zip(args, args[1:], strict=False))
+    assert pairs["--tensor-parallel-size"] == "2" and pairs["--dtype"] == "bfloat16"
+    assert pairs["--max-model-len"] == "32768"
+    assert args[args.index("--") :] == ["--", "--max-num-seqs", "64", "--enforce-eager"]
+
+
+def test_critic_script_adds_its_vllm_arguments_after_a_separator_already_given(tmp_path):
+    args = critic_arguments(tmp_path, "--", "--seed-free", SDFB_CRITIC_VLLM_ARGS="--max-num-seqs 8")
+    assert args.count("--") == 1
+    assert args[args.index("--") :] == ["--", "--seed-free", "--max-num-seqs", "8"]
+    assert "--tensor-parallel-size" not in args  # unset: the CLI's default

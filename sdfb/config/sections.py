@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from sdfb.config.base import ConfigError, _Frozen
+from sdfb.config.cards import greedy_refusal
 from sdfb.config.data import ArithmeticConfig, ColumnMap, DataConfig
 from sdfb.config.health import HealthConfig
 from sdfb.config.reporting import HubRepo, Trackers
@@ -96,7 +97,9 @@ class GradingConfig(_Frozen):
 
 
 class CriticDecoding(_Frozen):
-    # The paper decodes the critic greedily; all of these are part of the critique cache key.
+    # Greedy by default (the paper's, and reproducible for small critics). Reasoning critics whose model cards forbid
+    # greedy decoding (QwQ-32B, DeepSeek-R1: sdfb/config/cards.py) are refused it: their recipes set the card's
+    # sampling (docs/critic.md). All of these are part of the critique cache key.
     temperature: float = Field(0.0, ge=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(2048, ge=1)
@@ -142,6 +145,13 @@ class CriticConfig(_Frozen):
     def _model_needed(self) -> CriticConfig:
         if self.kind != "symbolic" and not self.model:
             raise ValueError(f"critic.kind={self.kind} needs critic.model (a model id, alias or folder)")
+        return self
+
+    @model_validator(mode="after")
+    def _decoding_the_card_allows(self) -> CriticConfig:
+        refusal = self.kind != "symbolic" and greedy_refusal(self.model, self.decoding.temperature)
+        if refusal:
+            raise ValueError(refusal)
         return self
 
 

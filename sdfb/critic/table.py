@@ -3,6 +3,7 @@ alignment with its attempt and grade its answer, and summarise the outcome for t
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from pathlib import Path
@@ -11,6 +12,7 @@ import pandas as pd
 
 from sdfb import faults
 from sdfb.config import CriticConfig, GradingConfig
+from sdfb.config.cards import card_warnings
 from sdfb.critic.alignment import align, final_status, verdict_is_correct
 from sdfb.critic.base import Critic, CritiqueRequest
 from sdfb.critic.cache import CritiqueCache, attempt_hash
@@ -19,6 +21,8 @@ from sdfb.critic.prompt import load_critic_prompt
 from sdfb.critic.symbolic import SymbolicCritic
 from sdfb.grading import extract_answer, grade_pairs
 from sdfb.prompts import parse_attempt
+
+log = logging.getLogger(__name__)
 
 
 class CriticUnavailableError(RuntimeError):
@@ -36,6 +40,9 @@ def make_critic(cfg: CriticConfig, api_key: str | None = None, seed: int = 0) ->
     if cfg.kind == "symbolic":
         return SymbolicCritic()
     prompt = load_critic_prompt(cfg.prompt)
+    d = cfg.decoding
+    for warning in card_warnings(cfg.model, d.temperature, d.top_p, d.max_tokens):
+        log.warning("%s (docs/critic.md)", warning)
     identity = {
         "kind": cfg.kind,
         "model": cfg.model,

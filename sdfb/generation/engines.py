@@ -6,6 +6,7 @@ Nothing else holds an engine across calls; callers ask here and never keep one.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import logging
 import shutil
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 _ENGINES: dict[tuple[str, str, VLLMConfig, int, bool, bool], VLLMGenerator] = {}
 _MERGED: dict[str, Path] = {}  # adapter folder -> its merged weights (temporary folders of this process)
 _CHECKPOINTS: set[str] = set()  # weights folders of engines started for a checkpoint (not the base model)
+_AT_EXIT: list[bool] = []  # whether the exit handler is registered
 
 
 def vllm_engine(
@@ -41,7 +43,23 @@ def vllm_engine(
     if key not in _ENGINES:
         log.info("starting the vLLM engine for %s", model_name)
         _ENGINES[key] = VLLMGenerator(model_name, dtype, vllm, seed, section, trust_remote_code, lora)
+        _release_at_exit()
     return _ENGINES[key]
+
+
+def _release_at_exit() -> None:
+    """Release what is still running when the interpreter exits, before the handlers of the libraries the engine
+    imported (atexit runs the last registered first): an engine left to interpreter teardown loses its worker
+    processes to multiprocessing's exit handler while its own threads still wait on them. Registered once."""
+    if not _AT_EXIT:
+        atexit.register(_release_left_over)
+        _AT_EXIT.append(True)
+
+
+def _release_left_over() -> None:
+    if _ENGINES:
+        log.info("releasing %d vLLM engine(s) left running at exit", len(_ENGINES))
+        release_engines()
 
 
 def policy_engine(
