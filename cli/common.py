@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from cli.quiet import short_errors
-from sdfb.config import ConfigError
+from sdfb.config import ConfigError, RunConfig, load_config
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however narrow the terminal
@@ -132,3 +132,12 @@ def send_logs() -> None:
         from prefect.logging.handlers import APILogWorker
 
         APILogWorker.drain_all(timeout=5)
+
+
+def config_or_exit(config: Path | None, overrides: list[str] | None) -> RunConfig:
+    """The resolved config, or exit 2 with the message that names the bad key or value."""
+    try:
+        return load_config(config, overrides or [])
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None

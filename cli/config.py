@@ -9,8 +9,7 @@ from typing import Annotated
 import typer
 import yaml
 
-from cli.common import err
-from sdfb.config import ConfigError, load_config
+from cli.common import config_or_exit
 
 config_app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Inspect run configurations without running anything."
@@ -27,10 +26,6 @@ def show(
     ] = None,
 ) -> None:
     """Print the resolved configuration as YAML: every key, with the defaults filled in."""
-    try:
-        cfg = load_config(config, overrides or [])
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    cfg = config_or_exit(config, overrides)
     text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
     typer.echo(text, nl=False)  # plain text: it can be piped into a file and used as --config

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from cli.common import console, err, guarded, progress_bars, user_errors
+from cli.common import config_or_exit, console, err, guarded, progress_bars, user_errors
 from cli.server import EarlyServer, early_server
 from sdfb.config import ConfigError, load_config
 from sdfb.summary import RESULTS_HEADER, results_rows
@@ -147,11 +147,7 @@ def train_round(
     from tasks._stage import unfinished_inputs
     from tasks.distill import run_round
 
-    try:
-        cfg = load_config(config, overrides or [])
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    cfg = config_or_exit(config, overrides)
     if not 1 <= round_index <= cfg.rounds:
         err.print(f"[red]error:[/red] --round {round_index}: this run has rounds 1 to {cfg.rounds}")
         raise typer.Exit(2)

@@ -63,32 +63,15 @@ def test_serve_critic_gives_the_server_the_key_from_the_named_variable(monkeypat
 
 
 def test_the_key_goes_to_vllm_in_its_environment_not_on_its_command_line(monkeypatch, tmp_path):
-    started = {}
-
-    class Exited:
-        returncode = 1
-
-        def __init__(self, command, env, **kwargs):
-            started.update(command=command, env=env)
-
-        def poll(self):
-            return 1
-
-        def terminate(self):
-            pass
-
-        def wait(self, timeout=None):
-            return 1
-
     monkeypatch.setattr(serve, "server_command", lambda *args, **kwargs: ["vllm-stand-in"])
-    monkeypatch.setattr(serve.subprocess, "Popen", Exited)
+    monkeypatch.setattr(serve.subprocess, "Popen", _Exited)
     with (
         pytest.raises(serve.ServerStartError),
         serve.vllm_server("tiny", api_key="k3y", log_file=tmp_path / "log"),
     ):
         pass
-    assert started["env"]["VLLM_API_KEY"] == "k3y"
-    assert "k3y" not in " ".join(started["command"])
+    assert _Exited.started["env"]["VLLM_API_KEY"] == "k3y"
+    assert "k3y" not in " ".join(_Exited.started["command"])
 
 
 class _Exited:
