@@ -11,9 +11,15 @@ from sdfb.config.base import _Frozen
 
 
 class ColumnMap(_Frozen):
-    question: str = "question"
-    solution: str = "solution"
-    answer: str = "answer"
+    question: str = Field("question", description="The column holding the problem statement.")
+    solution: str | None = Field(
+        "solution",
+        description="The column holding a worked reference solution; None: the data has none (AIME).",
+    )
+    answer: str = Field(
+        "answer",
+        description="The column holding the gold answer, or text it is read out of (see data.answer_extract).",
+    )
 
 
 class ArithmeticConfig(_Frozen):
@@ -45,6 +51,11 @@ class DataConfig(_Frozen):
     hf_split: str = "train"
     hf_eval_split: str | None = None
     columns: ColumnMap = ColumnMap()
+    answer_extract: bool = Field(
+        False,
+        description="Read the gold answer out of the answer column's text as the grader reads a completion's "
+        "final answer (GSM8K's `#### 72` line, MATH's last `\\boxed{}`); off: the column holds the answer itself.",
+    )
     problems_per_round: int = Field(32, ge=1)
     eval_problems: int = Field(20, ge=1)
     # Questions longer than this (characters) are dropped and counted: a prompt must fit the model's context.
