@@ -3,11 +3,12 @@ which seed draws them. Loading and sampling live in `sdfb.problems`."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from sdfb.config.base import _Frozen
+from sdfb.config.presets import apply_preset
 
 
 class ColumnMap(_Frozen):
@@ -36,6 +37,11 @@ class ArithmeticConfig(_Frozen):
 
 
 class DataConfig(_Frozen):
+    preset: Literal["gsm8k", "math", "math500", "aime", "openmathreasoning"] | None = Field(
+        None,
+        description="Fill source, columns, splits and answer_extract for a known dataset (see docs/datasets.md); "
+        "data.path then takes its hub id or a local file or folder (default: the hub id). Keys set here win.",
+    )
     source: Literal["arithmetic", "parquet", "jsonl", "hf"] = "arithmetic"
     # Draws the eval problems (and so their validation/test split) whatever the run seed is, so every seed of an
     # experiment is scored on the same problems.
@@ -61,6 +67,11 @@ class DataConfig(_Frozen):
     # Questions longer than this (characters) are dropped and counted: a prompt must fit the model's context.
     max_question_chars: int = Field(8000, ge=1)
     arithmetic: ArithmeticConfig = ArithmeticConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_preset(cls, data: Any) -> Any:
+        return apply_preset(dict(data)) if isinstance(data, dict) else data
 
     @model_validator(mode="after")
     def _path_for_files(self) -> DataConfig:
