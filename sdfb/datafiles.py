@@ -17,29 +17,91 @@ class DataError(ValueError):
     """A dataset that cannot be used as configured; the message says which file/column and what to do."""
 
 
+class SourceTable:
+    """One split of a data source, read by column: the pool reads the question and answer columns of every row,
+    solutions only for the rows drawn (`take`), so a source of millions of long solutions loads in seconds."""
+
+    def __init__(self, columns: list[str], n_rows: int, read, take):
+        self.columns, self.n_rows, self._read, self._take = columns, n_rows, read, take
+
+    def read(self, columns: list[str]) -> pd.DataFrame:
+        return self._read(columns)
+
+    def take(self, rows: list[int], columns: list[str]) -> pd.DataFrame:
+        return self._take(rows, columns).reset_index(drop=True)
+
+
 def read_source(path: str, source: str, cfg: DataConfig, split: str) -> pd.DataFrame:
+    """Every column of every row (small files; the pool uses `open_source`)."""
+    table = open_source(path, source, cfg, split)
+    return table.read(table.columns)
+
+
+def open_source(path: str, source: str, cfg: DataConfig, split: str) -> SourceTable:
     if source == "hf":
-        try:
-            import datasets
-        except ImportError:
-            raise DataError("data.source 'hf' needs the datasets package: pip install 'sdfb[hf]'") from None
-        try:
-            return datasets.load_dataset(path, cfg.hf_config, split=split).to_pandas()
-        except Exception as exc:  # datasets raises many types; the boundary names the dataset and the fix
-            raise DataError(
-                f"could not load Hugging Face dataset {path!r} (split {split!r}): {exc}"
-            ) from None
+        return _dataset_table(_load_dataset(path, cfg.hf_config, split))
     file = Path(path)
     if not file.is_file():
         raise DataError(f"data file {file} does not exist; check data.path / data.eval_path")
     if source == "jsonl":
-        return _read_jsonl(file)
+        frame = _read_jsonl(file)
+        return SourceTable(
+            list(frame.columns),
+            len(frame),
+            lambda cols: frame[cols],
+            lambda rows, cols: frame[cols].iloc[rows],
+        )
+    return _parquet_table(file)
+
+
+def _parquet_table(file: Path) -> SourceTable:
+    import pyarrow.parquet as pq
+
     try:
-        return pd.read_parquet(file)
+        parquet = pq.ParquetFile(file)
     except Exception as exc:  # pyarrow raises several types; the boundary names the file and the format
         raise DataError(
             f"could not read {file} as Parquet ({type(exc).__name__}: {exc}); check the file or set data.source"
         ) from None
+    names = [n for n in parquet.schema_arrow.names if n != "__index_level_0__"]
+    return SourceTable(
+        names,
+        parquet.metadata.num_rows,
+        lambda cols: parquet.read(columns=cols).to_pandas(),
+        lambda rows, cols: parquet.read(columns=cols).take(rows).to_pandas(),
+    )
+
+
+def _load_dataset(path: str, config: str | None, split: str):
+    """A hub id, a folder of data files, or a folder written by `datasets.save_to_disk` (one split or several)."""
+    import datasets
+
+    folder = Path(path)
+    try:
+        if (folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file():
+            loaded = datasets.load_from_disk(str(folder))
+            if isinstance(loaded, datasets.DatasetDict):
+                if split not in loaded:
+                    raise DataError(
+                        f"dataset folder {folder} has splits {list(loaded)}, not {split!r}; "
+                        "set data.hf_split / data.hf_eval_split"
+                    )
+                return loaded[split]
+            return loaded
+        return datasets.load_dataset(path, config, split=split)
+    except DataError:
+        raise
+    except Exception as exc:  # datasets raises many types; the boundary names the dataset and the fix
+        raise DataError(f"could not load Hugging Face dataset {path!r} (split {split!r}): {exc}") from None
+
+
+def _dataset_table(dataset) -> SourceTable:
+    return SourceTable(
+        list(dataset.column_names),
+        dataset.num_rows,
+        lambda cols: dataset.select_columns(cols).to_pandas(),
+        lambda rows, cols: dataset.select_columns(cols).select(rows).to_pandas(),
+    )
 
 
 def _read_jsonl(file: Path) -> pd.DataFrame:

@@ -1,5 +1,5 @@
-"""Problem sampling: a seeded generator of multi-step arithmetic word problems, and loaders for local files and
-Hugging Face datasets with a column mapping. Train and eval never share a question (checked by text hash)."""
+"""Problem sampling: a seeded generator of multi-step arithmetic word problems, and the eval split and each round's
+batch from files or datasets (pools in `sdfb.pools`). Train and eval never share a question (checked by text hash)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,19 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from sdfb.config import ArithmeticConfig, DataConfig, GradingConfig
-from sdfb.datafiles import DataError, as_text, check_types, read_source
+from sdfb.config import ArithmeticConfig, DataConfig
+from sdfb.datafiles import DataError
+from sdfb.pools import (
+    Pool,
+    draw,
+    first_usable,
+    hash_order,
+    none_usable,
+    open_pool,
+    problem_id,
+    reasons,
+    report_dropped,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +42,6 @@ _ITEMS = [
     "shells",
     "stamps",
 ]
-
-
-def problem_id(question: str) -> str:
-    normalised = " ".join(question.lower().split())
-    return hashlib.sha256(normalised.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -141,126 +147,99 @@ def generate_problems(
     return pd.DataFrame(list(rows.values()))
 
 
-# Gold answers are parsed as grading parses them, in its worker pool under its limits. The data config carries no
-# grading settings, and the problem stages must not rerun when grading.* changes, so the defaults are used.
-_GOLD_LIMITS = GradingConfig()
-
-
-def _gold_statuses(answers: pd.Series) -> pd.Series:
-    """'ok' | 'unparseable' | 'timeout' per gold answer (see `sdfb.grading.gold_statuses`)."""
-    from sdfb.grading import gold_statuses
-
-    limits = _GOLD_LIMITS
-    statuses = gold_statuses(list(answers), limits.timeout_seconds, limits.workers, limits.memory_mb)
-    return pd.Series(statuses, index=answers.index, dtype=object)
-
-
-def normalise_loaded(
-    frame: pd.DataFrame, cfg: DataConfig, origin: str
-) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Map columns to question/solution/answer, drop unusable rows and count why."""
-    if frame.empty:
-        raise DataError(f"{origin} has no rows; check data.path / data.eval_path")
-    cols = cfg.columns
-    wanted = {"question": cols.question, "solution": cols.solution, "answer": cols.answer}
-    missing = [f"{k} -> {v!r}" for k, v in wanted.items() if v not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{origin} lacks the mapped column(s) {', '.join(missing)}; it has {list(frame.columns)}. "
-            "Set data.columns.question/solution/answer to its column names."
-        )
-    check_types(frame, wanted, origin)
-    out = pd.DataFrame({k: frame[v].map(as_text).astype("string").str.strip() for k, v in wanted.items()})
-    dropped = {"empty_question": int((out["question"] == "").sum())}
-    out = out[out["question"] != ""]
-    too_long = out["question"].str.len() > cfg.max_question_chars
-    dropped["question_too_long"] = int(too_long.sum())
-    out = out[~too_long]
-    dropped["missing_answer"] = int((out["answer"] == "").sum())
-    out = out[out["answer"] != ""]
-    gold = _gold_statuses(out["answer"])
-    dropped["unparseable_answer"] = int((gold == "unparseable").sum())
-    dropped["answer_parse_timeout"] = int((gold == "timeout").sum())
-    out = out[gold == "ok"]
-    out = out.assign(
-        problem_id=out["question"].map(problem_id), steps=[[] for _ in range(len(out))], source=origin
-    )
-    before = len(out)
-    out = out.drop_duplicates("problem_id")
-    dropped["duplicate_question"] = before - len(out)
-    for reason, count in dropped.items():
-        if count:
-            log.warning("%s: dropped %d rows (%s)", origin, count, reason)
-    if out.empty:
-        raise DataError(
-            f"{origin}: none of its {len(frame)} rows is usable ({_reasons(dropped)}); check data.columns "
-            "and that the answer column holds final answers"
-        )
-    return out.reset_index(drop=True), dropped
-
-
-def _reasons(dropped: dict[str, int]) -> str:
-    return ", ".join(f"{reason} {count}" for reason, count in dropped.items() if count) or "none dropped"
-
-
-def _hash_order(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
-    keys = frame["problem_id"].map(lambda pid: hashlib.sha256(f"{seed}:{pid}".encode()).hexdigest())
-    return frame.assign(_key=keys).sort_values("_key").drop(columns="_key").reset_index(drop=True)
-
-
 def load_pools(cfg: DataConfig, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
-    """Train pool (in an order fixed by `seed`) and eval split (fixed by `cfg.seed` alone, so every run seed gets
-    the same eval problems) from files or a dataset; overlapping questions are removed from train."""
-    train, dropped = normalise_loaded(read_source(cfg.path, cfg.source, cfg, cfg.hf_split), cfg, cfg.path)
-    if cfg.eval_path or cfg.hf_eval_split:
-        eval_path = cfg.eval_path or cfg.path
-        eval_split = cfg.hf_eval_split or cfg.hf_split
-        evals, eval_dropped = normalise_loaded(
-            read_source(eval_path, cfg.source, cfg, eval_split), cfg, eval_path
-        )
+    """Every usable problem, golds parsed: the train pool (in an order fixed by `seed`) and the eval split (fixed
+    by `cfg.seed`); overlapping questions are removed from train. Reads and parses the whole source: the stages
+    draw through `sample_eval` and `sample_round`, which parse only what they draw."""
+    pool = open_pool(cfg, cfg.path, cfg.hf_split)
+    train, dropped = _all_usable(pool, cfg)
+    if _separate_eval(cfg):
+        eval_pool = open_pool(cfg, cfg.eval_path or cfg.path, cfg.hf_eval_split or cfg.hf_split)
+        evals, eval_dropped = _all_usable(eval_pool, cfg)
         dropped.update({f"eval_{k}": v for k, v in eval_dropped.items()})
-        evals = _hash_order(evals, cfg.seed).head(cfg.eval_problems)
+        evals = hash_order(evals, cfg.seed).head(cfg.eval_problems)
     else:
-        ordered = _hash_order(train, cfg.seed)
+        ordered = hash_order(train, cfg.seed)
         if len(ordered) <= cfg.eval_problems:
-            raise DataError(
-                f"{cfg.path} has {len(ordered)} usable problems ({_reasons(dropped)}), not more than "
-                f"data.eval_problems={cfg.eval_problems}; lower data.eval_problems or give data.eval_path"
-            )
+            raise _too_few(cfg, len(ordered), dropped)
         evals, train = ordered.head(cfg.eval_problems), ordered.iloc[cfg.eval_problems :]
     overlap = train["problem_id"].isin(set(evals["problem_id"]))
     dropped["train_overlapping_eval"] = int(overlap.sum())
     train = train[~overlap]
-    return _hash_order(train, seed), evals.reset_index(drop=True), dropped
+    return hash_order(train, seed), evals.reset_index(drop=True), dropped
+
+
+def _all_usable(pool: Pool, cfg: DataConfig) -> tuple[pd.DataFrame, dict[str, int]]:
+    usable, drawn = draw(pool, pool.candidates, cfg)
+    dropped = pool.dropped | drawn
+    report_dropped(pool.origin, dropped)
+    if usable.empty:
+        raise none_usable(pool, dropped)
+    return usable, dropped
+
+
+def _separate_eval(cfg: DataConfig) -> bool:
+    return bool(cfg.eval_path or cfg.hf_eval_split)
+
+
+def _too_few(cfg: DataConfig, usable: int, dropped: dict[str, int]) -> DataError:
+    return DataError(
+        f"{cfg.path} has {usable} usable problems ({reasons(dropped)}), not more than "
+        f"data.eval_problems={cfg.eval_problems}; lower data.eval_problems or give data.eval_path"
+    )
 
 
 def sample_eval(cfg: DataConfig) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The held-out eval problems, drawn from `cfg.seed` alone: the same for every run seed of an experiment."""
+    """The held-out eval problems, drawn from `cfg.seed` alone: the same for every run seed of an experiment. Only
+    the golds of the problems drawn (and of unusable rows met before them) are parsed."""
     if cfg.source == "arithmetic":
         frame = generate_problems(cfg.eval_problems, seed=_split_seed(cfg.seed, "eval"), cfg=cfg.arithmetic)
         return frame.assign(split="eval"), {}
-    _, evals, dropped = load_pools(cfg, cfg.seed)
-    return evals.assign(split="eval"), dropped
+    separate = _separate_eval(cfg)
+    if separate:
+        pool = open_pool(cfg, cfg.eval_path or cfg.path, cfg.hf_eval_split or cfg.hf_split)
+    else:
+        pool = open_pool(cfg, cfg.path, cfg.hf_split)
+    ordered = hash_order(pool.candidates, cfg.seed)
+    evals, drawn, read = first_usable(pool, ordered, cfg.eval_problems, cfg)
+    dropped = pool.dropped | drawn
+    report_dropped(pool.origin, dropped)
+    if evals.empty:
+        raise none_usable(pool, dropped)
+    if not separate and read >= len(ordered):
+        raise _too_few(cfg, len(evals), dropped)
+    prefix = "eval_" if separate else ""
+    return evals.assign(split="eval"), {f"{prefix}{k}": v for k, v in dropped.items()}
 
 
 def sample_round(
     cfg: DataConfig, seed: int, round_index: int, eval_ids: set[str]
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """A fresh batch of training problems for round `round_index` (1-based), disjoint from the eval split, drawn
-    from `seed` (see `sdfb.seeds.problem_seed`)."""
+    from `seed` (see `sdfb.seeds.problem_seed`). From a file or dataset: the round's window of the candidates in
+    the seed's order, less the rows whose gold answer cannot be read (only this window's golds are parsed)."""
     n = cfg.problems_per_round
     if cfg.source == "arithmetic":
         frame = generate_problems(
             n, seed=_split_seed(seed, f"round{round_index}"), cfg=cfg.arithmetic, exclude=eval_ids
         )
         return frame.assign(split="train"), {}
-    train, _, dropped = load_pools(cfg, seed)
-    train = train[~train["problem_id"].isin(eval_ids)]
+    pool = open_pool(cfg, cfg.path, cfg.hf_split)
+    overlap = pool.candidates["problem_id"].isin(eval_ids)
+    train = hash_order(pool.candidates[~overlap], seed)
     if train.empty:
         raise DataError(f"{cfg.path} has no training problems left after removing the eval split")
     start = ((round_index - 1) * n) % len(train)
-    picked = pd.concat([train, train]).iloc[start : start + min(n, len(train))]
-    return picked.assign(split="train").reset_index(drop=True), dropped
+    window = pd.concat([train, train]).iloc[start : start + min(n, len(train))]
+    picked, drawn = draw(pool, window, cfg)
+    report_dropped(pool.origin, pool.dropped | drawn)
+    dropped = pool.dropped | drawn | {"train_overlapping_eval": int(overlap.sum())}
+    if picked.empty:
+        raise DataError(
+            f"{cfg.path}: none of the {len(window)} problems drawn for round {round_index} is usable "
+            f"({reasons(drawn)}); check data.columns (or data.preset) and data.answer_extract"
+        )
+    return picked.assign(split="train"), dropped
 
 
 def check_disjoint(train: pd.DataFrame, eval_ids: set[str]) -> pd.DataFrame:

@@ -3,17 +3,24 @@ which seed draws them. Loading and sampling live in `sdfb.problems`."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from sdfb.config.base import _Frozen
+from sdfb.config.presets import apply_preset
 
 
 class ColumnMap(_Frozen):
-    question: str = "question"
-    solution: str = "solution"
-    answer: str = "answer"
+    question: str = Field("question", description="The column holding the problem statement.")
+    solution: str | None = Field(
+        "solution",
+        description="The column holding a worked reference solution; None: the data has none (AIME).",
+    )
+    answer: str = Field(
+        "answer",
+        description="The column holding the gold answer, or text it is read out of (see data.answer_extract).",
+    )
 
 
 class ArithmeticConfig(_Frozen):
@@ -30,6 +37,11 @@ class ArithmeticConfig(_Frozen):
 
 
 class DataConfig(_Frozen):
+    preset: Literal["gsm8k", "math", "math500", "aime", "openmathreasoning"] | None = Field(
+        None,
+        description="Fill source, columns, splits and answer_extract for a known dataset (see docs/datasets.md); "
+        "data.path then takes its hub id or a local file or folder (default: the hub id). Keys set here win.",
+    )
     source: Literal["arithmetic", "parquet", "jsonl", "hf"] = "arithmetic"
     # Draws the eval problems (and so their validation/test split) whatever the run seed is, so every seed of an
     # experiment is scored on the same problems.
@@ -45,11 +57,21 @@ class DataConfig(_Frozen):
     hf_split: str = "train"
     hf_eval_split: str | None = None
     columns: ColumnMap = ColumnMap()
+    answer_extract: bool = Field(
+        False,
+        description="Read the gold answer out of the answer column's text as the grader reads a completion's "
+        "final answer (GSM8K's `#### 72` line, MATH's last `\\boxed{}`); off: the column holds the answer itself.",
+    )
     problems_per_round: int = Field(32, ge=1)
     eval_problems: int = Field(20, ge=1)
     # Questions longer than this (characters) are dropped and counted: a prompt must fit the model's context.
     max_question_chars: int = Field(8000, ge=1)
     arithmetic: ArithmeticConfig = ArithmeticConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_preset(cls, data: Any) -> Any:
+        return apply_preset(dict(data)) if isinstance(data, dict) else data
 
     @model_validator(mode="after")
     def _path_for_files(self) -> DataConfig:
