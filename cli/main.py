@@ -98,7 +98,7 @@ def run(
     started = time.time()
     try:
         cfg = load_config(config, overrides or [])
-        stop = stop_after(until, until_round, cfg.rounds, cfg.eval.every)
+        stop = stop_after(until, until_round, cfg.rounds, cfg.eval.every, cfg.data.filter is not None)
     except (ConfigError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None

@@ -1,4 +1,4 @@
-"""The sdfb pipeline flow: score the base model, then R rounds of problems -> rollouts -> grades -> critiques ->
+"""The sdfb pipeline flow: score the base model (and keep the problems it finds hard, with `data.filter`), then R rounds of problems -> rollouts -> grades -> critiques ->
 contexts -> teacher -> distillation, scoring after the last round (and every `eval.every` rounds); with `until`
 it stops after that stage of one round (`sdfb.stages.stop_after`), everything so far written for a rerun to resume.
 
@@ -23,7 +23,7 @@ from tasks.contexts import build_contexts
 from tasks.critique import critique
 from tasks.distill import distill_round
 from tasks.grading import grade_rollouts
-from tasks.problems import sample_eval_problems, sample_problems
+from tasks.problems import filter_problems, sample_eval_problems, sample_problems
 from tasks.rollouts import generate_rollouts
 from tasks.scoring import score_checkpoint
 from tasks.summary import write_summary
@@ -44,7 +44,7 @@ def pipeline(
     engines running at the end (an experiment's next arm reuses them and the experiment releases them); by
     default they live as long as this flow run."""
     started_at = started_at or time.time()
-    stop = stop_after(until, until_round, config.rounds, config.eval.every)
+    stop = stop_after(until, until_round, config.rounds, config.eval.every, config.data.filter is not None)
     # one run per folder (a second stops at once, naming the first's pid); one GPU slot while it runs on a GPU
     with run_lock(run_dir), gpu_slot(get_run_logger()):
         try:
@@ -64,11 +64,15 @@ def _rounds(config: RunConfig, run_dir: str, started_at: float, keep_engines: bo
     try:  # the generation engines live as long as this flow run
         eval_problems = sample_eval_problems(config, run_dir)
         after("eval_problems", 0, eval_problems)
+        filtered = None
+        if config.data.filter:
+            filtered = filter_problems(config, run_dir, eval_problems)
+            after("filter", 0, filtered)
         scores = [score_checkpoint(config, run_dir, BASE, None, eval_problems)]
         after(_SCORING, 0, scores[-1])
         adapter = None
         for r in range(1, config.rounds + 1):
-            problems = sample_problems(config, run_dir, r, eval_problems)
+            problems = sample_problems(config, run_dir, r, eval_problems, filtered)
             after("problems", r, problems)
             rollouts = generate_rollouts(config, run_dir, r, problems, adapter)
             after("rollouts", r, rollouts)

@@ -229,8 +229,7 @@ def sample_round(
     train = hash_order(pool.candidates[~overlap], seed)
     if train.empty:
         raise DataError(f"{cfg.path} has no training problems left after removing the eval split")
-    start = ((round_index - 1) * n) % len(train)
-    window = pd.concat([train, train]).iloc[start : start + min(n, len(train))]
+    window = round_window(train, n, round_index)
     picked, drawn = draw(pool, window, cfg)
     report_dropped(pool.origin, pool.dropped | drawn)
     dropped = pool.dropped | drawn | {"train_overlapping_eval": int(overlap.sum())}
@@ -240,6 +239,36 @@ def sample_round(
             f"({reasons(drawn)}); check data.columns (or data.preset) and data.answer_extract"
         )
     return picked.assign(split="train"), dropped
+
+
+def round_window(ordered: pd.DataFrame, n: int, round_index: int) -> pd.DataFrame:
+    """Round `round_index`'s `n` rows of `ordered`, consecutive windows that wrap around when the rows run out."""
+    start = ((round_index - 1) * n) % len(ordered)
+    return pd.concat([ordered, ordered]).iloc[start : start + min(n, len(ordered))]
+
+
+def sample_candidates(cfg: DataConfig, n: int, eval_ids: set[str]) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The difficulty filter's `n` candidate training problems, disjoint from the eval split, in `cfg.seed`'s order
+    (the same for every run seed): generated, or the first usable rows of the training pool."""
+    if cfg.source == "arithmetic":
+        frame = generate_problems(
+            n, seed=_split_seed(cfg.seed, "filter"), cfg=cfg.arithmetic, exclude=eval_ids
+        )
+        return frame.assign(split="train"), {}
+    pool = open_pool(cfg, cfg.path, cfg.hf_split)
+    overlap = pool.candidates["problem_id"].isin(eval_ids)
+    ordered = hash_order(pool.candidates[~overlap], cfg.seed)
+    picked, drawn, _ = first_usable(pool, ordered, n, cfg)
+    dropped = pool.dropped | drawn
+    report_dropped(pool.origin, dropped)
+    if picked.empty:
+        raise none_usable(pool, dropped)
+    return picked.assign(split="train"), dropped | {"train_overlapping_eval": int(overlap.sum())}
+
+
+def sample_round_from(kept: pd.DataFrame, n: int, seed: int, round_index: int) -> pd.DataFrame:
+    """Round `round_index`'s batch from the problems the difficulty filter kept, in `seed`'s order."""
+    return round_window(hash_order(kept, seed), n, round_index).reset_index(drop=True)
 
 
 def check_disjoint(train: pd.DataFrame, eval_ids: set[str]) -> pd.DataFrame:

@@ -19,6 +19,16 @@ PROBLEMS = pa.schema(
     ]
 )
 
+# The difficulty filter's candidates: PROBLEMS plus how often the base model solved each, and whether it is kept.
+FILTERED = pa.schema(
+    [
+        *PROBLEMS,
+        ("n_samples", pa.int32()),
+        ("n_correct", pa.int32()),
+        ("kept", pa.bool_()),
+    ]
+)
+
 ROLLOUTS = pa.schema(
     [
         ("problem_id", pa.string()),

@@ -34,3 +34,9 @@ def problem_seed(data_seed: int, run_seed: int, per_seed: bool) -> int:
     """The seed training problems are drawn from: `data.seed` alone (every seed of an experiment trains on the
     same problems), or combined with the run seed when `data.training_problems` is `per_seed`."""
     return derive("problems", data_seed, run_seed) if per_seed else data_seed
+
+
+def filter_seed(data_seed: int, sampling_seed: int) -> int:
+    """The base model's sampling seed in the difficulty filter: from `data.seed`, so every run seed of an
+    experiment keeps the same problems (the filter chooses the curriculum, as data.seed does)."""
+    return derive("filter", data_seed, sampling_seed)

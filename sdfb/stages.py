@@ -55,8 +55,13 @@ _GENERATION = ("seed", "model", "prompt")  # what every stage that samples from 
 TABLE: tuple[Stage, ...] = (
     Stage("eval_problems", {"eval_problems": Output("eval/problems.parquet", schemas.PROBLEMS)}, ("data",)),
     Stage(
+        "filter", {"filter": Output("filter/problems.parquet", schemas.FILTERED)},
+        ("data", "model", "prompt", "rollout.engine", "rollout.vllm", "rollout.batch_size", "rollout.sampling",
+         "grading"), ("eval_problems",),
+    ),
+    Stage(
         "problems", {"problems": Output("{round}/problems.parquet", schemas.PROBLEMS)}, ("seed", "data"),
-        ("eval_problems",), _ROUND,
+        ("eval_problems", "filter"), _ROUND,
     ),
     Stage(
         "rollouts", {"rollouts": Output("{round}/rollouts.parquet", schemas.ROLLOUTS)}, (*_GENERATION, "rollout"),
@@ -101,6 +106,11 @@ TABLE: tuple[Stage, ...] = (
 )  # fmt: skip
 
 STAGES: dict[str, Stage] = {stage.name: stage for stage in TABLE}
+
+
+def absent_inputs(cfg: RunConfig) -> set[str]:
+    """The inputs a run with `cfg` passes as none (hashed as none): the difficulty filter when data.filter is off."""
+    return set() if cfg.data.filter else {"filter"}
 
 
 def round_name(index: int) -> str:
@@ -249,16 +259,21 @@ class StopAfter:
         return f"{self.stage}" + (f" of round {self.round}" if self.round else "")
 
 
-def stop_after(name: str | None, round_index: int | None, rounds: int, every: int) -> StopAfter:
-    """The validated stop point of a run of `rounds` rounds scored every `every` rounds. `round_index=None`: the
-    first round that has the stage (0 for `eval_problems` and the base model's `eval_samples`/`scores`, else 1).
-    Raises ValueError naming the valid stages, or the rounds in which the stage runs."""
+def stop_after(
+    name: str | None, round_index: int | None, rounds: int, every: int, filtering: bool = False
+) -> StopAfter:
+    """The validated stop point of a run of `rounds` rounds scored every `every` rounds (`filtering`: with the
+    difficulty filter). `round_index=None`: the first round that has the stage (0 for `eval_problems`, `filter`
+    and the base model's `eval_samples`/`scores`, else 1). Raises ValueError naming the valid stages, or the rounds
+    in which the stage runs."""
     if name is None:
         if round_index is not None:
             raise ValueError("--until-round needs --until STAGE")
         return StopAfter()
     if name not in STAGES:
         raise ValueError(f"unknown stage {name!r} for --until; the stages are: {', '.join(STAGES)}")
+    if name == "filter" and not filtering:
+        raise ValueError("--until filter: this run has no difficulty filter (set data.filter to turn it on)")
     params = STAGES[name].params
     if "checkpoint" in params:  # scored checkpoints: the base model (round 0) and the scored rounds
         valid = [0, *scored_rounds(rounds, every)]

@@ -17,7 +17,7 @@ from prefect.exceptions import MissingContextError
 
 from sdfb import faults, shared
 from sdfb.config import RunConfig
-from sdfb.stages import config_view, output_path, stage, stage_key
+from sdfb.stages import absent_inputs, config_view, output_path, stage, stage_key
 from sdfb.store import is_finished, read_manifest, write_errors, write_table
 from tasks._failure import remember_failure
 
@@ -90,13 +90,16 @@ def stage_paths(name: str, run_dir: str, **params: Any) -> dict[str, Path]:
     return {out: output_path(run_dir, name, out, **params) for out in stage(name).outputs}
 
 
-def flow_inputs(name: str, round_index: int) -> dict[str, tuple[str, int] | None]:
+def flow_inputs(cfg: RunConfig, name: str, round_index: int) -> dict[str, tuple[str, int] | None]:
     """Which stage, of which round, produces each input the flow passes stage `name` of round `round_index`: the
-    previous round's checkpoint for `adapter` and `previous` (none in round 1), else the stage of that name."""
+    previous round's checkpoint for `adapter` and `previous` (none in round 1), the difficulty filter only when
+    `data.filter` is on, else the stage of that name."""
     producers: dict[str, tuple[str, int] | None] = {}
     for inp in stage(name).inputs:
         if inp in ("adapter", "previous"):
             producers[inp] = ("distill", round_index - 1) if round_index > 1 else None
+        elif inp in absent_inputs(cfg):
+            producers[inp] = None
         else:  # a stage without rounds (eval_problems) is the same output for every round
             producers[inp] = (inp, round_index if "round" in stage(inp).params else 0)
     return producers
@@ -114,7 +117,7 @@ def unfinished_inputs(cfg: RunConfig, run_dir: str, name: str, round_index: int)
     def check(producer: str, r: int) -> bool:
         if (producer, r) not in ready:
             inputs, ok = {}, True
-            for inp, source in flow_inputs(producer, r).items():
+            for inp, source in flow_inputs(cfg, producer, r).items():
                 ok = (source is None or check(*source)) and ok
                 inputs[inp] = (
                     None if source is None else str(output_path(run_dir, source[0], **_round_params(*source)))
@@ -122,7 +125,7 @@ def unfinished_inputs(cfg: RunConfig, run_dir: str, name: str, round_index: int)
             ready[producer, r] = ok and finished(producer, cfg, run_dir, inputs, **_round_params(producer, r))
         return ready[producer, r]
 
-    for source in flow_inputs(name, round_index).values():
+    for source in flow_inputs(cfg, name, round_index).values():
         if source is not None:
             check(*source)
     return [f"{s} (round {r})" if _round_params(s, r) else s for (s, r), ok in ready.items() if not ok]

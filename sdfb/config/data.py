@@ -36,6 +36,33 @@ class ArithmeticConfig(_Frozen):
         return self
 
 
+class FilterConfig(_Frozen):
+    """The paper's difficulty filter: the base model samples each candidate training problem `samples` times
+    (with rollout.sampling) and only problems it solves fewer than `below` times are trained on."""
+
+    candidates: int = Field(
+        256,
+        ge=1,
+        description="How many training problems are tried, drawn from the pool in data.seed's order; the rounds "
+        "then draw from those kept. Raise it when too few are kept for data.problems_per_round x rounds.",
+    )
+    samples: int = Field(16, ge=1, description="Samples of the base model per candidate problem.")
+    below: int = Field(
+        5,
+        ge=1,
+        description="Keep a problem the base model solves in fewer than this many of its samples.",
+    )
+
+    @model_validator(mode="after")
+    def _can_keep_something(self) -> FilterConfig:
+        if self.below > self.samples:
+            raise ValueError(
+                f"data.filter.below ({self.below}) above data.filter.samples ({self.samples}) keeps every "
+                "problem: lower below or raise samples, or drop data.filter"
+            )
+        return self
+
+
 class DataConfig(_Frozen):
     preset: Literal["gsm8k", "math", "math500", "aime", "openmathreasoning"] | None = Field(
         None,
@@ -67,6 +94,11 @@ class DataConfig(_Frozen):
     # Questions longer than this (characters) are dropped and counted: a prompt must fit the model's context.
     max_question_chars: int = Field(8000, ge=1)
     arithmetic: ArithmeticConfig = ArithmeticConfig()
+    filter: FilterConfig | None = Field(
+        None,
+        description="Train only on problems the base model finds hard (the `filter` stage, before the first "
+        "round); None: every problem of the pool is a candidate.",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -11,12 +11,12 @@ from pydantic import Field, model_validator
 
 from sdfb.config.base import ConfigError, _Frozen
 from sdfb.config.cards import greedy_refusal
-from sdfb.config.data import ArithmeticConfig, ColumnMap, DataConfig
+from sdfb.config.data import ArithmeticConfig, ColumnMap, DataConfig, FilterConfig
 from sdfb.config.health import HealthConfig
 from sdfb.config.reporting import HubRepo, Trackers
 
 # defined beside, imported from here
-__all__ = ["ArithmeticConfig", "ColumnMap", "ConfigError", "DataConfig", "HealthConfig"]
+__all__ = ["ArithmeticConfig", "ColumnMap", "ConfigError", "DataConfig", "FilterConfig", "HealthConfig"]
 
 
 class ModelConfig(_Frozen):

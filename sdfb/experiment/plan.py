@@ -23,12 +23,13 @@ from sdfb.experiment.power import (
     problems_needed,
 )
 from sdfb.problems import sample_eval
-from sdfb.stages import BASE, config_part, output_path, scored_rounds, stage
+from sdfb.stages import BASE, absent_inputs, config_part, output_path, scored_rounds, stage
 from sdfb.store import verified_manifest
 
 # The first round's stages, in order; later rounds depend on each arm's own adapter and are never shared.
 FIRST_ROUND = (
     "eval_problems",
+    "filter",
     "eval_samples",
     "scores",
     "problems",
@@ -43,7 +44,8 @@ _ADAPTERS = ("adapter", "previous")  # none for the base checkpoint and the firs
 def fingerprint(cfg: RunConfig, name: str) -> str:
     """The config half of stage `name`'s key in the first round (or for the base checkpoint), with the
     fingerprints of the stages it reads: equal fingerprints mean equal outputs to share."""
-    upstream = {k: fingerprint(cfg, k) for k in stage(name).inputs if k not in _ADAPTERS}
+    skipped = {*_ADAPTERS, *absent_inputs(cfg)}
+    upstream = {k: fingerprint(cfg, k) for k in stage(name).inputs if k not in skipped}
     return config_hash({"config": config_part(cfg, name), "inputs": upstream})
 
 
