@@ -48,12 +48,14 @@ def _main(
 
 def print_results(summary_path: Path) -> None:
     summary = json.loads(summary_path.read_text())
-    table = Table(title=f"sdfb results: {summary['run']}")
-    for name in RESULTS_HEADER:
-        table.add_column(name, justify="left" if name == "checkpoint" else "right")
-    for row in results_rows(summary):
-        table.add_row(*row)
-    console.print(table)
+    for eval_set in [None, *summary.get("eval_sets", {})]:
+        title = f"sdfb results: {summary['run']}" + (f", eval set {eval_set}" if eval_set else "")
+        table = Table(title=title)
+        for name in RESULTS_HEADER:
+            table.add_column(name, justify="left" if name == "checkpoint" else "right")
+        for row in results_rows(summary, eval_set):
+            table.add_row(*row)
+        console.print(table)
     base = summary.get("base_student")
     if base:
         console.print(

@@ -14,6 +14,7 @@ import time
 from prefect import flow, get_run_logger
 
 from sdfb.config import RunConfig, load_config
+from sdfb.eval_sets import set_names
 from sdfb.generation import release_engines
 from sdfb.runlock import run_lock
 from sdfb.stages import BASE, StopAfter, StopReached, round_name, scored_rounds, stop_after
@@ -23,9 +24,9 @@ from tasks.contexts import build_contexts
 from tasks.critique import critique
 from tasks.distill import distill_round
 from tasks.grading import grade_rollouts
-from tasks.problems import filter_problems, sample_eval_problems, sample_problems
+from tasks.problems import filter_problems, sample_eval_problems, sample_problems, sample_set_problems
 from tasks.rollouts import generate_rollouts
-from tasks.scoring import score_checkpoint
+from tasks.scoring import score_checkpoint, score_on_set
 from tasks.summary import write_summary
 from tasks.teacher import score_teacher_task
 
@@ -68,7 +69,9 @@ def _rounds(config: RunConfig, run_dir: str, started_at: float, keep_engines: bo
         if config.data.filter:
             filtered = filter_problems(config, run_dir, eval_problems)
             after("filter", 0, filtered)
+        set_problems = {name: sample_set_problems(config, run_dir, name) for name in set_names(config)}
         scores = [score_checkpoint(config, run_dir, BASE, None, eval_problems)]
+        set_scores = _score_sets(config, run_dir, BASE, None, set_problems, {})
         after(_SCORING, 0, scores[-1])
         adapter = None
         for r in range(1, config.rounds + 1):
@@ -88,11 +91,27 @@ def _rounds(config: RunConfig, run_dir: str, started_at: float, keep_engines: bo
             after("distill", r, adapter)
             if r in scored_rounds(config.rounds, config.eval.every):
                 scores.append(score_checkpoint(config, run_dir, round_name(r), adapter, eval_problems))
+                _score_sets(config, run_dir, round_name(r), adapter, set_problems, set_scores)
                 after(_SCORING, r, scores[-1])
-        return write_summary(config, run_dir, scores, started_at)
+        return write_summary(config, run_dir, scores, started_at, set_scores)
     finally:
         if not keep_engines:
             release_engines()
+
+
+def _score_sets(
+    config: RunConfig,
+    run_dir: str,
+    checkpoint: str,
+    adapter: str | None,
+    set_problems: dict[str, str],
+    set_scores: dict[str, list[str]],
+) -> dict[str, list[str]]:
+    """Scores `checkpoint` on every eval set (`eval.sets`), adding each scores path to `set_scores`."""
+    for name, problems in set_problems.items():
+        path = score_on_set(config, run_dir, checkpoint, adapter, problems, eval_set=name)
+        set_scores.setdefault(name, []).append(path)
+    return set_scores
 
 
 def main(cfg: RunConfig, run_dir: str) -> str:

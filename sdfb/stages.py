@@ -6,6 +6,7 @@ Pure bookkeeping: no reading or writing of tables here (the tasks do that throug
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +22,15 @@ BASE = "base"  # the checkpoint name of the untrained model
 
 # Settings that say where a stage's results are reported (trackers) or published (the Hub), or how training is
 # watched (health thresholds), not what it computes: left out of every stage key, so turning tracking or pushing
-# on, or moving a threshold, in a finished run folder redoes nothing.
+# on, or moving a threshold, in a finished run folder redoes nothing. Also the list of extra eval sets: each set's
+# stages are keyed on the set itself (`sdfb.eval_sets`), so adding a set redoes nothing already scored.
 UNHASHED = (
     "distill.report_to",
     "distill.tracker_project",
     "distill.push_to_hub",
     "distill.hub_token_secret",
     "distill.health",
+    "eval.sets",
 )
 
 
@@ -170,14 +173,32 @@ def config_part(cfg: RunConfig, name: str) -> dict[str, Any]:
     return part
 
 
+@functools.lru_cache(maxsize=256)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """A file's sha256, computed once per size and modification time (a stage key is built many times a run)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _content_digest(path: Path) -> str:
+    """A file's content hash, or a dataset folder's (`datasets` save_to_disk): its files' names and contents."""
+    if path.is_file():
+        stat = path.stat()
+        return _file_digest(str(path), stat.st_size, stat.st_mtime_ns)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(path)}:{_content_digest(file)}\n".encode())
+    return digest.hexdigest()
+
+
 def data_file_hashes(data: Any) -> dict[str, str]:
-    """Content hashes of the local data files a config names, so an edited file redoes the stages that read it."""
+    """Content hashes of the local data files and dataset folders a config names, so an edited file redoes the
+    stages that read it (a hub id names no local path: its revision is the hub's business)."""
     files = {}
     for key in ("path", "eval_path"):
         value = getattr(data, key)
-        if data.source in ("parquet", "jsonl") and value and Path(value).is_file():
-            with open(value, "rb") as handle:
-                files[key] = hashlib.file_digest(handle, "sha256").hexdigest()
+        if data.source != "arithmetic" and value and Path(value).exists():
+            files[key] = _content_digest(Path(value))
     return files
 
 

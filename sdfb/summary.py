@@ -31,7 +31,9 @@ def build_summary(
     manifests: dict[str, dict[str, Any]],
     started_at: float,
     finished_at: float,
+    set_scores: dict[str, list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
+    """summary.json: `scores` on the eval split per checkpoint, `eval_sets` the same on each of eval.sets."""
     times = stage_times(manifests, started_at)
     wall = finished_at - started_at
     work = times["work_seconds_this_run"]
@@ -44,6 +46,7 @@ def build_summary(
             if base
             else None
         ),
+        "eval_sets": set_scores or {},
         "rounds": rounds,
         "timing": {
             **times,
@@ -55,8 +58,10 @@ def build_summary(
     }
 
 
-def results_rows(summary: dict[str, Any]) -> list[list[str]]:
-    """Rows of the results table: checkpoint, k, problems, Avg@k, Pass@k, Maj@k, format rate (percentages)."""
+def results_rows(summary: dict[str, Any], eval_set: str | None = None) -> list[list[str]]:
+    """Rows of the results table: checkpoint, k, problems, Avg@k, Pass@k, Maj@k, format rate (percentages), on the
+    eval split or on eval set `eval_set`."""
+    scores = summary["eval_sets"][eval_set] if eval_set else summary["scores"]
     return [
         [
             s["checkpoint"],
@@ -67,7 +72,7 @@ def results_rows(summary: dict[str, Any]) -> list[list[str]]:
             f"{100 * s['maj_at_k']:.1f}",
             f"{100 * s['format_rate']:.1f}",
         ]
-        for s in summary["scores"]
+        for s in scores
     ]
 
 
@@ -75,9 +80,14 @@ RESULTS_HEADER = ["checkpoint", "k", "problems", "Avg@k %", "Pass@k %", "Maj@k %
 
 
 def results_markdown(summary: dict[str, Any]) -> str:
-    lines = ["| " + " | ".join(RESULTS_HEADER) + " |", "|" + "---|" * len(RESULTS_HEADER)]
-    lines += ["| " + " | ".join(row) + " |" for row in results_rows(summary)]
-    return "\n".join(lines)
+    """The results table on the eval split, then one per eval set under its name."""
+    parts = []
+    for eval_set in [None, *summary.get("eval_sets", {})]:
+        lines = [f"**{eval_set}**\n"] if eval_set else []
+        lines += ["| " + " | ".join(RESULTS_HEADER) + " |", "|" + "---|" * len(RESULTS_HEADER)]
+        lines += ["| " + " | ".join(row) + " |" for row in results_rows(summary, eval_set)]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
 
 
 def localisation_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:

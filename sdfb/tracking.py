@@ -140,13 +140,14 @@ def environment(run: TrackerRun | None) -> Iterator[None]:
                 live.finish()
 
 
-def score_metrics(scores: dict[str, Any]) -> dict[str, float]:
+def score_metrics(scores: dict[str, Any], eval_set: str | None = None) -> dict[str, float]:
     """A scores row (schemas.SCORES) as tracker metrics: `eval/avg_at_<k>`, `eval/pass_at_<k>`, `eval/maj_at_<k>`,
-    `eval/format_rate` ('@' is not allowed in TensorBoard or MLflow names)."""
+    `eval/format_rate` ('@' is not allowed in TensorBoard or MLflow names); `eval/<set>/...` for an eval set."""
     k = int(scores["k"])
     names = {"avg_at_k": f"avg_at_{k}", "pass_at_k": f"pass_at_{k}", "maj_at_k": f"maj_at_{k}"}
     names["format_rate"] = "format_rate"
-    return {f"eval/{new}": float(scores[old]) for old, new in names.items()}
+    prefix = f"eval/{eval_set}/" if eval_set else "eval/"
+    return {f"{prefix}{new}": float(scores[old]) for old, new in names.items()}
 
 
 def round_metrics(metrics: dict[str, Any]) -> dict[str, float]:

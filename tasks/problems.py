@@ -2,6 +2,7 @@
 
 from sdfb import difficulty, problems, seeds
 from sdfb.config import EvalConfig, RunConfig
+from sdfb.eval_sets import set_config, set_dir
 from sdfb.generation import make_generator
 from sdfb.prompts import load_template
 from sdfb.scoring import sample_and_grade
@@ -52,6 +53,13 @@ def _round_problems(c: ConfigView, inputs: Inputs, round: int):
 @stage_task("sample-eval-problems")
 def sample_eval_problems(cfg: RunConfig, run_dir: str) -> str:
     return run_stage("eval_problems", cfg, run_dir, {}, _eval_problems)
+
+
+@stage_task("sample-eval-set", "sample-eval-set ({eval_set})")
+def sample_set_problems(cfg: RunConfig, run_dir: str, eval_set: str) -> str:
+    """The problems of eval set `eval_set` (`eval.sets`), in the set's own folder."""
+    set_cfg, folder = set_config(cfg, eval_set), str(set_dir(run_dir, eval_set))
+    return run_stage("eval_problems", set_cfg, folder, {}, _eval_problems)
 
 
 @stage_task("filter-problems")

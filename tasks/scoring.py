@@ -6,6 +6,7 @@ import time
 from prefect.artifacts import create_table_artifact
 
 from sdfb.config import RunConfig
+from sdfb.eval_sets import set_config, set_dir
 from sdfb.generation import make_generator
 from sdfb.prompts import load_template
 from sdfb.scoring import sample_and_grade, score_samples
@@ -35,19 +36,36 @@ def _scores(c: ConfigView, inputs: Inputs, checkpoint: str):
 
 @stage_task("score-checkpoint", "score-checkpoint ({checkpoint})")
 def score_checkpoint(
-    cfg: RunConfig, run_dir: str, checkpoint: str, adapter: str | None, eval_problems: str
+    cfg: RunConfig,
+    run_dir: str,
+    checkpoint: str,
+    adapter: str | None,
+    eval_problems: str,
+    eval_set: str | None = None,
 ) -> str:
+    """Scores `checkpoint` on the eval split, or on eval set `eval_set` (`eval_problems`: the set's problems, from
+    `tasks.problems.sample_set_problems`)."""
+    stage_cfg = set_config(cfg, eval_set) if eval_set else cfg
+    stage_dir = str(set_dir(run_dir, eval_set)) if eval_set else run_dir
     inputs = {"eval_problems": eval_problems, "adapter": adapter}
-    samples = run_stage("eval_samples", cfg, run_dir, inputs, _eval_samples, checkpoint=checkpoint)
+    samples = run_stage("eval_samples", stage_cfg, stage_dir, inputs, _eval_samples, checkpoint=checkpoint)
     started = time.time()
-    scores = run_stage("scores", cfg, run_dir, {"eval_samples": samples}, _scores, checkpoint=checkpoint)
+    scores = run_stage(
+        "scores", stage_cfg, stage_dir, {"eval_samples": samples}, _scores, checkpoint=checkpoint
+    )
     row = read_table(scores).iloc[0].to_dict()
     if read_manifest(scores)["finished_at"] >= started:  # scored now, not reused: logged once
         step = checkpoint_round(checkpoint)
-        log_metrics(tracker_run(cfg, run_dir, step), score_metrics(row), step)
+        log_metrics(tracker_run(cfg, run_dir, step), score_metrics(row, eval_set), step)
     create_table_artifact(
-        key=artifact_key(cfg.name, cfg.context.condition, checkpoint),
+        key=artifact_key(stage_cfg.name, cfg.context.condition, checkpoint),
         table=[{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}],
-        description=f"{cfg.name}: Avg@{cfg.eval.k}, Pass@{cfg.eval.k}, Maj@{cfg.eval.k} of {checkpoint}",
+        description=f"{stage_cfg.name}: Avg@{cfg.eval.k}, Pass@{cfg.eval.k}, Maj@{cfg.eval.k} of {checkpoint}",
     )
     return scores
+
+
+# The same task, named for the eval set in the UI.
+score_on_set = score_checkpoint.with_options(
+    name="score-eval-set", task_run_name="score-eval-set ({eval_set}, {checkpoint})"
+)

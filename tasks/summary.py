@@ -62,17 +62,26 @@ def _previous_rounds(root: Path) -> dict[int, dict]:
 
 
 @stage_task("write-summary")
-def write_summary(cfg: RunConfig, run_dir: str, score_paths: list[str], started_at: float) -> str:
+def write_summary(
+    cfg: RunConfig,
+    run_dir: str,
+    score_paths: list[str],
+    started_at: float,
+    set_score_paths: dict[str, list[str]] | None = None,
+) -> str:
     root = Path(run_dir)
     manifests = {
         str(p.relative_to(root)): json.loads(p.read_text()) for p in sorted(root.rglob(f"*{MANIFEST_SUFFIX}"))
     }
     scores = [read_table(p).iloc[0].to_dict() for p in score_paths]
+    set_scores = {
+        name: [read_table(p).iloc[0].to_dict() for p in paths]
+        for name, paths in (set_score_paths or {}).items()
+    }
     previous = _previous_rounds(root)
     rounds = [_round_stats(run_dir, r, previous) for r in range(1, cfg.rounds + 1)]
-    summary = build_summary(
-        cfg.name, cfg.model_dump(mode="json"), scores, rounds, manifests, started_at, time.time()
-    )
+    config = cfg.model_dump(mode="json")
+    summary = build_summary(cfg.name, config, scores, rounds, manifests, started_at, time.time(), set_scores)
     path = write_text(summary_path(root), json.dumps(summary, indent=2, default=str))
     create_markdown_artifact(
         key=artifact_key(cfg.name, cfg.context.condition, "results"),

@@ -38,6 +38,8 @@ CHANGES = {
     "distill.teacher_source=engine": {"teacher", "distill"},
     "eval.sampling.temperature=0.5": {"eval_samples"},
     "eval.k=1": {"eval_samples", "scores"},
+    # each eval set's stages are keyed on the set (tests/test_eval_sets.py): adding one redoes nothing here
+    'eval.sets=[{"name": "aime", "preset": "aime"}]': set(),
     # where a run is reported and published: no stage's key (stages.UNHASHED), so a finished run stays finished
     "distill.report_to=[tensorboard]": set(),
     "distill.tracker_project=other": set(),

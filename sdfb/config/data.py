@@ -110,3 +110,48 @@ class DataConfig(_Frozen):
         if self.source != "arithmetic" and not self.path:
             raise ValueError(f"data.path is required when data.source is {self.source!r}")
         return self
+
+
+class EvalSetConfig(_Frozen):
+    """One more benchmark scored at every scored checkpoint besides the eval split (`eval.sets`), reported on its
+    own. Its problems are drawn from data.seed, the same for every run seed."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Names its folder (eval_sets/<name>/) and its rows in the summary and report.",
+    )
+    preset: Literal["gsm8k", "math", "math500", "aime", "openmathreasoning"] | None = Field(
+        None, description="As data.preset: columns, split and answer reading of a known dataset."
+    )
+    path: str | None = Field(
+        None, description="A hub id, or a local file or dataset folder (default: the preset's)."
+    )
+    source: Literal["parquet", "jsonl", "hf"] | None = Field(
+        None, description="As data.source (default: from path)."
+    )
+    hf_config: str | None = Field(None, description="As data.hf_config.")
+    hf_split: str | None = Field(None, description="The split scored (default: the preset's, else train).")
+    columns: ColumnMap | None = Field(None, description="As data.columns (default: the preset's).")
+    answer_extract: bool | None = Field(None, description="As data.answer_extract (default: the preset's).")
+    problems: int = Field(
+        500, ge=1, description="How many of its problems are scored (all, when it has fewer)."
+    )
+
+    @model_validator(mode="after")
+    def _names_its_data(self) -> EvalSetConfig:
+        if self.preset is None and self.path is None:
+            raise ValueError(f"eval set {self.name!r} needs a preset or a path")
+        self.as_data(0)  # refused now, at load time, rather than when the set is first scored
+        return self
+
+    def as_data(self, seed: int) -> DataConfig:
+        """The set as a data section whose eval split is the whole of the set's scored split."""
+        given = self.model_dump(exclude={"name", "problems"}, exclude_none=True)
+        tree = apply_preset(given)
+        # the split given, else the preset's test split (GSM8K's test, not its train), else its only one
+        split = self.hf_split or tree.get("hf_eval_split") or tree.get("hf_split", "train")
+        tree |= {"preset": None, "eval_problems": self.problems, "seed": seed}
+        tree |= {"hf_split": split, "hf_eval_split": split}
+        if tree.get("source", "hf") != "hf":
+            tree["eval_path"] = tree["path"]
+        return DataConfig.model_validate(tree)

@@ -11,12 +11,20 @@ from pydantic import Field, model_validator
 
 from sdfb.config.base import ConfigError, _Frozen
 from sdfb.config.cards import greedy_refusal
-from sdfb.config.data import ArithmeticConfig, ColumnMap, DataConfig, FilterConfig
+from sdfb.config.data import ArithmeticConfig, ColumnMap, DataConfig, EvalSetConfig, FilterConfig
 from sdfb.config.health import HealthConfig
 from sdfb.config.reporting import HubRepo, Trackers
 
 # defined beside, imported from here
-__all__ = ["ArithmeticConfig", "ColumnMap", "ConfigError", "DataConfig", "FilterConfig", "HealthConfig"]
+__all__ = [
+    "ArithmeticConfig",
+    "ColumnMap",
+    "ConfigError",
+    "DataConfig",
+    "EvalSetConfig",
+    "FilterConfig",
+    "HealthConfig",
+]
 
 
 class ModelConfig(_Frozen):
@@ -256,6 +264,18 @@ class EvalConfig(_Frozen):
     every: int = Field(0, ge=0)  # also score every N rounds; 0 = only before the first and after the last
     batch_size: int = Field(16, ge=1)
     sampling: SamplingConfig = SamplingConfig(temperature=0.7, top_p=1.0, top_k=0)
+    sets: tuple[EvalSetConfig, ...] = Field(
+        (),
+        description="More benchmarks scored at every scored checkpoint, each reported on its own (e.g. MATH-500 "
+        "beside GSM8K's test split); the eval split above stays the one checkpoints are chosen on.",
+    )
+
+    @model_validator(mode="after")
+    def _set_names_differ(self) -> EvalConfig:
+        names = [s.name for s in self.sets]
+        if len(set(names)) < len(names):
+            raise ValueError(f"eval.sets names must differ, got {names}")
+        return self
 
 
 class RunConfig(_Frozen):
