@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import datasets
+import pandas as pd
 import pytest
 
 from sdfb import stages
@@ -93,3 +94,33 @@ def test_a_run_scores_every_set_at_every_scored_checkpoint_and_reports_each(
     assert again["finished_at"] == main_scored["finished_at"]  # a set added later redoes nothing scored
     assert [s["n_problems"] for s in summary["eval_sets"]["math500"]] == [len(MATH500)] * 2
     assert set(summary["eval_sets"]) == {"gsm8k", "math500"}
+
+
+@pytest.mark.flow
+def test_an_experiment_reports_each_set_per_arm_against_the_reference(
+    prefect_server, tiny_model_path, tmp_path
+):
+    import yaml
+
+    from flows.experiment import experiment
+    from sdfb.experiment import load_experiment, resolve_arms
+
+    smoke = ROOT / "configs" / "experiment-smoke.yaml"
+    spec = yaml.safe_load(smoke.read_text())
+    spec["recipe"] = str(smoke.parent / spec["recipe"])
+    spec["arms"] = [a for a in spec["arms"] if a["name"] in ("step_aligned", "none")]
+    spec["set"]["eval"] = {"sets": _sets(tmp_path)[1:]}
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    exp, recipe = load_experiment(path)
+    configs = {f"{arm}/{seed}": cfg for (arm, seed), cfg in resolve_arms(exp, recipe).items()}
+    root = tmp_path / "experiment"
+    summary = json.loads(Path(experiment(exp, configs, str(root))).read_text())
+    assert summary["eval_sets"] == ["math500"]
+    scores = pd.read_parquet(root / "analysis" / "eval_set_scores.parquet")
+    chosen = scores[scores["chosen"]]
+    assert set(chosen["arm"]) == {"step_aligned", "none"} and set(chosen["n_problems"]) == {len(MATH500)}
+    assert (chosen["low"] <= chosen["estimate"]).all() and (chosen["estimate"] <= chosen["high"]).all()
+    compared = pd.read_parquet(root / "analysis" / "eval_set_comparisons.parquet")
+    assert set(compared["arm"]) == {"step_aligned"} and set(compared["reference"]) == {"none"}
+    assert "math500 (8 problems)" in (root / "report.html").read_text()

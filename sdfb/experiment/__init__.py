@@ -24,6 +24,7 @@ from sdfb.experiment.config import (
     load_experiment,
     resolve_arms,
 )
+from sdfb.experiment.eval_sets import set_comparison_rows, set_score_rows, set_table
 from sdfb.experiment.plan import FIRST_ROUND, Plan, fingerprint, plan_experiment
 from sdfb.experiment.records import (
     as_records,
@@ -66,6 +67,7 @@ def analyse(
     chosen = choose_checkpoints(table)
     kw = {"n_resamples": n_resamples}
     attempts, tokens = token_samples(runs, tokenizer)
+    sets = set_table(runs, k)
     tables = {
         "per_problem": table,
         "scores": score_rows(table, chosen, **kw),
@@ -76,6 +78,11 @@ def analyse(
         "critiques": critique_rows(runs),
         "attempts_sample": attempts,
         "tokens_sample": tokens,
+        "eval_sets": sets,
+        "eval_set_scores": set_score_rows(sets, chosen, **kw),
+        "eval_set_comparisons": set_comparison_rows(sets, chosen, reference, **kw)
+        if reference
+        else pd.DataFrame(),
     }
     problems = table.drop_duplicates("problem_id")["split"].value_counts()
     arms = {arm: {**outcome, **chosen.get(arm, {"chosen_checkpoint": None, "validation": {}})}
@@ -88,6 +95,7 @@ def analyse(
         "split": {"validation_problems": int(problems.get("validation", 0)), "test_problems": int(problems.get("test", 0))},
         "shared": shared or {"stage_outputs": 0, "uses": 0, "executions_saved": 0},
         "localisation_paired": as_records(tables["localisation_paired"]),
+        "eval_sets": sorted(sets["eval_set"].unique()),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }  # fmt: skip
     return tables, summary

@@ -10,6 +10,7 @@ from sdfb.report.data import load_inputs
 from sdfb.report.diagnostics import critiques_section, localisation_section, training_section
 from sdfb.report.page import header, page
 from sdfb.report.scores import comparisons_section, scores_section
+from sdfb.report.sets import eval_sets_section
 from sdfb.report.tokens import tokens_section
 
 __all__ = ["render_report", "write_report"]
@@ -17,6 +18,7 @@ __all__ = ["render_report", "write_report"]
 SECTIONS = (
     ("scores", "Scores", scores_section),
     ("comparisons", "Paired differences", comparisons_section),
+    ("eval-sets", "Eval sets", eval_sets_section),
     ("localisation", "Localisation", localisation_section),
     ("training", "Training", training_section),
     ("critiques", "Critiques", critiques_section),

@@ -23,6 +23,8 @@ TABLES = (
     "critiques",
     "tokens_sample",
     "attempts_sample",
+    "eval_set_scores",
+    "eval_set_comparisons",
 )
 # Okabe-Ito, readable for colour-blind readers; the yellow is left out because it vanishes on white.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#8C6D31", "#555555")
