@@ -84,7 +84,7 @@ experiment: install-vllm
 	$(BIN)/sdfb prepare-model smollm2-135m
 	$(BIN)/sdfb experiment --config configs/experiment-demo.yaml --run-dir runs/experiment-demo
 
-# Four arms x three seeds x 122 test problems on SmolLM2: one seed took 18.5 minutes on 2 cores (README).
+# Four arms x three seeds x 122 test problems on SmolLM2: one seed took 18.5 minutes on 2 cores (docs/benchmarks.md).
 experiment-full: install-vllm
 	$(BIN)/sdfb prepare-model smollm2-135m
 	$(BIN)/sdfb experiment --config configs/experiment-full.yaml --run-dir runs/experiment-full
