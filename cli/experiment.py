@@ -83,7 +83,8 @@ def print_plan(exp, the_plan) -> None:
     work = the_plan.work
     console.print(
         f"work: {work['runs']} runs, {work['eval_generations']} eval generations, {work['rollout_generations']} "
-        f"rollout generations, at most {work['max_trained_tokens']} trained tokens"
+        f"rollout generations, {work['filter_generations']} difficulty-filter generations, at most "
+        f"{work['max_trained_tokens']} trained tokens"
     )
     print_power(the_plan.splits, the_plan.power)
 

@@ -64,7 +64,7 @@ def test_the_critic_logs_the_cards_warnings_when_it_is_built(caplog):
 
 
 def test_the_paper_recipe_decodes_its_qwq_critic_as_the_card_says_with_time_to_think():
-    critic = load_config(Path(__file__).resolve().parents[1] / "configs/paper/recipe.yaml").critic
+    critic = load_config(Path(__file__).resolve().parents[1] / "configs/gpu/paper.yaml").critic
     card = card_for(critic.model)
     d = critic.decoding
     assert (d.temperature, d.top_p) == (card.temperature, card.top_p)

@@ -126,7 +126,7 @@ def test_a_rerun_computes_nothing_and_an_added_arm_runs_alone_while_a_failing_on
 def test_plan_prints_the_paper_experiment_without_running_anything():
     from cli.main import app
 
-    result = CliRunner().invoke(app, ["experiment", "--config", "configs/paper/experiment.yaml", "--plan"])
+    result = CliRunner().invoke(app, ["experiment", "--config", "configs/gpu/paper-experiment.yaml", "--plan"])
     assert result.exit_code == 0, result.output
     assert "Qwen/Qwen3-1.7B" in result.output and "rollouts" in result.output
     assert "12 runs" in result.output and "trained tokens" in result.output
@@ -151,13 +151,13 @@ def test_plan_prints_the_split_sizes_and_the_smallest_detectable_difference_with
     from cli.main import app
     from sdfb.experiment.power import minimum_detectable_difference
 
-    result = CliRunner().invoke(app, ["experiment", "--config", "configs/paper/experiment.yaml", "--plan"])
+    result = CliRunner().invoke(app, ["experiment", "--config", "configs/gpu/paper-experiment.yaml", "--plan"])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    # data files no run has read yet: the expected split, 60 eval problems x 0.5
-    assert "30 validation (checkpoint choice) / 30 test (reported) of 60 eval problems (expected:" in text
-    points = 100 * minimum_detectable_difference(30, 3, 12, 0.5)
-    assert "30 test problems x 3 seed(s) x k=12: smallest Avg@12 difference detectable at 80% power" in text
+    # data no run has read yet (a hub dataset, offline): the expected split, 200 eval problems x 0.5
+    assert "100 validation (checkpoint choice) / 100 test (reported) of 200 eval problems (expected:" in text
+    points = 100 * minimum_detectable_difference(100, 3, 12, 0.5)
+    assert "100 test problems x 3 seed(s) x k=12: smallest Avg@12 difference detectable at 80% power" in text
     assert f"{points:.1f} points; base rate 0.50 configured" in text
 
 

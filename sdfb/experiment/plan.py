@@ -233,9 +233,14 @@ def _scored_checkpoints(cfg: RunConfig) -> int:
 def _work(
     exp: ExperimentConfig, configs: dict[tuple[str, int], RunConfig], seeds: list[SeedPlan]
 ) -> dict[str, int]:
-    """Generations and an upper bound on trained tokens, counting shared first-round work once."""
+    """Generations and an upper bound on trained tokens, counting shared first-round work once. Eval sets count
+    at most their `problems` (a smaller set scores all it has); the difficulty filter once per seed."""
     work = {"runs": len(configs), "eval_generations": 0, "rollout_generations": 0, "max_trained_tokens": 0}
+    work["filter_generations"] = 0
     for plan in seeds:
+        for group in plan.groups["filter"]:
+            f = configs[(group[0], plan.seed)].data.filter
+            work["filter_generations"] += f.candidates * f.samples if f else 0
         for group in plan.groups["eval_samples"]:
             cfg = configs[(group[0], plan.seed)]
             work["eval_generations"] += cfg.data.eval_problems * cfg.eval.k
@@ -245,7 +250,10 @@ def _work(
         for arm in exp.arms:
             cfg = configs[(arm.name, plan.seed)]
             per_round = cfg.data.problems_per_round * cfg.rollout.sampling.n
-            work["eval_generations"] += _scored_checkpoints(cfg) * cfg.data.eval_problems * cfg.eval.k
+            per_checkpoint = cfg.data.eval_problems + sum(s.problems for s in cfg.eval.sets)
+            work["eval_generations"] += _scored_checkpoints(cfg) * per_checkpoint * cfg.eval.k
+            # the base model on each eval set, in every arm: the sets' stages are not shared between arms
+            work["eval_generations"] += sum(s.problems for s in cfg.eval.sets) * cfg.eval.k
             work["rollout_generations"] += per_round * (cfg.rounds - 1)
             work["max_trained_tokens"] += per_round * cfg.rounds * cfg.rollout.sampling.max_new_tokens
     return work
