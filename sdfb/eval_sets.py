@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sdfb import shared
 from sdfb.config import RunConfig
 
 SETS_DIR = "eval_sets"
@@ -27,3 +28,15 @@ def set_config(cfg: RunConfig, name: str) -> RunConfig:
 def set_dir(run_dir: Path | str, name: str) -> Path:
     """The folder set `name`'s stages write to: eval_sets/<name>/eval/problems.parquet, .../<checkpoint>.parquet."""
     return Path(run_dir) / SETS_DIR / name
+
+
+def prepare_set_dir(run_dir: Path | str, name: str) -> Path:
+    """Set `name`'s folder, linked to the run's shared folder when the run has one (an experiment's arms then score
+    the base model on the set once, as they do on the eval split: the keys decide what is shared)."""
+    folder = set_dir(run_dir, name)
+    root = shared.shared_root(run_dir)
+    if root is not None:
+        shared.link_run(folder, root)
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -2,7 +2,7 @@
 
 from sdfb import difficulty, problems, seeds
 from sdfb.config import EvalConfig, RunConfig
-from sdfb.eval_sets import set_config, set_dir
+from sdfb.eval_sets import prepare_set_dir, set_config
 from sdfb.generation import make_generator
 from sdfb.prompts import load_template
 from sdfb.scoring import sample_and_grade
@@ -58,7 +58,7 @@ def sample_eval_problems(cfg: RunConfig, run_dir: str) -> str:
 @stage_task("sample-eval-set", "sample-eval-set ({eval_set})")
 def sample_set_problems(cfg: RunConfig, run_dir: str, eval_set: str) -> str:
     """The problems of eval set `eval_set` (`eval.sets`), in the set's own folder."""
-    set_cfg, folder = set_config(cfg, eval_set), str(set_dir(run_dir, eval_set))
+    set_cfg, folder = set_config(cfg, eval_set), str(prepare_set_dir(run_dir, eval_set))
     return run_stage("eval_problems", set_cfg, folder, {}, _eval_problems)
 
 

@@ -108,7 +108,8 @@ def test_an_experiment_reports_each_set_per_arm_against_the_reference(
     smoke = ROOT / "configs" / "experiment-smoke.yaml"
     spec = yaml.safe_load(smoke.read_text())
     spec["recipe"] = str(smoke.parent / spec["recipe"])
-    spec["arms"] = [a for a in spec["arms"] if a["name"] in ("step_aligned", "none")]
+    arms = ("step_aligned", "none")
+    spec["arms"] = [a for a in spec["arms"] if a["name"] in arms]
     spec["set"]["eval"] = {"sets": _sets(tmp_path)[1:]}
     path = tmp_path / "experiment.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -124,3 +125,8 @@ def test_an_experiment_reports_each_set_per_arm_against_the_reference(
     compared = pd.read_parquet(root / "analysis" / "eval_set_comparisons.parquet")
     assert set(compared["arm"]) == {"step_aligned"} and set(compared["reference"]) == {"none"}
     assert "math500 (8 problems)" in (root / "report.html").read_text()
+    base = [
+        root / "seed_0" / arm / "eval_sets" / "math500" / "eval" / "base.parquet.manifest.json"
+        for arm in arms
+    ]
+    assert base[0].read_bytes() == base[1].read_bytes()  # the base model scored on the set once, shared

@@ -278,9 +278,9 @@ def test_plan_work_counts_the_filter_once_per_seed_and_each_eval_set_in_every_ar
     changes = {"data.filter": {"candidates": 7, "samples": 3, "below": 1}, "eval.sets": [eval_set]}
     plan = _plan(tmp_path, TWO_ARMS, seeds=[0, 1], set=changes)
     assert plan.work["filter_generations"] == 2 * 7 * 3  # shared by the arms of a seed
-    # per seed: shared base scoring (4 x 2), each arm's final checkpoint on the eval split and the set
-    # ((4 + 5) x 2) and the base model on the set in each arm (5 x 2)
-    assert plan.work["eval_generations"] == 2 * (4 * 2 + 2 * ((4 + 5) * 2 + 5 * 2))
+    # per seed: shared base scoring on the eval split and the set ((4 + 5) x 2), each arm's final checkpoint on
+    # both ((4 + 5) x 2)
+    assert plan.work["eval_generations"] == 2 * ((4 + 5) * 2 + 2 * ((4 + 5) * 2))
 
 
 def test_plan_work_counts_unshared_rollouts_and_intermediate_evals_per_arm(tmp_path):

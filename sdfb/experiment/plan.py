@@ -241,9 +241,11 @@ def _work(
         for group in plan.groups["filter"]:
             f = configs[(group[0], plan.seed)].data.filter
             work["filter_generations"] += f.candidates * f.samples if f else 0
-        for group in plan.groups["eval_samples"]:
+        for group in plan.groups["eval_samples"]:  # the base model, on the eval split and each eval set
             cfg = configs[(group[0], plan.seed)]
-            work["eval_generations"] += cfg.data.eval_problems * cfg.eval.k
+            work["eval_generations"] += (
+                cfg.data.eval_problems + sum(s.problems for s in cfg.eval.sets)
+            ) * cfg.eval.k
         for group in plan.groups["rollouts"]:
             cfg = configs[(group[0], plan.seed)]
             work["rollout_generations"] += cfg.data.problems_per_round * cfg.rollout.sampling.n
@@ -252,8 +254,6 @@ def _work(
             per_round = cfg.data.problems_per_round * cfg.rollout.sampling.n
             per_checkpoint = cfg.data.eval_problems + sum(s.problems for s in cfg.eval.sets)
             work["eval_generations"] += _scored_checkpoints(cfg) * per_checkpoint * cfg.eval.k
-            # the base model on each eval set, in every arm: the sets' stages are not shared between arms
-            work["eval_generations"] += sum(s.problems for s in cfg.eval.sets) * cfg.eval.k
             work["rollout_generations"] += per_round * (cfg.rounds - 1)
             work["max_trained_tokens"] += per_round * cfg.rounds * cfg.rollout.sampling.max_new_tokens
     return work
