@@ -106,7 +106,7 @@ test-ordered: install-vllm install-browser
 # The inner loop: the unit tests only, without the markers that start real heavy parts (pyproject.toml says what
 # each starts). Needs no vLLM or browser; `make test` still runs everything.
 FAST_MARKERS := not slow and not flow and not vllm and not server and not install and not browser \
-	and not distributed and not faults
+	and not distributed and not faults and not train
 test-fast: install
 	$(BIN)/python -m pytest -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
