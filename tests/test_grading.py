@@ -5,7 +5,6 @@ calls: all of tests/fixtures/grading_cases.yaml and grading_structure_cases.yaml
 """
 
 import logging
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -372,16 +371,15 @@ def test_gold_answers_are_checked_in_the_pool_under_the_time_limit():
     assert "timeout" in {tight[0], tight[3]} and {tight[0], tight[3]} <= {"ok", "timeout"}
 
 
-def test_a_comparison_that_exhausts_memory_ends_within_the_limit_as_a_recorded_status():
+def test_a_comparison_that_exhausts_memory_ends_as_a_recorded_status_not_a_timeout():
     """Real, not simulated: comparing `x^{100000000} = 1` with `x = 1` sends math-verify into sympy's solver,
     which builds a dense polynomial of degree 1e8 and grows past several GB for minutes (measured: still running
     after 100 s under a 6 GB limit). Under 256 MiB the allocation fails within seconds; math-verify swallows the
     MemoryError inside its comparison, so the pair ends `wrong` (which it is) well before the 60 s timeout.
-    Without the memory limit the same call would end `timeout`, so a pass means the limit was applied."""
-    started = time.monotonic()
+    Without the memory limit the same call would end `timeout`, so a pass means the limit was applied; the
+    status alone says it ended before the timeout, so no clock is read."""
     [grade] = grade_pairs([("x^{100000000} = 1", "x = 1")], timeout_seconds=60, workers=1, memory_mb=256)
     assert grade.status == "wrong"
-    assert time.monotonic() - started < 60
 
 
 def test_checker_log_lines_are_capped_and_the_disabled_timeout_warning_is_dropped(caplog):

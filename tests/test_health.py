@@ -199,6 +199,7 @@ def _train(tokenizer, tmp_path, name, learning_rate, previous=None, **health_set
     ), checkpoint
 
 
+@pytest.mark.train
 def test_a_round_at_a_normal_learning_rate_raises_no_warning(
     tiny_model_path, tiny_tokenizer, tmp_path, caplog
 ):
@@ -212,6 +213,7 @@ def test_a_round_at_a_normal_learning_rate_raises_no_warning(
     assert result.metrics["format_rate"] == 1.0 and result.metrics["answer_rate"] == 1.0
 
 
+@pytest.mark.train
 def test_a_collapsing_round_is_warned_with_the_metric_named(
     tiny_model_path, tiny_tokenizer, tmp_path, caplog
 ):
@@ -223,6 +225,7 @@ def test_a_collapsing_round_is_warned_with_the_metric_named(
     assert result.metrics["steps"] == 4 and (checkpoint / "model.safetensors").exists()  # warned, not stopped
 
 
+@pytest.mark.train
 def test_the_stop_rule_ends_a_collapsing_round_and_leaves_the_earlier_round_intact(
     tiny_model_path, tiny_tokenizer, tmp_path
 ):

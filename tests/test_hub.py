@@ -127,6 +127,7 @@ def test_a_push_to_hub_that_is_not_a_repo_id_is_a_config_error():
 
 
 # ------------------------------------------------------------------------------ the task side, on a real server
+@pytest.mark.flow
 def test_the_token_is_read_from_a_prefect_secret_block_and_a_missing_block_says_how_to_create_it(
     prefect_server,
 ):
@@ -142,6 +143,7 @@ def test_the_token_is_read_from_a_prefect_secret_block_and_a_missing_block_says_
         hub_token("sdfb-no-such-block")
 
 
+@pytest.mark.flow
 def test_the_round_is_pushed_to_its_repo_with_the_metrics_of_its_manifest(prefect_server, tmp_path, fake_hub):
     from prefect.blocks.system import Secret
 

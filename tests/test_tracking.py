@@ -47,6 +47,7 @@ def tracked_round(tiny_model_path, tiny_tokenizer, tmp_path_factory):
     return run_dir, run, result
 
 
+@pytest.mark.train
 def test_a_tracked_round_writes_its_train_loss_per_step_to_tensorboard_files_in_the_run_folder(tracked_round):
     run_dir, run, result = tracked_round
     folder = run_dir / "trackers" / "tensorboard" / "demo-step_aligned-seed0-round1"
@@ -62,6 +63,7 @@ def test_a_tracked_round_writes_its_train_loss_per_step_to_tensorboard_files_in_
     assert "TENSORBOARD_LOGGING_DIR" not in os.environ  # set only while the round trained
 
 
+@pytest.mark.train
 def test_eval_scores_are_logged_to_the_same_tracker_run_at_the_round(tracked_round):
     run_dir, run, _ = tracked_round
     row = {"checkpoint": "round_0001", "k": 4, "n_problems": 20, "avg_at_k": 0.25, "pass_at_k": 0.5,
