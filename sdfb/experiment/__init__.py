@@ -20,7 +20,6 @@ from sdfb.experiment.config import (
     ExperimentConfig,
     ExperimentError,
     arm_config,
-    dump_arm,
     load_experiment,
     resolve_arms,
 )
@@ -38,7 +37,7 @@ from sdfb.shared import shared_uses
 
 __all__ = [
     "FIRST_ROUND", "Arm", "ExperimentConfig", "ExperimentError", "Plan", "analyse", "arm_config", "arm_dir",
-    "dump_arm", "fingerprint", "load_experiment", "plan_experiment", "resolve_arms", "shared_dir", "split_of",
+    "fingerprint", "load_experiment", "plan_experiment", "resolve_arms", "shared_dir", "split_of",
 ]  # fmt: skip
 
 

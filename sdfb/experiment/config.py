@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sdfb.config import ConfigError, RunConfig, build_config, load_tree
@@ -129,7 +128,3 @@ def arm_config(exp: ExperimentConfig, recipe: Path, arm: Arm, seed: int) -> RunC
 def resolve_arms(exp: ExperimentConfig, recipe: Path) -> dict[tuple[str, int], RunConfig]:
     """Every arm x seed's config, validated; the first invalid arm stops everything with its name."""
     return {(arm.name, seed): arm_config(exp, recipe, arm, seed) for seed in exp.seeds for arm in exp.arms}
-
-
-def dump_arm(cfg: RunConfig) -> str:
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
