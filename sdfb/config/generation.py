@@ -7,6 +7,9 @@ from pydantic import Field, model_validator
 
 from sdfb.config.base import _Frozen
 
+# The share of accelerator memory an in-process vLLM engine and the critic server take unless configured.
+DEFAULT_GPU_MEMORY_UTILIZATION = 0.85
+
 
 class SamplingConfig(_Frozen):
     """Sampling settings. Defaults follow the paper (temperature 1.1, top-p 0.95, top-k 20, 2048 new tokens)."""
@@ -34,7 +37,8 @@ class VLLMConfig(_Frozen):
         None,
         gt=0.0,
         le=1.0,
-        description="GPU: fraction of accelerator memory for weights + KV cache (None: 0.85). Not used on CPU.",
+        description="GPU: fraction of accelerator memory for weights + KV cache "
+        f"(None: {DEFAULT_GPU_MEMORY_UTILIZATION}). Not used on CPU.",
     )
     cpu_kv_cache_gib: float | None = Field(
         None,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sdfb.bootstrap import BOOTSTRAP_RESAMPLES
 from sdfb.experiment.analysis import (
     choose_checkpoints,
     comparison_rows,
@@ -57,7 +58,7 @@ def analyse(
     k: int,
     validation_share: float,
     tokenizer,
-    n_resamples: int = 2000,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
     shared: dict | None = None,
 ) -> tuple[dict[str, pd.DataFrame], dict]:
     """Every table of the report (see `sdfb.report`) and the summary, from the finished runs in `runs` (arm, seed)

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sdfb.bootstrap import BOOTSTRAP_RESAMPLES
 from sdfb.config import ConfigError, RunConfig, build_config, load_tree
 from sdfb.config.loading import merged_tree
 from sdfb.experiment.power import MIN_SPLIT_PROBLEMS
@@ -66,7 +67,9 @@ class ExperimentConfig(BaseModel):
         "reference arm exists in the experiment folder; then the measured per-problem rates are used "
         "(docs/power.md).",
     )
-    bootstrap_resamples: int = Field(2000, ge=100, description="Bootstrap resamples behind every interval.")
+    bootstrap_resamples: int = Field(
+        BOOTSTRAP_RESAMPLES, ge=100, description="Bootstrap resamples behind every interval."
+    )
 
     @field_validator("seeds")
     @classmethod

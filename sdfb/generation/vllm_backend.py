@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from sdfb.config import SamplingConfig, VLLMConfig
+from sdfb.config.generation import DEFAULT_GPU_MEMORY_UTILIZATION
 from sdfb.generation.base import Completion, Generation, Progress
 from sdfb.generation.devices import cpu_kv_cache_bytes, cpu_thread_env, generation_dtype, on_gpu
 
@@ -208,7 +209,7 @@ def engine_settings(
     from sdfb.models import resolve_model
 
     gpu, path = on_gpu(), str(resolve_model(model_name))
-    memory = {"gpu_memory_utilization": cfg.gpu_memory_utilization or 0.85}
+    memory = {"gpu_memory_utilization": cfg.gpu_memory_utilization or DEFAULT_GPU_MEMORY_UTILIZATION}
     if not gpu:
         memory = {
             "kv_cache_memory_bytes": cpu_kv_cache_bytes(
