@@ -55,7 +55,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     from sdfb import distill
     from sdfb.config import DistillConfig, LoraConfig
     from sdfb.distill.trainer import distillation_loss
-    from sdfb.losses import completion_logits, masked_mean, token_logprobs
+    from sdfb.losses import completion_logits, masked_mean, per_token_loss, token_logprobs
     from sdfb.models import load_tokenizer
 
     cuda = torch.cuda.is_available()
@@ -83,7 +83,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     def distill_step(batch):
         student, t = distill.student_and_teacher_logits(model, batch, teacher)
         loss = masked_mean(
-            distill.per_token_loss(student, t, batch["completion_ids"], "sampled_token", 1.0),
+            per_token_loss(student, t, batch["completion_ids"], "sampled_token", 1.0),
             batch["completion_mask"],
         )
         loss.backward()

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import enum
 import inspect
 import json
 import sys
@@ -81,6 +82,8 @@ def type_name(annotation: Any) -> str:
         return type_name(args[0])
     if origin is typing.Literal:
         return " | ".join(json.dumps(a) for a in args)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return " | ".join(json.dumps(member.value) for member in annotation)
     if origin in (typing.Union, types.UnionType):
         return " | ".join(type_name(a) for a in args)
     if origin in (list, tuple, set, frozenset):

@@ -7,6 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+# Resamples behind every interval unless the caller (an experiment's `bootstrap_resamples`) says otherwise.
+BOOTSTRAP_RESAMPLES = 2000
+
 
 def seeds_by_problems(table: pd.DataFrame, column: str) -> np.ndarray:
     """`column` of a (seed, problem_id) table as a seeds x problems matrix; the table must be complete (one row

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from sdfb.names import NO_VERDICT, Condition, CritiqueStatus
 from sdfb.prompts import Template, parse_attempt, render_context, render_teacher_prompt
 
 
@@ -22,15 +23,15 @@ def critique_context(
     attempt, then the answer. aligned_with_error: the attempt's wrong step quoted verbatim, then the whole critique
     (the same as step_aligned when the critic found no wrong step).
     """
-    if style == "aligned_no_repeat":
+    if style == Condition.ALIGNED_NO_REPEAT:
         parsed = parse_attempt(critique)
         tail = list(parsed.step_lines[first_changed_step - 1 :]) if first_changed_step > 0 else []
         return render_context(template, style, critique="\n".join([*tail, parsed.answer_line or ""]).strip())
-    if style == "aligned_with_error":
+    if style == Condition.ALIGNED_WITH_ERROR:
         steps = parse_attempt(attempt).step_lines
         if 1 <= first_wrong_step <= len(steps):
             return render_context(template, style, wrong_step=steps[first_wrong_step - 1], critique=critique)
-    return render_context(template, "step_aligned", critique=critique)
+    return render_context(template, Condition.STEP_ALIGNED, critique=critique)
 
 
 def assemble_contexts(
@@ -41,7 +42,7 @@ def assemble_contexts(
     condition: str,
     template: Template,
     tokenizer,
-    critique_statuses: tuple[str, ...] = ("ok",),
+    critique_statuses: tuple[str, ...] = (CritiqueStatus.OK,),
 ) -> pd.DataFrame:
     """One row per rollout: the condition's context, the student prompt (as sampled) and the teacher prompt.
 
@@ -75,7 +76,7 @@ def assemble_contexts(
     ]
     contexts = [context for context, _ in chosen]
     teacher_prompts = [
-        student if condition == "none" else render_teacher_prompt(tokenizer, template, q, c)
+        student if condition == Condition.NONE else render_teacher_prompt(tokenizer, template, q, c)
         for q, c, student in zip(table["question"], contexts, table["prompt_text"], strict=True)
     ]
     train = [usable for _, usable in chosen]
@@ -97,7 +98,7 @@ def assemble_contexts(
 def _known_verdicts(table: pd.DataFrame) -> pd.Series:
     """The critic's first wrong step where it gave a verdict (-1: none wrong), null where it did not answer; kept
     for every condition, so the localisation of the signal can be measured in every arm."""
-    answered = ~table["status"].isin(("failed", "unavailable", "malformed", "no_steps"))
+    answered = ~table["status"].isin(NO_VERDICT)
     return table["first_wrong_step"].where(answered).astype("Int32")
 
 
@@ -105,15 +106,15 @@ def row_context(
     row, condition: str, template: Template, critique_statuses: tuple[str, ...]
 ) -> tuple[str, bool]:
     """The context for one merged rollout row under `condition`, and whether the row is trained on."""
-    if condition == "none":
+    if condition == Condition.NONE:
         return "", True  # the control: the teacher sees exactly the student's prompt, so every advantage is 0
-    if condition == "binary":
+    if condition == Condition.BINARY:
         verdict = "correct" if row.correct else "incorrect"
         return render_context(
-            template, "binary", attempt_answer=row.extracted_answer or "nothing", verdict=verdict
+            template, Condition.BINARY, attempt_answer=row.extracted_answer or "nothing", verdict=verdict
         ), True
-    if condition == "reference":
-        return render_context(template, "reference", solution=row.solution), True
+    if condition == Condition.REFERENCE:
+        return render_context(template, Condition.REFERENCE, solution=row.solution), True
     if row.status not in critique_statuses or not row.critique:
         return "", False
     return critique_context(

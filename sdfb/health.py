@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 
 from sdfb.config import HealthConfig
+from sdfb.names import GradeStatus
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def round_rates(grades: pd.DataFrame, rollouts: pd.DataFrame) -> dict[str, float
     if len(grades) and "format_ok" in grades:
         rates["format_rate"] = float(grades["format_ok"].astype(bool).mean())
     if len(grades) and "status" in grades:
-        rates["answer_rate"] = float((grades["status"] != "no_answer").mean())
+        rates["answer_rate"] = float((grades["status"] != GradeStatus.NO_ANSWER).mean())
     if len(rollouts) and "completion_ids" in rollouts:
         rates["mean_completion_length"] = float(rollouts["completion_ids"].map(len).mean())
     rates["truncated_share"] = (

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sdfb.bootstrap import BOOTSTRAP_RESAMPLES
 from sdfb.prompts import _ANSWER, _STEP, lines_outside_thinking
 
 ANSWER_STEP = -1  # token_steps' index for tokens of the answer line; 0 is "outside the step format"
@@ -283,7 +284,7 @@ def attempts_with_wrong_step(tokens) -> int:
     return int(len(tokens.loc[tokens["segment"] == "wrong_step", keys].drop_duplicates()))
 
 
-def measure_intervals(attempts, n_resamples: int = 2000, seed: int = 0) -> dict[str, dict]:
+def measure_intervals(attempts, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict[str, dict]:
     """Each of MEASURES averaged over `per_attempt` rows with a 95% bootstrap interval that resamples problems
     (an attempt's problem_id is its cluster, across seeds too: attempts of one problem are not independent)."""
     from sdfb.stats import cluster_interval
@@ -295,7 +296,9 @@ def measure_intervals(attempts, n_resamples: int = 2000, seed: int = 0) -> dict[
     }
 
 
-def round_localisation(tokens, tol: float = ACTIVE_TOL, n_resamples: int = 2000, seed: int = 0) -> dict:
+def round_localisation(
+    tokens, tol: float = ACTIVE_TOL, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
+) -> dict:
     """A round's localisation with 95% problem-clustered bootstrap intervals over the attempts that count, and
     whether the signal is alive: the share of samples and tokens with |A| > tol ("inactive" when none has)."""
     attempts = per_attempt(tokens, tol)

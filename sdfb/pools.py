@@ -16,6 +16,7 @@ import pandas as pd
 
 from sdfb.config import DataConfig, GradingConfig
 from sdfb.datafiles import DataError, SourceTable, as_text, check_types, open_source
+from sdfb.names import GoldStatus
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +101,15 @@ def draw(pool: Pool, rows: pd.DataFrame, cfg: DataConfig) -> tuple[pd.DataFrame,
     dropped = {"missing_answer": int((out["answer"] == "").sum())}
     out = out[out["answer"] != ""]
     gold = _gold_statuses(out["answer"])
-    dropped["unparseable_answer"] = int((gold == "unparseable").sum())
-    dropped["answer_parse_timeout"] = int((gold == "timeout").sum())
-    out = out[gold == "ok"]
+    dropped["unparseable_answer"] = int((gold == GoldStatus.UNPARSEABLE).sum())
+    dropped["answer_parse_timeout"] = int((gold == GoldStatus.TIMEOUT).sum())
+    out = out[gold == GoldStatus.OK]
     out = out.assign(steps=[[] for _ in range(len(out))], source=pool.origin)
     return out.reset_index(drop=True), dropped
 
 
 def _gold_statuses(answers: pd.Series) -> pd.Series:
-    """'ok' | 'unparseable' | 'timeout' per gold answer (see `sdfb.grading.gold_statuses`)."""
+    """A `GoldStatus` per gold answer (see `sdfb.grading.gold_statuses`)."""
     from sdfb.grading import gold_statuses
 
     limits = _GOLD_LIMITS

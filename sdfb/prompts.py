@@ -18,7 +18,6 @@ _ANSWER = re.compile(
 )
 _THINK = re.compile(r"</?think>")
 _EQUATION = re.compile(r"(-?\d+(?:\.\d+)?)\s*([-+*x×/])\s*(-?\d+(?:\.\d+)?)\s*=\s*(-?\d+(?:\.\d+)?)")
-CONDITIONS = ("none", "binary", "reference", "step_aligned", "aligned_no_repeat", "aligned_with_error")
 
 
 @dataclass(frozen=True)

@@ -48,66 +48,98 @@ class Stage:
 
     name: str
     outputs: dict[str, Output]
-    sections: tuple[str, ...]
+    reads: tuple[str, ...]
     inputs: tuple[str, ...] = ()
     params: tuple[str, ...] = ()
 
 
 _ROUND = ("round",)
 _GENERATION = ("seed", "model", "prompt")  # what every stage that samples from the policy reads
+# The student's engine without its sampling (the filter and the teacher's forward passes run on it), and what the
+# teacher stage reads of training: which objective, which weights, how long a sequence.
+_ENGINE = ("rollout.engine", "rollout.vllm", "rollout.batch_size")
+_TEACHER = ("distill.objective", "distill.teacher", "distill.teacher_source", "distill.max_length")
 
 TABLE: tuple[Stage, ...] = (
-    Stage("eval_problems", {"eval_problems": Output("eval/problems.parquet", schemas.PROBLEMS)}, ("data",)),
     Stage(
-        "filter", {"filter": Output("filter/problems.parquet", schemas.FILTERED)},
-        ("data", "model", "prompt", "rollout.engine", "rollout.vllm", "rollout.batch_size", "rollout.sampling",
-         "grading"), ("eval_problems",),
+        name="eval_problems",
+        outputs={"eval_problems": Output("eval/problems.parquet", schemas.PROBLEMS)},
+        reads=("data",),
     ),
     Stage(
-        "problems", {"problems": Output("{round}/problems.parquet", schemas.PROBLEMS)}, ("seed", "data"),
-        ("eval_problems", "filter"), _ROUND,
+        name="filter",
+        outputs={"filter": Output("filter/problems.parquet", schemas.FILTERED)},
+        reads=("data", "model", "prompt", *_ENGINE, "rollout.sampling", "grading"),
+        inputs=("eval_problems",),
     ),
     Stage(
-        "rollouts", {"rollouts": Output("{round}/rollouts.parquet", schemas.ROLLOUTS)}, (*_GENERATION, "rollout"),
-        ("problems", "adapter"), _ROUND,
+        name="problems",
+        outputs={"problems": Output("{round}/problems.parquet", schemas.PROBLEMS)},
+        reads=("seed", "data"),
+        inputs=("eval_problems", "filter"),
+        params=_ROUND,
     ),
     Stage(
-        "grades", {"grades": Output("{round}/grades.parquet", schemas.GRADES)}, ("grading",),
-        ("rollouts", "problems"), _ROUND,
+        name="rollouts",
+        outputs={"rollouts": Output("{round}/rollouts.parquet", schemas.ROLLOUTS)},
+        reads=(*_GENERATION, "rollout"),
+        inputs=("problems", "adapter"),
+        params=_ROUND,
     ),
     Stage(
-        "critiques", {"critiques": Output("{round}/critiques.parquet", schemas.CRITIQUES)},
-        ("seed", "critic", "grading"), ("rollouts", "problems", "grades"), _ROUND,
+        name="grades",
+        outputs={"grades": Output("{round}/grades.parquet", schemas.GRADES)},
+        reads=("grading",),
+        inputs=("rollouts", "problems"),
+        params=_ROUND,
     ),
     Stage(
-        "contexts", {"contexts": Output("{round}/contexts.parquet", schemas.CONTEXTS)},
-        ("model.name_or_path", "model.trust_remote_code", "prompt", "context"), ("problems", "rollouts", "grades", "critiques"), _ROUND,
+        name="critiques",
+        outputs={"critiques": Output("{round}/critiques.parquet", schemas.CRITIQUES)},
+        reads=("seed", "critic", "grading"),
+        inputs=("rollouts", "problems", "grades"),
+        params=_ROUND,
     ),
     Stage(
-        "teacher", {"teacher": Output("{round}/teacher.parquet", schemas.TEACHER)},
-        ("seed", "model", "rollout.engine", "rollout.vllm", "rollout.batch_size", "context.condition",
-         "distill.objective", "distill.teacher", "distill.teacher_source", "distill.max_length"),
-        ("rollouts", "contexts", "grades", "previous"), _ROUND,
+        name="contexts",
+        outputs={"contexts": Output("{round}/contexts.parquet", schemas.CONTEXTS)},
+        reads=("model.name_or_path", "model.trust_remote_code", "prompt", "context"),
+        inputs=("problems", "rollouts", "grades", "critiques"),
+        params=_ROUND,
     ),
     Stage(
-        "distill",
-        {
+        name="teacher",
+        outputs={"teacher": Output("{round}/teacher.parquet", schemas.TEACHER)},
+        reads=("seed", "model", *_ENGINE, "context.condition", *_TEACHER),
+        inputs=("rollouts", "contexts", "grades", "previous"),
+        params=_ROUND,
+    ),
+    Stage(
+        name="distill",
+        outputs={
             "checkpoint": Output("checkpoints/{round}", None),
             "distill": Output("{round}/distill.parquet", schemas.DISTILL),
             "tokens": Output("{round}/tokens.parquet", schemas.TOKENS),
         },
-        ("seed", "model", "context", "distill"), ("rollouts", "contexts", "grades", "teacher", "previous"), _ROUND,
+        reads=("seed", "model", "context", "distill"),
+        inputs=("rollouts", "contexts", "grades", "teacher", "previous"),
+        params=_ROUND,
     ),
     Stage(
-        "eval_samples", {"eval_samples": Output("eval/{checkpoint}.parquet", schemas.EVAL_SAMPLES)},
-        (*_GENERATION, "rollout.engine", "rollout.vllm", "grading", "eval"), ("eval_problems", "adapter"),
-        ("checkpoint",),
+        name="eval_samples",
+        outputs={"eval_samples": Output("eval/{checkpoint}.parquet", schemas.EVAL_SAMPLES)},
+        reads=(*_GENERATION, "rollout.engine", "rollout.vllm", "grading", "eval"),
+        inputs=("eval_problems", "adapter"),
+        params=("checkpoint",),
     ),
     Stage(
-        "scores", {"scores": Output("eval/{checkpoint}.scores.parquet", schemas.SCORES)}, ("eval.k",),
-        ("eval_samples",), ("checkpoint",),
+        name="scores",
+        outputs={"scores": Output("eval/{checkpoint}.scores.parquet", schemas.SCORES)},
+        reads=("eval.k",),
+        inputs=("eval_samples",),
+        params=("checkpoint",),
     ),
-)  # fmt: skip
+)
 
 STAGES: dict[str, Stage] = {stage.name: stage for stage in TABLE}
 
@@ -162,7 +194,7 @@ def _dump(value: Any) -> Any:
 
 def config_part(cfg: RunConfig, name: str) -> dict[str, Any]:
     """Exactly the config values stage `name` declares, keyed by their dotted names, less the `UNHASHED` ones."""
-    part = {key: _dump(_lookup(cfg, key)) for key in stage(name).sections}
+    part = {key: _dump(_lookup(cfg, key)) for key in stage(name).reads}
     for dotted in UNHASHED:
         part.pop(dotted, None)  # declared on its own
         for declared, value in part.items():  # or inside a declared section
@@ -214,7 +246,7 @@ def stage_key(cfg: RunConfig, name: str, inputs: dict[str, Path | str | None], *
             f"got {tuple(inputs)} and {tuple(params)}: update sdfb/stages.py or the caller"
         )
     part = config_part(cfg, name) | {f"param.{k}": str(v) for k, v in sorted(params.items())}
-    if "data" in spec.sections and (files := data_file_hashes(cfg.data)):
+    if "data" in spec.reads and (files := data_file_hashes(cfg.data)):
         part["data.files"] = files
     hashes = {k: (output_hash(Path(p)) if p is not None else "none") for k, p in sorted(inputs.items())}
     return StageKey(schemas.SCHEMA_VERSION, config_hash(part), hashes)
@@ -233,7 +265,7 @@ class ConfigView:
         if name not in self._allowed:
             raise AttributeError(
                 f"stage {self._stage!r} reads config key {self._prefix + name!r} but does not declare it: add it "
-                f"to the stage's sections in sdfb/stages.py, so a change to it redoes the stage"
+                f"to the stage's `reads` in sdfb/stages.py, so a change to it redoes the stage"
             )
         value, sub = getattr(self._source, name), self._allowed[name]
         return value if sub is None else ConfigView(value, sub, self._stage, f"{self._prefix}{name}.")
@@ -245,7 +277,7 @@ class ConfigView:
 def config_view(cfg: RunConfig, name: str) -> ConfigView:
     """The config as stage `name`'s compute sees it: only its declared sections and keys."""
     tree: dict[str, Any] = {}
-    for dotted in stage(name).sections:
+    for dotted in stage(name).reads:
         *parents, leaf = dotted.split(".")
         node = tree
         for part in parents:

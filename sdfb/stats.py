@@ -55,7 +55,11 @@ def per_problem(samples: pd.DataFrame, k: int) -> pd.DataFrame:
 
 
 def metric_intervals(
-    table: pd.DataFrame, metric: str, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
+    table: pd.DataFrame,
+    metric: str,
+    confidence: float = 0.95,
+    n_resamples: int = bootstrap.BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
 ) -> dict:
     """Mean of `metric` over all (seed, problem_id) rows with a bootstrap interval over problems and seeds.
 
@@ -82,7 +86,7 @@ def paired_difference(
     reference: pd.DataFrame,
     metric: str,
     confidence: float = 0.95,
-    n_resamples: int = 2000,
+    n_resamples: int = bootstrap.BOOTSTRAP_RESAMPLES,
     seed: int = 0,
 ) -> dict:
     """Mean of arm - reference on `metric`, paired on (seed, problem_id), with a bootstrap interval over problems
@@ -121,7 +125,10 @@ def paired_difference(
 
 
 def mean_interval(
-    values: Sequence[float] | np.ndarray, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
+    values: Sequence[float] | np.ndarray,
+    confidence: float = 0.95,
+    n_resamples: int = bootstrap.BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
 ) -> dict:
     """Mean of independent values (NaNs dropped) with a bootstrap interval: `cluster_interval` with every value
     its own cluster. No values give NaN for mean, low and high; a single value (or all equal) gives
@@ -135,7 +142,7 @@ def cluster_interval(
     values: Sequence[float] | np.ndarray,
     clusters: Sequence | np.ndarray,
     confidence: float = 0.95,
-    n_resamples: int = 2000,
+    n_resamples: int = bootstrap.BOOTSTRAP_RESAMPLES,
     seed: int = 0,
 ) -> dict:
     """Mean of `values` (NaNs dropped with their cluster labels) with a percentile bootstrap interval that resamples

@@ -129,3 +129,15 @@ def test_yaml_date_value_is_reported_as_a_config_error_naming_the_key(tmp_path):
 def test_out_of_range_settings_are_refused_with_what_to_do(overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         build_config({}, overrides)
+
+
+def test_enum_fields_load_from_and_dump_to_the_plain_strings_stage_keys_hash():
+    from sdfb.config import ContextConfig
+    from sdfb.names import Condition, CritiqueStatus
+
+    cfg = ContextConfig(condition="binary", critique_statuses=["ok", "dropped_steps"])
+    assert cfg.condition is Condition.BINARY
+    assert cfg.critique_statuses == (CritiqueStatus.OK, CritiqueStatus.DROPPED_STEPS)
+    dumped = cfg.model_dump(mode="json")
+    assert dumped == {"condition": "binary", "critique_statuses": ["ok", "dropped_steps"]}
+    assert type(dumped["condition"]) is str and all(type(s) is str for s in dumped["critique_statuses"])

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from sdfb.contexts import assemble_contexts
-from sdfb.prompts import CONDITIONS, load_template, render_student_prompt
+from sdfb.names import Condition
+from sdfb.prompts import load_template, render_student_prompt
 
 Q1 = "Sara has 5 pens. She buys 7 more pens. She gives 3 pens to a friend. How many pens does Sara have now?"
 Q2 = "Tom has 4 coins. He finds 2 more coins. How many coins does Tom have now?"
@@ -60,7 +61,7 @@ def assemble(tables, condition, template, tokenizer, statuses=("ok", "wrong_answ
     )
 
 
-@pytest.mark.parametrize("condition", CONDITIONS)
+@pytest.mark.parametrize("condition", list(Condition))
 def test_one_row_per_rollout_and_the_student_prompt_never_holds_the_context(
     tables, template, tiny_tokenizer, condition
 ):

@@ -11,13 +11,14 @@ import torch
 from sdfb import distill
 from sdfb.config import DistillConfig, LoraConfig
 from sdfb.localisation import SEGMENTS
+from sdfb.losses import completion_logits, masked_mean, per_token_loss, reverse_kl, token_advantages
 from sdfb.prompts import load_template, render_student_prompt, render_teacher_prompt
 
 
 def test_completion_logits_pick_the_positions_that_predict_each_completion_token():
     # logits[b, t] = t so the gathered values are the positions themselves
     logits = torch.arange(6.0).view(1, 6, 1).repeat(2, 1, 3)
-    picked = distill.completion_logits(logits, torch.tensor([2, 3]), width=2)
+    picked = completion_logits(logits, torch.tensor([2, 3]), width=2)
     assert picked[0, :, 0].tolist() == [
         1.0,
         2.0,
@@ -29,7 +30,7 @@ def test_token_advantage_is_teacher_minus_student_log_prob_of_the_sampled_token(
     # vocab of 2: student p = (0.5, 0.5); teacher p = (0.8, 0.2); sampled token 0 then 1
     student = torch.zeros(1, 2, 2)
     teacher = torch.log(torch.tensor([[[0.8, 0.2], [0.8, 0.2]]]))
-    adv = distill.token_advantages(student, teacher, torch.tensor([[0, 1]]))
+    adv = token_advantages(student, teacher, torch.tensor([[0, 1]]))
     assert adv[0, 0].item() == pytest.approx(math.log(0.8) - math.log(0.5))
     assert adv[0, 1].item() == pytest.approx(math.log(0.2) - math.log(0.5))
 
@@ -38,14 +39,14 @@ def test_reverse_kl_matches_the_hand_computed_value():
     student = torch.log(torch.tensor([[[0.5, 0.5]]]))
     teacher = torch.log(torch.tensor([[[0.8, 0.2]]]))
     expected = 0.5 * math.log(0.5 / 0.8) + 0.5 * math.log(0.5 / 0.2)
-    assert distill.reverse_kl(student, teacher).item() == pytest.approx(expected)
+    assert reverse_kl(student, teacher).item() == pytest.approx(expected)
 
 
 def test_sampled_token_loss_gradient_is_minus_advantage_times_score_function():
     # d/dz of log_ratio.detach() * log p(y) equals (log ps - log pt) * d log p(y)/dz: pushes p(y) up when A_t > 0
     student = torch.zeros(1, 1, 2, requires_grad=True)
     teacher = torch.log(torch.tensor([[[0.8, 0.2]]]))
-    loss = distill.per_token_loss(student, teacher, torch.tensor([[0]]), "sampled_token", 1.0).sum()
+    loss = per_token_loss(student, teacher, torch.tensor([[0]]), "sampled_token", 1.0).sum()
     loss.backward()
     log_ratio = math.log(0.5) - math.log(0.8)
     # d log softmax(z)_0 / dz = (1 - p0, -p1) = (0.5, -0.5)
@@ -56,7 +57,7 @@ def test_sampled_token_loss_gradient_is_minus_advantage_times_score_function():
 def test_masked_completion_tokens_do_not_contribute_to_the_mean():
     values = torch.tensor([[1.0, 3.0, 100.0]])
     mask = torch.tensor([[1.0, 1.0, 0.0]])
-    assert distill.masked_mean(values, mask).item() == pytest.approx(2.0)
+    assert masked_mean(values, mask).item() == pytest.approx(2.0)
 
 
 def _examples(tokenizer, n=4):
@@ -115,9 +116,7 @@ def test_teacher_pass_never_receives_gradients_and_equals_the_base_model(lora_st
             attention_mask=batch["teacher_attention_mask"],
             position_ids=batch["teacher_position_ids"],
         ).logits
-    assert torch.allclose(
-        distill.completion_logits(base, batch["teacher_prompt_lens"], teacher.shape[1]), teacher
-    )
+    assert torch.allclose(completion_logits(base, batch["teacher_prompt_lens"], teacher.shape[1]), teacher)
     student.sum().backward()
     base_params = [p for n, p in model.named_parameters() if "lora" not in n]
     assert all(p.grad is None for p in base_params)  # the frozen initial policy is never updated
@@ -166,7 +165,7 @@ def _sampled_log_ratio_sq(model, batch) -> float:
         ratio = token_logprobs(student, batch["completion_ids"]) - token_logprobs(
             teacher, batch["completion_ids"]
         )
-        return float(distill.masked_mean(ratio**2, batch["completion_mask"]))
+        return float(masked_mean(ratio**2, batch["completion_mask"]))
 
 
 @pytest.mark.parametrize(
@@ -301,9 +300,7 @@ def test_teacher_weights_are_swapped_in_and_restored_exactly(tiny_model_path, ti
                 position_ids=batch["teacher_position_ids"],
             ).logits
         width = student.shape[1]
-        assert torch.allclose(
-            distill.completion_logits(logits, batch["teacher_prompt_lens"], width), ema_teacher
-        )
+        assert torch.allclose(completion_logits(logits, batch["teacher_prompt_lens"], width), ema_teacher)
     else:
         base_teacher = distill.student_and_teacher_logits(model, batch)[1]
         assert torch.allclose(ema_teacher, base_teacher)  # the EMA starts at the initial (B = 0) adapter
@@ -334,9 +331,7 @@ def test_a_grpo_step_raises_the_log_prob_of_the_rewarded_completion(
                 position_ids=batch["student_position_ids"],
             ).logits
             lp = token_logprobs(
-                distill.completion_logits(
-                    logits, batch["student_prompt_lens"], batch["completion_ids"].shape[1]
-                ),
+                completion_logits(logits, batch["student_prompt_lens"], batch["completion_ids"].shape[1]),
                 batch["completion_ids"],
             )
         return (lp * batch["completion_mask"]).sum(1)

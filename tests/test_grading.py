@@ -14,7 +14,6 @@ import yaml
 
 from sdfb.grading import (
     MAX_ANSWER_CHARS,
-    STATUSES,
     checker_form,
     extract_answer,
     gold_statuses,
@@ -25,6 +24,7 @@ from sdfb.grading.check import independent_check
 from sdfb.grading.structure import Group, parse_answer
 from sdfb.grading.text import light_form, text_key
 from sdfb.grading.worker import LOG_CAP, cap_checker_logs
+from sdfb.names import GradeStatus
 
 FIXTURE = Path(__file__).parent / "fixtures" / "grading_cases.yaml"
 # Cases written for the structured grader: each says why, and a case a simplifying rule could get wrong names it.
@@ -271,7 +271,7 @@ def test_math_verify_alone_accepts_these_wrong_answers():
 
 def test_each_fixture_case_gets_the_status_a_careful_grader_gives(cases, case_grades):
     assert len(cases) >= 60
-    assert set(case_grades["status"]) <= set(STATUSES)
+    assert set(case_grades["status"]) <= set(GradeStatus)
     wrong = [
         f"{c['category']}: {c['text'][-70:]!r} gold {c['gold']!r}: got {got}, expected {c['status']}"
         for c, got in zip(cases, case_grades["status"], strict=True)
@@ -348,7 +348,7 @@ def test_a_tiny_timeout_still_yields_one_recorded_status_per_pair_in_order():
     grades = grade_pairs(pairs, timeout_seconds=1e-4, workers=2)
     assert len(grades) == len(pairs)
     assert [g.extracted_answer for g in grades] == ["14", "", "13", "7"]
-    assert all(g.status in STATUSES for g in grades)
+    assert all(g.status in set(GradeStatus) for g in grades)
     assert grades[1].status == "no_answer"
     assert {grades[0].status, grades[2].status, grades[3].status} <= {"timeout", "correct", "wrong"}
     assert "timeout" in {g.status for g in grades}

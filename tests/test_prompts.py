@@ -3,8 +3,8 @@
 import pytest
 
 from sdfb.localisation import _line_labels
+from sdfb.names import Condition
 from sdfb.prompts import (
-    CONDITIONS,
     load_template,
     parse_attempt,
     parse_equation,
@@ -122,7 +122,7 @@ def test_unknown_template_lists_the_known_ones():
 
 
 def test_every_condition_has_a_context_that_fills_its_fields(template):
-    assert set(CONDITIONS) <= set(template.contexts)
+    assert set(Condition) <= set(template.contexts)
     assert render_context(template, "none") == ""
     binary = render_context(template, "binary", attempt_answer="14", verdict="incorrect")
     assert "14" in binary and "incorrect" in binary

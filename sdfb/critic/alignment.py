@@ -9,12 +9,15 @@ import math
 from dataclasses import dataclass
 
 from sdfb.critic.base import normalise_step
+from sdfb.names import CriticCase, CritiqueStatus
 from sdfb.prompts import ParsedAttempt, parse_attempt
 
-# Statuses after the checks, in addition to the critic's own (see sdfb.critic.base.CRITIC_STATUSES).
-#   wrong_answer  the critique's final answer does not grade as correct
-#   dropped_steps a step before the critic's first error is missing from the critique or was reworded
-CHECKED_STATUSES = ("wrong_answer", "dropped_steps")
+_VERDICTS = {
+    CriticCase.REPRODUCE: True,
+    CriticCase.INSERT_STEP: True,
+    CriticCase.FINISH: False,
+    CriticCase.FIX_ERROR: False,
+}
 
 
 @dataclass(frozen=True)
@@ -55,17 +58,17 @@ def align(attempt: ParsedAttempt, critique_text: str, first_wrong_step: int, cut
     )
 
 
-def final_status(critic_status: str, answer_correct: bool, dropped_steps: int) -> str:
+def final_status(critic_status: str, answer_correct: bool, dropped_steps: int) -> CritiqueStatus:
     """A critique the critic returned as ok is demoted when its answer is wrong, then when it dropped steps."""
-    if critic_status != "ok":
-        return critic_status
+    if critic_status != CritiqueStatus.OK:
+        return CritiqueStatus(critic_status)
     if not answer_correct:
-        return "wrong_answer"
+        return CritiqueStatus.WRONG_ANSWER
     if dropped_steps:
-        return "dropped_steps"
-    return "ok"
+        return CritiqueStatus.DROPPED_STEPS
+    return CritiqueStatus.OK
 
 
 def verdict_is_correct(case: str) -> bool | None:
     """The critic's verdict on the attempt's answer: A (reproduce) and B (insert a step) say it is right."""
-    return {"A": True, "B": True, "C": False, "D": False}.get(case)
+    return _VERDICTS.get(case)

@@ -10,13 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-# Statuses a critic returns; `sdfb.critic.alignment` adds wrong_answer and dropped_steps after checking.
-#   ok          a parsed critique
-#   malformed   the critic answered, but not in the requested format (no steps, no answer, unclosed <think>)
-#   failed      no answer: endpoint down, errors after all retries, the request's deadline, a non-JSON reply
-#   no_steps    the attempt has no step lines, so there is nothing to align a critique with (no call is made)
-#   unavailable the symbolic critic cannot judge this problem (no exact step chain)
-CRITIC_STATUSES = ("ok", "malformed", "failed", "no_steps", "unavailable")
+from sdfb.names import CriticCase, CritiqueStatus
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _STEP_LABEL = re.compile(r"(step\s*)(\d+)", re.IGNORECASE)
@@ -36,12 +30,12 @@ class CritiqueRequest:
 
 @dataclass(frozen=True)
 class Critique:
-    case: str  # A reproduce | B insert missing step | C finish | D fix first error | none
+    case: CriticCase
     first_wrong_step: (
         int  # the critic's verdict: 1-based index into the attempt's steps; -1 when none is wrong
     )
     text: str  # in the solver's format; empty unless status is ok
-    status: str  # one of CRITIC_STATUSES
+    status: CritiqueStatus  # a critic's own: ok, malformed, failed, no_steps or unavailable
     error: str = ""  # why a critique is not ok, for people reading the table
     raw: str = ""  # the critic's reply as received (LLM critics)
     from_cache: bool = False

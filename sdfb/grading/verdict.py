@@ -8,11 +8,12 @@ import re
 from sdfb.grading.check import independent_check
 from sdfb.grading.structure import UNORDERED, Group, Leaf, Node, leaves, parse_answer
 from sdfb.grading.text import light_form, text_key
+from sdfb.names import GoldStatus, GradeStatus
 
 _PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
-def verdict(predicted: str, gold: str) -> tuple[str, bool]:
+def verdict(predicted: str, gold: str) -> tuple[GradeStatus, bool]:
     """(status, checks_disagree): `correct`, `wrong` or `unparseable`, and whether the two checks split on it.
 
     Rules, in order: an answer written as code or over-long is `unparseable`; the same string after light
@@ -21,16 +22,16 @@ def verdict(predicted: str, gold: str) -> tuple[str, bool]:
     """
     gold_tree, pred_tree = parse_answer(gold), parse_answer(predicted)
     if pred_tree is None or gold_tree is None:
-        return "unparseable", False
+        return GradeStatus.UNPARSEABLE, False
     if light_form(predicted) == light_form(gold):
-        return "correct", False
+        return GradeStatus.CORRECT, False
     judge = LeafJudge()
     status = compare_trees(gold_tree, pred_tree, judge)
-    return status, status == "wrong" and judge.disagreed
+    return status, status == GradeStatus.WRONG and judge.disagreed
 
 
-def gold_verdict(gold: str) -> str:
-    """'ok' when every part of the gold answer is readable (text, or parsed by math-verify), else 'unparseable'."""
+def gold_verdict(gold: str) -> GoldStatus:
+    """ok when every part of the gold answer is readable (text, or parsed by math-verify), else unparseable."""
     quick = quick_gold_status(gold)
     if quick is not None:
         return quick
@@ -38,23 +39,23 @@ def gold_verdict(gold: str) -> str:
     tree = parse_answer(gold)
     assert tree is not None, gold
     readable = all(text_key(leaf.raw) or judge.parsed(leaf.form) for leaf in leaves(tree) if leaf.form)
-    return "ok" if readable else "unparseable"
+    return GoldStatus.OK if readable else GoldStatus.UNPARSEABLE
 
 
-def quick_gold_status(gold: str) -> str | None:
+def quick_gold_status(gold: str) -> GoldStatus | None:
     """The gold status when no parser is needed (plain numbers, text, unreadable), or None."""
     tree = parse_answer(gold)
     if tree is None:
-        return "unparseable"
+        return GoldStatus.UNPARSEABLE
     parts = leaves(tree)
     if any(leaf.form is None and not text_key(leaf.raw) for leaf in parts):
-        return "unparseable"
+        return GoldStatus.UNPARSEABLE
     if all(text_key(leaf.raw) or _PLAIN_NUMBER.fullmatch(leaf.form or "") for leaf in parts):
-        return "ok"
+        return GoldStatus.OK
     return None
 
 
-def compare_trees(gold: Node, pred: Node, judge: LeafJudge) -> str:
+def compare_trees(gold: Node, pred: Node, judge: LeafJudge) -> GradeStatus:
     """`correct` when the structures match and every part matches its counterpart; `wrong` when they differ,
     `unparseable` when a part could not be read. Tuples, intervals and ratios are ordered and their brackets
     must agree; lists, sets and unions are unordered (a list counts repeats, a set does not). A collection of
@@ -65,14 +66,18 @@ def compare_trees(gold: Node, pred: Node, judge: LeafJudge) -> str:
         return judge(gold, pred)
     if isinstance(gold, Leaf) or isinstance(pred, Leaf):
         single = gold if isinstance(gold, Leaf) else pred
-        return "unparseable" if single.form is None and not text_key(single.raw, loose=True) else "wrong"
+        return (
+            GradeStatus.UNPARSEABLE
+            if single.form is None and not text_key(single.raw, loose=True)
+            else GradeStatus.WRONG
+        )
     if gold.kind in UNORDERED and pred.kind in UNORDERED:
         if (gold.kind == "union") != (pred.kind == "union"):
-            return "wrong"
+            return GradeStatus.WRONG
         as_set = "set" in (gold.kind, pred.kind)
         return _unordered(gold.items, pred.items, judge, as_set)
     if (gold.kind, gold.brackets, len(gold.items)) != (pred.kind, pred.brackets, len(pred.items)):
-        return "wrong"
+        return GradeStatus.WRONG
     return _worst([compare_trees(g, p, judge) for g, p in zip(gold.items, pred.items, strict=True)])
 
 
@@ -82,23 +87,23 @@ def _single(node: Node) -> Node:
     return node
 
 
-def _worst(statuses: list[str]) -> str:
-    for status in ("wrong", "unparseable"):
+def _worst(statuses: list[GradeStatus]) -> GradeStatus:
+    for status in (GradeStatus.WRONG, GradeStatus.UNPARSEABLE):
         if status in statuses:
             return status
-    return "correct"
+    return GradeStatus.CORRECT
 
 
-def _unordered(gold: tuple[Node, ...], pred: tuple[Node, ...], judge: LeafJudge, as_set: bool) -> str:
+def _unordered(gold: tuple[Node, ...], pred: tuple[Node, ...], judge: LeafJudge, as_set: bool) -> GradeStatus:
     """Every gold part matched by a prediction part and back: one to one for lists, any to any for sets."""
     if not as_set and len(gold) != len(pred):
-        return "wrong"
-    memo: dict[tuple[int, int], str] = {}
+        return GradeStatus.WRONG
+    memo: dict[tuple[int, int], GradeStatus] = {}
 
     def same(i: int, j: int) -> bool:
         if (i, j) not in memo:
             memo[i, j] = compare_trees(gold[i], pred[j], judge)
-        return memo[i, j] == "correct"
+        return memo[i, j] == GradeStatus.CORRECT
 
     def order(n: int, first: int) -> list[int]:
         return [first, *(k for k in range(n) if k != first)] if first < n else list(range(n))
@@ -107,13 +112,15 @@ def _unordered(gold: tuple[Node, ...], pred: tuple[Node, ...], judge: LeafJudge,
     for i in range(len(gold)):
         match = next((j for j in order(len(pred), i) if (as_set or j not in used) and same(i, j)), None)
         if match is None:
-            return "unparseable" if "unparseable" in memo.values() else "wrong"
+            return GradeStatus.UNPARSEABLE if GradeStatus.UNPARSEABLE in memo.values() else GradeStatus.WRONG
         used.add(match)
     if as_set:
         for j in range(len(pred)):
             if not any(same(i, j) for i in order(len(gold), j)):
-                return "unparseable" if "unparseable" in memo.values() else "wrong"
-    return "correct"
+                return (
+                    GradeStatus.UNPARSEABLE if GradeStatus.UNPARSEABLE in memo.values() else GradeStatus.WRONG
+                )
+    return GradeStatus.CORRECT
 
 
 class LeafJudge:
@@ -124,32 +131,32 @@ class LeafJudge:
         self.disagreed = False
         self._parses: dict[str, list] = {}
 
-    def __call__(self, gold: Leaf, pred: Leaf) -> str:
+    def __call__(self, gold: Leaf, pred: Leaf) -> GradeStatus:
         if light_form(gold.raw) == light_form(pred.raw):
-            return "correct"
+            return GradeStatus.CORRECT
         if gold.unit and pred.unit and gold.unit != pred.unit:
-            return "wrong"  # `5 minutes` is not `5 hours`, whatever the number
+            return GradeStatus.WRONG  # `5 minutes` is not `5 hours`, whatever the number
         text = _text_verdict(gold.raw, pred.raw)
         if text is not None:
             return text
         if gold.form is None or pred.form is None:
-            return "unparseable"
+            return GradeStatus.UNPARSEABLE
         if gold.form == pred.form:
-            return "correct"
+            return GradeStatus.CORRECT
         return self._math(gold.form, pred.form)
 
-    def _math(self, gold: str, pred: str) -> str:
+    def _math(self, gold: str, pred: str) -> GradeStatus:
         from math_verify import verify
 
         gold_parsed, pred_parsed = self.parsed(gold), self.parsed(pred)
         if not gold_parsed or not pred_parsed:
-            return "unparseable"
+            return GradeStatus.UNPARSEABLE
         first = verify(gold_parsed, pred_parsed, timeout_seconds=None)
         second = independent_check(gold, pred)
         if second is None or second == first:
-            return "correct" if first else "wrong"
+            return GradeStatus.CORRECT if first else GradeStatus.WRONG
         self.disagreed = True
-        return "wrong"
+        return GradeStatus.WRONG
 
     def parsed(self, form: str) -> list:
         """math-verify's parse of a checker form, wrapped in `$...$`; [] unless it yields a sympy object.
@@ -165,7 +172,7 @@ class LeafJudge:
         return self._parses[form]
 
 
-def _text_verdict(gold: str, pred: str) -> str | None:
+def _text_verdict(gold: str, pred: str) -> GradeStatus | None:
     """`correct` / `wrong` when either side is a text answer, None when neither is.
 
     A text gold against a value is `wrong`; a text prediction against a numeric gold is `wrong` when it is a
@@ -176,5 +183,5 @@ def _text_verdict(gold: str, pred: str) -> str | None:
     gold_key = gold_key or text_key(gold, loose=True)
     pred_key = pred_key or text_key(pred, loose=True)
     if gold_key and pred_key:
-        return "correct" if gold_key == pred_key else "wrong"
-    return "wrong"
+        return GradeStatus.CORRECT if gold_key == pred_key else GradeStatus.WRONG
+    return GradeStatus.WRONG

@@ -8,6 +8,7 @@ import resource
 import traceback
 
 from sdfb.grading.verdict import gold_verdict, verdict
+from sdfb.names import GoldStatus, GradeStatus
 
 LOG_CAP = 500  # characters per log line from math-verify / latex2sympy (they log the whole input on failure)
 _CHECKER_LOGGERS = (
@@ -79,7 +80,7 @@ def _address_space() -> int:
         return 0
 
 
-def compare(predicted: str, gold: str) -> tuple[str, bool]:
+def compare(predicted: str, gold: str) -> tuple[GradeStatus, bool]:
     """(status, checks_disagree) for one pair, in a worker process (`sdfb.grading.verdict.verdict`).
 
     A MemoryError that reaches this function (the worker's address-space limit) is `timeout`: the check ran out
@@ -89,12 +90,12 @@ def compare(predicted: str, gold: str) -> tuple[str, bool]:
     try:
         return verdict(predicted, gold)
     except MemoryError:
-        return "timeout", False
+        return GradeStatus.TIMEOUT, False
 
 
-def gold_status(gold: str) -> str:
-    """'ok' when the gold answer parses as grading parses it, else 'unparseable'; in a worker process."""
+def gold_status(gold: str) -> GoldStatus:
+    """ok when the gold answer parses as grading parses it, else unparseable; in a worker process."""
     try:
         return gold_verdict(gold)
     except MemoryError:
-        return "timeout"
+        return GoldStatus.TIMEOUT

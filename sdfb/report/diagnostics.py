@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import pandas as pd
 
+from sdfb.names import CriticCase, CritiqueStatus
 from sdfb.report.data import Inputs, arm_label, esc, html_table, interval, no_data, pct
 from sdfb.report.page import figure_html, section, style_figure
 
 SEGMENTS = {"mean_adv_prefix": "before the wrong step", "mean_adv_wrong_step": "wrong step",
             "mean_adv_after": "after the wrong step"}  # fmt: skip
 ACTIVE = {"active_samples": "attempts with any |A| > 0", "active_tokens": "tokens with |A| > 0"}
-CASE_COLOURS = {"A": "#0072B2", "B": "#56B4E9", "C": "#E69F00", "D": "#D55E00", "none": "#BFC5CC"}
-STATUS_COLOURS = {"ok": "#009E73", "wrong_answer": "#E69F00", "dropped_steps": "#CC79A7", "malformed": "#D55E00",
-                  "failed": "#A61B1B", "no_steps": "#8C6D31", "unavailable": "#9AA5B1"}  # fmt: skip
+CASE_COLOURS = {CriticCase.REPRODUCE: "#0072B2", CriticCase.INSERT_STEP: "#56B4E9", CriticCase.FINISH: "#E69F00",
+                CriticCase.FIX_ERROR: "#D55E00", CriticCase.NONE: "#BFC5CC"}  # fmt: skip
+STATUS_COLOURS = {CritiqueStatus.OK: "#009E73", CritiqueStatus.WRONG_ANSWER: "#E69F00",
+                  CritiqueStatus.DROPPED_STEPS: "#CC79A7", CritiqueStatus.MALFORMED: "#D55E00",
+                  CritiqueStatus.FAILED: "#A61B1B", CritiqueStatus.NO_STEPS: "#8C6D31",
+                  CritiqueStatus.UNAVAILABLE: "#9AA5B1"}  # fmt: skip
 
 
 def _line(go, inputs: Inputs, rows: pd.DataFrame, arm: str, show: bool, scale: float = 1.0, **style):
@@ -221,7 +225,7 @@ def critiques_section(inputs: Inputs) -> str:
     if table.empty:
         return section("critiques", title, "The critic's cases and statuses.", no_data("critiques"))
     total = int(table["count"].sum())
-    ok = int(table.loc[table["status"] == "ok", "count"].sum())
+    ok = int(table.loc[table["status"] == CritiqueStatus.OK, "count"].sum())
     summary = (f"{total} critiques over all seeds and rounds, {pct(ok / total if total else float('nan'))} "
                "with status ok. Cases on the left, statuses on the right, stacked per arm.")  # fmt: skip
     return section(
@@ -238,7 +242,7 @@ def _critiques_figure(inputs: Inputs, table: pd.DataFrame):
     for col, (column, colours) in enumerate((("case", CASE_COLOURS), ("status", STATUS_COLOURS)), start=1):
         counts = table.groupby(["arm", column])["count"].sum()
         values = [str(v) for v in table[column].dropna().unique()]
-        for value in [v for v in colours if v in values] + sorted(set(values) - set(colours)):
+        for value in [str(v) for v in colours if v in values] + sorted(set(values) - set(colours)):
             ys = [int(counts.get((arm, value), 0)) for arm in arms]
             fig.add_trace(go.Bar(x=arms, y=ys, name=value, marker_color=colours.get(value, "#7b8794"),
                                  legendgroup=column, legendgrouptitle_text=column,
