@@ -1,8 +1,6 @@
 """Benchmark scoring of a checkpoint on the held-out problems, with a Prefect table artifact; new scores are also
 logged to the configured trackers, in the run of the checkpoint's round (step: the round, 0 for the base model)."""
 
-import time
-
 from prefect.artifacts import create_table_artifact
 
 from sdfb.config import RunConfig
@@ -12,11 +10,11 @@ from sdfb.prompts import load_template
 from sdfb.scoring import sample_and_grade, score_samples
 from sdfb.seeds import eval_seed
 from sdfb.stages import ConfigView
-from sdfb.store import read_manifest, read_table
+from sdfb.store import read_table
 from sdfb.tracking import checkpoint_round, log_metrics, score_metrics, tracker_run
 from tasks._artifacts import artifact_key
 from tasks._progress import stage_progress
-from tasks._stage import Inputs, run_stage, stage_task
+from tasks._stage import Inputs, compute_stage, run_stage, stage_task
 
 
 def _eval_samples(c: ConfigView, inputs: Inputs, checkpoint: str):
@@ -49,12 +47,11 @@ def score_checkpoint(
     stage_dir = str(set_dir(run_dir, eval_set)) if eval_set else run_dir
     inputs = {"eval_problems": eval_problems, "adapter": adapter}
     samples = run_stage("eval_samples", stage_cfg, stage_dir, inputs, _eval_samples, checkpoint=checkpoint)
-    started = time.time()
-    scores = run_stage(
+    scored = compute_stage(
         "scores", stage_cfg, stage_dir, {"eval_samples": samples}, _scores, checkpoint=checkpoint
     )
-    row = read_table(scores).iloc[0].to_dict()
-    if read_manifest(scores)["finished_at"] >= started:  # scored now, not reused: logged once
+    row = read_table(scored.path).iloc[0].to_dict()
+    if scored.computed:  # scored now, not reused: logged once
         step = checkpoint_round(checkpoint)
         log_metrics(tracker_run(cfg, run_dir, step), score_metrics(row, eval_set), step)
     create_table_artifact(
@@ -62,7 +59,7 @@ def score_checkpoint(
         table=[{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}],
         description=f"{stage_cfg.name}: Avg@{cfg.eval.k}, Pass@{cfg.eval.k}, Maj@{cfg.eval.k} of {checkpoint}",
     )
-    return scores
+    return str(scored.path)
 
 
 # The same task, named for the eval set in the UI.
