@@ -22,7 +22,7 @@ def _rollouts(c: ConfigView, inputs: Inputs, round: int):
     return round_rollouts(problems, generator, template, r.sampling, c.seed, round, policy, progress)
 
 
-@stage_task("student-rollouts", "student-rollouts (round {round_index})")
+@stage_task("rollouts", "rollouts (round {round_index})")
 def generate_rollouts(
     cfg: RunConfig, run_dir: str, round_index: int, problems: str, adapter: str | None
 ) -> str:

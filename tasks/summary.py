@@ -53,7 +53,7 @@ def _previous_rounds(root: Path) -> dict[int, dict]:
         return {}
 
 
-@stage_task("write-summary")
+@stage_task("summary")
 def write_summary(
     cfg: RunConfig,
     run_dir: str,
