@@ -27,7 +27,7 @@ def experiment(
 ) -> None:
     """Run every arm x seed of an experiment (shared first-round work computed once), then the paired statistics and
     the report. Finished arms are reused; an arm added to the YAML runs alone."""
-    from sdfb.experiment import ExperimentError, load_experiment, plan_experiment, resolve_arms
+    from sdfb.experiment import ExperimentError, by_arm, load_experiment, plan_experiment, resolve_arms
 
     try:
         exp, recipe = load_experiment(config)
@@ -40,13 +40,12 @@ def experiment(
     if plan:
         print_plan(exp, the_plan)
         return
-    keyed = {f"{arm}/{seed}": cfg for (arm, seed), cfg in configs.items()}
     with early_server() as server, guarded(root):  # the server first: guarded imports prefect
         from flows.experiment import experiment as experiment_flow
 
         if server:
             server.wait()
-        experiment_flow(exp, keyed, str(root))
+        experiment_flow(exp, by_arm(configs), str(root))
     print_comparison(root / "analysis")
     console.print(f"report: {root / 'report.html'}")
 

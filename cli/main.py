@@ -145,8 +145,8 @@ def train_round(
 ) -> None:
     """Train one round from its stored tables, outside the flow (for `accelerate launch`), as the flow's distillation
     stage would: after `sdfb run --until teacher --until-round N`, and a later `sdfb run` reuses what this wrote."""
+    from sdfb.resume import unfinished_inputs
     from sdfb.stages import output_path
-    from tasks._stage import unfinished_inputs
     from tasks.distill import run_round
 
     cfg = config_or_exit(config, overrides)

@@ -46,9 +46,9 @@ def run_recipe(config: str, overrides: list[str] | None = None, run_dir: str | N
 @flow(name="sdfb-experiment-run", flow_run_name=_experiment_run_name, log_prints=False)
 def run_experiment(config: str, run_dir: str | None = None) -> str:
     """One experiment YAML (`configs/experiment-*.yaml`) in `run_dir` (default `$SDFB_RUNS/<name>`)."""
-    from sdfb.experiment import load_experiment, resolve_arms
+    from sdfb.experiment import by_arm, load_experiment, resolve_arms
 
     exp, recipe = load_experiment(project_root() / config)
-    configs = {f"{arm}/{seed}": cfg for (arm, seed), cfg in resolve_arms(exp, recipe).items()}
+    configs = by_arm(resolve_arms(exp, recipe))
     root = Path(run_dir or runs_root() / exp.name).resolve()
     return experiment(exp, configs, str(root))

@@ -7,13 +7,12 @@ Run it with `sdfb experiment --config configs/experiment-demo.yaml`.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from prefect import flow
 
 from flows.pipeline import pipeline
 from sdfb.config import RunConfig
-from sdfb.experiment import ExperimentConfig, arm_dir, plan_experiment, shared_dir
+from sdfb.experiment import ExperimentConfig, arm_dir, by_run, plan_experiment, shared_dir
 from sdfb.generation import release_engines
 from sdfb.runlock import run_lock
 from sdfb.shared import link_run
@@ -21,10 +20,10 @@ from tasks.experiment import analyse_experiment
 
 
 @flow(name="sdfb-experiment", log_prints=False)
-def experiment(exp: ExperimentConfig, configs: dict[str, RunConfig], root: str) -> str:
-    """`configs`: each arm x seed's resolved config, keyed `<arm>/<seed>`."""
+def experiment(exp: ExperimentConfig, configs: dict[str, dict[int, RunConfig]], root: str) -> str:
+    """`configs`: each arm x seed's resolved config, by arm, then seed (`sdfb.experiment.by_arm`)."""
     started_at = time.time()
-    resolved = {(key.rsplit("/", 1)[0], int(key.rsplit("/", 1)[1])): cfg for key, cfg in configs.items()}
+    resolved = by_run(configs)
     plan_experiment(
         exp, resolved
     )  # arms that claim shared rollouts they cannot have stop here, before any work
@@ -48,7 +47,3 @@ def _run_arm(cfg: RunConfig, root: str, arm: str, seed: int) -> str | None:
     run = pipeline.with_options(flow_run_name=f"{arm}-seed{seed}")
     state = run(cfg, str(folder), keep_engines=True, return_state=True)
     return None if state.is_completed() else (state.message or state.name)
-
-
-def main(exp: ExperimentConfig, configs: dict[str, RunConfig], root: Path) -> str:
-    return experiment(exp, configs, str(root))

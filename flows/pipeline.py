@@ -24,9 +24,9 @@ from tasks.contexts import build_contexts
 from tasks.critique import critique
 from tasks.distill import distill_round
 from tasks.grading import grade_rollouts
-from tasks.problems import filter_problems, sample_eval_problems, sample_problems, sample_set_problems
+from tasks.problems import filter_problems, sample_eval_problems, sample_problems, sample_set_eval_problems
 from tasks.rollouts import generate_rollouts
-from tasks.scoring import score_checkpoint, score_on_set
+from tasks.scoring import draw_eval_samples, draw_set_eval_samples, write_scores, write_set_scores
 from tasks.summary import write_summary
 from tasks.teacher import score_teacher_task
 
@@ -57,7 +57,7 @@ def pipeline(
             return stage_failure(exc)
 
 
-_SCORING = ("eval_samples", "scores")  # both stages of one task: the stop comes after the scores
+_SCORING = ("eval_samples", "scores")  # a checkpoint is scored as one step: the stop comes after its scores
 
 
 def _rounds(config: RunConfig, run_dir: str, started_at: float, keep_engines: bool, stop: StopAfter) -> str:
@@ -69,8 +69,8 @@ def _rounds(config: RunConfig, run_dir: str, started_at: float, keep_engines: bo
         if config.data.filter:
             filtered = filter_problems(config, run_dir, eval_problems)
             after("filter", 0, filtered)
-        set_problems = {name: sample_set_problems(config, run_dir, name) for name in set_names(config)}
-        scores = [score_checkpoint(config, run_dir, BASE, None, eval_problems)]
+        set_problems = {name: sample_set_eval_problems(config, run_dir, name) for name in set_names(config)}
+        scores = [_score(config, run_dir, BASE, None, eval_problems)]
         set_scores = _score_sets(config, run_dir, BASE, None, set_problems, {})
         after(_SCORING, 0, scores[-1])
         adapter = None
@@ -90,13 +90,19 @@ def _rounds(config: RunConfig, run_dir: str, started_at: float, keep_engines: bo
             adapter = distill_round(config, run_dir, r, rollouts, contexts, grades, teacher, adapter)
             after("distill", r, adapter)
             if r in scored_rounds(config.rounds, config.eval.every):
-                scores.append(score_checkpoint(config, run_dir, round_name(r), adapter, eval_problems))
+                scores.append(_score(config, run_dir, round_name(r), adapter, eval_problems))
                 _score_sets(config, run_dir, round_name(r), adapter, set_problems, set_scores)
                 after(_SCORING, r, scores[-1])
         return write_summary(config, run_dir, scores, started_at, set_scores)
     finally:
         if not keep_engines:
             release_engines()
+
+
+def _score(config: RunConfig, run_dir: str, checkpoint: str, adapter: str | None, eval_problems: str) -> str:
+    """Scores `checkpoint` on the eval split: its eval samples, then their scores."""
+    samples = draw_eval_samples(config, run_dir, checkpoint, adapter, eval_problems)
+    return write_scores(config, run_dir, checkpoint, samples)
 
 
 def _score_sets(
@@ -109,7 +115,8 @@ def _score_sets(
 ) -> dict[str, list[str]]:
     """Scores `checkpoint` on every eval set (`eval.sets`), adding each scores path to `set_scores`."""
     for name, problems in set_problems.items():
-        path = score_on_set(config, run_dir, checkpoint, adapter, problems, eval_set=name)
+        samples = draw_set_eval_samples(config, run_dir, checkpoint, adapter, problems, eval_set=name)
+        path = write_set_scores(config, run_dir, checkpoint, samples, eval_set=name)
         set_scores.setdefault(name, []).append(path)
     return set_scores
 

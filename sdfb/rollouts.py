@@ -10,6 +10,7 @@ import pandas as pd
 from sdfb.config import SamplingConfig
 from sdfb.generation import Generator, Progress
 from sdfb.prompts import Template, render_student_prompt
+from sdfb.seeds import rollout_seed
 
 
 def sample_rollouts(
@@ -40,3 +41,19 @@ def sample_rollouts(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def round_rollouts(
+    problems: pd.DataFrame,
+    generator: Generator,
+    template: Template,
+    sampling: SamplingConfig,
+    run_seed: int,
+    round_index: int,
+    policy_version: str,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """Round `round_index`'s rollouts, drawn with the round's seed (`sdfb.seeds.rollout_seed` of the run seed),
+    as `distill.run_round` trains from `sdfb.seeds.training_seed` of the same two."""
+    seeded = sampling.model_copy(update={"seed": rollout_seed(run_seed, sampling.seed, round_index)})
+    return sample_rollouts(problems, generator, template, seeded, policy_version, progress)

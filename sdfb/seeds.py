@@ -1,6 +1,9 @@
 """What a run's seed varies, decided in one place: the seed of each stage that draws random numbers, derived from
 the run seed and the stage's own settings. Problems are drawn from `data.seed`, not from here, so the eval
-problems (and by default the training problems) are the same for every seed of an experiment."""
+problems (and by default the training problems) are the same for every seed of an experiment.
+
+A round's rollouts (`sdfb.rollouts.round_rollouts`) and its training (`sdfb.distill.run_round`) take the run seed
+and the round and derive their own seeds here, so neither caller decides a seed."""
 
 from __future__ import annotations
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import pandas as pd
+
+from sdfb.localisation import round_localisation
+
 
 def stage_times(manifests: dict[str, dict[str, Any]], since: float) -> dict[str, Any]:
     """Seconds per stage (summed over rounds) and the share of this invocation's work, from manifests keyed by
@@ -21,6 +25,39 @@ def stage_times(manifests: dict[str, dict[str, Any]], since: float) -> dict[str,
         if float(manifest.get("finished_at", 0.0)) >= since:
             this_run += seconds
     return {"per_stage_seconds": dict(sorted(per_stage.items())), "work_seconds_this_run": this_run}
+
+
+def round_stats(
+    round_index: int,
+    grades: pd.DataFrame,
+    critiques: pd.DataFrame,
+    tokens: pd.DataFrame,
+    distill_metrics: dict[str, Any],
+    inputs: list[str],
+) -> dict[str, Any]:
+    """A round's statistics from its grades, critiques, per-token records and training metrics: rollout accuracy
+    and format rate, grade and critique value counts, where the advantage falls (`localisation`). `inputs`: the
+    content hashes of the tables they come from, kept so that a later summary can reuse them unchanged."""
+    return {
+        "round": round_index,
+        "rollouts": len(grades),
+        "rollout_accuracy": float(grades["correct"].mean()),
+        "rollout_format_rate": float(grades["format_ok"].mean()),
+        "grade_status": grades["status"].value_counts().to_dict(),
+        "critique_cases": critiques["case"].value_counts().to_dict(),
+        "critique_status": critiques["status"].value_counts().to_dict(),
+        "distill": distill_metrics,
+        "localisation": round_localisation(tokens),
+        "inputs": inputs,
+    }
+
+
+def earlier_rounds(summary: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """The per-round statistics of an earlier summary by round ({} when it has none this version can read)."""
+    try:
+        return {r["round"]: r for r in summary.get("rounds", [])}
+    except (KeyError, TypeError, AttributeError):
+        return {}
 
 
 def build_summary(

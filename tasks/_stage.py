@@ -1,12 +1,13 @@
-"""The skip-or-compute step every table-writing task shares: a finished output (manifest with the same key) is
-reused, anything else is computed from the stage's declared config keys, timed and written atomically with its
-manifest last. Paths, keys and the config view all come from the stage table in `sdfb.stages`."""
+"""The skip-or-compute step every stage's task shares: finished outputs (manifests with the same key) are reused,
+anything else is computed from the stage's declared config keys, timed and written atomically, manifests last.
+Paths, keys and the config view come from the stage table in `sdfb.stages`; what is finished, from `sdfb.resume`."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,17 @@ from prefect.exceptions import MissingContextError
 
 from sdfb import faults, shared
 from sdfb.config import RunConfig
-from sdfb.stages import absent_inputs, config_view, output_path, stage, stage_key
-from sdfb.store import is_finished, read_manifest, write_errors, write_table
+from sdfb.resume import Inputs, stage_paths
+from sdfb.stages import config_view, stage, stage_key
+from sdfb.store import StageKey, finish_folder, is_finished, read_manifest, write_errors, write_table
 from tasks._failure import remember_failure
 
-Inputs = dict[str, str | None]
-Compute = Callable[..., pd.DataFrame | tuple[pd.DataFrame, dict[str, Any]]]
+__all__ = ["Inputs", "StageRun", "compute_stage", "run_stage", "stage_task", "task_logger"]
+
+Tables = pd.DataFrame | dict[str, pd.DataFrame]
+# A table, or a multi-output stage's tables by output name (its folders the compute saved itself), optionally with
+# extra manifest fields; None: this process writes nothing (another rank of a multi-process launch does).
+Compute = Callable[..., Tables | tuple[Tables, dict[str, Any]] | None]
 
 
 def stage_task(name: str, run_name: str | None = None, **options: Any):
@@ -42,6 +48,21 @@ def task_logger() -> logging.Logger | logging.LoggerAdapter:
         return logging.getLogger("sdfb.tasks")
 
 
+@dataclass(frozen=True)
+class StageRun:
+    """What `compute_stage` did: the stage's outputs by name, whether it computed them now (False: finished
+    earlier, or adopted from another run of the experiment), and the extra manifest fields it wrote."""
+
+    paths: dict[str, Path]
+    computed: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        """The main output (the stage table's first)."""
+        return next(iter(self.paths.values()))
+
+
 def run_stage(
     name: str,
     cfg: RunConfig,
@@ -51,81 +72,63 @@ def run_stage(
     redo: Callable[[dict[str, Any]], bool] | None = None,
     **params: Any,
 ) -> str:
-    """Reuse stage `name`'s finished output, or call `compute(view, inputs, **params)` (view: only the config keys
-    the stage declares) and write its table. `redo(manifest)` may ask for a finished output to be computed again
+    """`compute_stage`, for the tasks that only need the main output's path."""
+    return str(compute_stage(name, cfg, run_dir, inputs, compute, redo, **params).path)
+
+
+def compute_stage(
+    name: str,
+    cfg: RunConfig,
+    run_dir: str,
+    inputs: Inputs,
+    compute: Compute,
+    redo: Callable[[dict[str, Any]], bool] | None = None,
+    **params: Any,
+) -> StageRun:
+    """Reuse stage `name`'s finished outputs, or call `compute(view, inputs, **params)` (view: only the config keys
+    the stage declares) and write its tables. `redo(manifest)` may ask for a finished output to be computed again
     (the critique stage does when some requests failed last time; its cache makes that cost only those)."""
     logger = task_logger()
-    path = output_path(run_dir, name, **params)
+    paths = stage_paths(name, run_dir, **params)
+    main = next(iter(paths.values()))
     key = stage_key(cfg, name, inputs, **params)
-    if not is_finished(path, key) and shared.adopt(path, key, run_dir):
+    if not _finished(paths, key) and shared.adopt(main, key, run_dir):
         logger.info("%s: computed by another run of this experiment, reusing it", name)
-    if is_finished(path, key):
-        if redo is None or not redo(read_manifest(path)):
-            logger.info("%s: finished earlier, reusing %s", name, path)
-            return str(path)
+    if _finished(paths, key):
+        if redo is None or not redo(read_manifest(main)):
+            logger.info("%s: finished earlier, reusing %s", name, main)
+            return StageRun(paths, computed=False)
         logger.info("%s: finished earlier with failures, computing again (cached parts are reused)", name)
     faults.point(f"start:{name}")
     started = time.perf_counter()
     with write_errors(run_dir, name):
         result = compute(config_view(cfg, name), inputs, **params)
-        frame, extra = result if isinstance(result, tuple) else (result, {})
-        seconds = time.perf_counter() - started
-        schema = next(iter(stage(name).outputs.values())).schema
-        write_table(
-            frame, path, schema, key, {"stage": name, "seconds": seconds, "finished_at": time.time(), **extra}
-        )
-    shared.publish(path, run_dir)
-    logger.info("%s: wrote %d rows to %s in %.1fs", name, len(frame), path, seconds)
+        if result is None:  # not the writing process
+            return StageRun(paths, computed=True)
+        tables, extra = result if isinstance(result, tuple) else (result, {})
+        tables = tables if isinstance(tables, dict) else {name: tables}
+        extra = {"seconds": time.perf_counter() - started, "finished_at": time.time(), **extra}
+        _write(name, paths, key, tables, extra)
+    shared.publish(main, run_dir)
+    rows = len(tables[name]) if name in tables else sum(map(len, tables.values()))
+    logger.info("%s: wrote %d rows to %s in %.1fs", name, rows, paths.get(name, main), extra["seconds"])
     faults.point(f"done:{name}")
-    return str(path)
+    return StageRun(paths, computed=True, extra=extra)
 
 
-def finished(name: str, cfg: RunConfig, run_dir: str, inputs: Inputs, **params: Any) -> bool:
-    """True when every output of stage `name` is finished under the current key (multi-output stages)."""
-    key = stage_key(cfg, name, inputs, **params)
-    return all(is_finished(output_path(run_dir, name, out, **params), key) for out in stage(name).outputs)
+def _finished(paths: dict[str, Path], key: StageKey) -> bool:
+    return all(is_finished(path, key) for path in paths.values())
 
 
-def stage_paths(name: str, run_dir: str, **params: Any) -> dict[str, Path]:
-    return {out: output_path(run_dir, name, out, **params) for out in stage(name).outputs}
-
-
-def flow_inputs(cfg: RunConfig, name: str, round_index: int) -> dict[str, tuple[str, int] | None]:
-    """Which stage, of which round, produces each input the flow passes stage `name` of round `round_index`: the
-    previous round's checkpoint for `adapter` and `previous` (none in round 1), the difficulty filter only when
-    `data.filter` is on, else the stage of that name."""
-    producers: dict[str, tuple[str, int] | None] = {}
-    for inp in stage(name).inputs:
-        if inp in ("adapter", "previous"):
-            producers[inp] = ("distill", round_index - 1) if round_index > 1 else None
-        elif inp in absent_inputs(cfg):
-            producers[inp] = None
-        else:  # a stage without rounds (eval_problems) is the same output for every round
-            producers[inp] = (inp, round_index if "round" in stage(inp).params else 0)
-    return producers
-
-
-def _round_params(name: str, round_index: int) -> dict[str, int]:
-    return {"round": round_index} if "round" in stage(name).params else {}
-
-
-def unfinished_inputs(cfg: RunConfig, run_dir: str, name: str, round_index: int) -> list[str]:
-    """The stages upstream of stage `name` of round `round_index` that a flow run with `cfg` would compute (again):
-    outputs missing, or finished under another config or other inputs. Labelled 'stage (round N)'."""
-    ready: dict[tuple[str, int], bool] = {}
-
-    def check(producer: str, r: int) -> bool:
-        if (producer, r) not in ready:
-            inputs, ok = {}, True
-            for inp, source in flow_inputs(cfg, producer, r).items():
-                ok = (source is None or check(*source)) and ok
-                inputs[inp] = (
-                    None if source is None else str(output_path(run_dir, source[0], **_round_params(*source)))
-                )
-            ready[producer, r] = ok and finished(producer, cfg, run_dir, inputs, **_round_params(producer, r))
-        return ready[producer, r]
-
-    for source in flow_inputs(cfg, name, round_index).values():
-        if source is not None:
-            check(*source)
-    return [f"{s} (round {r})" if _round_params(s, r) else s for (s, r), ok in ready.items() if not ok]
+def _write(name: str, paths: dict[str, Path], key: StageKey, tables: dict, extra: dict[str, Any]) -> None:
+    """Tables first, then the manifests of folders (saved by the compute), so a finished folder means finished
+    tables. The stage's time is counted once, on the output named after the stage."""
+    outputs = stage(name).outputs
+    assert set(tables) == {o for o, spec in outputs.items() if spec.schema is not None}, (name, set(tables))
+    ordered = [o for o in outputs if o in tables] + [o for o in outputs if o not in tables]
+    for out in ordered:
+        fields = {**extra, "stage": out} | ({} if out == name else {"seconds": 0.0})
+        if out in tables:
+            write_table(tables[out], paths[out], outputs[out].schema, key, fields)
+        else:
+            finish_folder(paths[out], key, fields)

@@ -19,7 +19,7 @@ def _contexts(c: ConfigView, inputs: Inputs, round: int):
     )
 
 
-@stage_task("assemble-contexts", "assemble-contexts (round {round_index})")
+@stage_task("contexts", "contexts (round {round_index})")
 def build_contexts(
     cfg: RunConfig, run_dir: str, round_index: int, problems: str, rollouts: str, grades: str, critiques: str
 ) -> str:

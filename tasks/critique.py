@@ -50,8 +50,8 @@ def critic_unavailable(task, task_run, state) -> bool:
 
 
 @stage_task(
-    "critique-rollouts",
-    "critique-rollouts (round {round_index})",
+    "critiques",
+    "critiques (round {round_index})",
     retries=2,
     retry_delay_seconds=60,
     retry_condition_fn=critic_unavailable,

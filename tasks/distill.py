@@ -6,7 +6,7 @@ with distill.push_to_hub, pushes it to the Hugging Face Hub.
 No retries: a crashed round resumes from its last intra-round checkpoint (distill.save_steps) on rerun.
 """
 
-import time
+from functools import partial
 from pathlib import Path
 
 from sdfb import distill
@@ -14,13 +14,14 @@ from sdfb.config import RunConfig, objective
 from sdfb.distill.checkpoint import discard_partial, is_main_process
 from sdfb.generation import sleep_engines
 from sdfb.health import HealthStop
-from sdfb.stages import config_view, stage, stage_key
-from sdfb.store import finish_folder, read_table, write_errors, write_table
-from sdfb.tracking import log_metrics, round_metrics, tracker_run
+from sdfb.resume import stage_paths
+from sdfb.stages import ConfigView
+from sdfb.store import read_table, write_errors
+from sdfb.tracking import TrackerRun, log_metrics, round_metrics, tracker_run
 from tasks._health import publish_health
 from tasks._hub import hub_target, push_round
 from tasks._progress import stage_progress
-from tasks._stage import finished, stage_paths, stage_task, task_logger
+from tasks._stage import Inputs, compute_stage, stage_task, task_logger
 
 
 def run_round(
@@ -42,73 +43,52 @@ def run_round(
         "teacher": teacher,
         "previous": previous,
     }
-    paths = stage_paths("distill", run_dir, round=round_index)
+    checkpoint = stage_paths("distill", run_dir, round=round_index)["checkpoint"]
     hub = hub_target(cfg) if is_main_process() else None  # before training: a missing token costs no training
-    if finished("distill", cfg, run_dir, inputs, round=round_index):
-        task_logger().info("distill: finished earlier, reusing %s", paths["checkpoint"])
-    else:
-        _train(cfg, run_dir, round_index, inputs, paths)
+    tracking = tracker_run(cfg, run_dir, round_index)
+    compute = partial(_distill, cfg=cfg, checkpoint=checkpoint, tracking=tracking)
+    run = compute_stage("distill", cfg, run_dir, inputs, compute, round=round_index)
+    if run.computed and is_main_process():
+        with write_errors(run_dir, "distill"):
+            discard_partial(checkpoint)
+            metrics = run.extra["metrics"]
+            task_logger().info("distill: %s", metrics)
+            log_metrics(tracking, round_metrics(metrics), round_index)
+            publish_health(cfg, round_index, metrics)
     if hub is not None:  # after the manifest: a failed push leaves the round finished, and a rerun pushes it
-        push_round(cfg, hub, round_index, paths["checkpoint"])
-    return str(paths["checkpoint"])
+        push_round(cfg, hub, round_index, checkpoint)
+    return str(checkpoint)
 
 
-def _train(cfg: RunConfig, run_dir: str, round_index: int, inputs: dict, paths: dict[str, Path]) -> None:
-    with write_errors(run_dir, "distill"):
-        sleep_engines()  # GPU: the rollout engine gives its memory back while training runs
-        started, tracking = time.perf_counter(), tracker_run(cfg, run_dir, round_index)
-        result = _watched_round(cfg, round_index, inputs, paths, tracking)
-        if is_main_process():  # other ranks of a multi-process launch leave the writing to rank 0
-            key, schemas = stage_key(cfg, "distill", inputs, round=round_index), stage("distill").outputs
-            extra = {
-                "seconds": time.perf_counter() - started,
-                "finished_at": time.time(),
-                "metrics": result.metrics,
-            }
-            write_table(
-                result.per_sample,
-                paths["distill"],
-                schemas["distill"].schema,
-                key,
-                {**extra, "stage": "distill"},
-            )
-            write_table(
-                result.tokens,
-                paths["tokens"],
-                schemas["tokens"].schema,
-                key,
-                {**extra, "stage": "tokens", "seconds": 0.0},
-            )
-            finish_folder(paths["checkpoint"], key, {**extra, "stage": "checkpoint", "seconds": 0.0})
-            discard_partial(paths["checkpoint"])
-            task_logger().info("distill: %s", result.metrics)
-            log_metrics(tracking, round_metrics(result.metrics), round_index)
-            publish_health(cfg, round_index, result.metrics)
-
-
-def _watched_round(cfg: RunConfig, round_index: int, inputs: dict, paths: dict[str, Path], tracking):
-    """`distill.run_round` on the stage's inputs; a round the health stop rule ended still publishes its health."""
-    c = config_view(cfg, "distill")
+def _distill(
+    c: ConfigView, inputs: Inputs, round: int, cfg: RunConfig, checkpoint: Path, tracking: TrackerRun | None
+):
+    """`distill.run_round` on the stage's inputs, saving the weights to `checkpoint`; a round the health stop
+    rule ended still publishes its health. Other ranks of a multi-process launch leave the writing to rank 0."""
+    sleep_engines()  # GPU: the rollout engine gives its memory back while training runs
     tables = {name: read_table(inputs[name]) for name in ("rollouts", "contexts", "grades")}
     teacher_scores, previous = read_table(inputs["teacher"]), inputs["previous"]
     try:
-        return distill.run_round(
+        result = distill.run_round(
             c.model,
             c.distill,
             objective(c.context, c.distill),
             c.seed,
-            round_index,
+            round,
             **tables,
             previous=previous and Path(previous),
-            checkpoint=paths["checkpoint"],
+            checkpoint=checkpoint,
             teacher_scores=teacher_scores if len(teacher_scores) else None,
             tracking=tracking,
-            progress=stage_progress(f"round {round_index} distillation: optimizer steps"),
+            progress=stage_progress(f"round {round} distillation: optimizer steps"),
         )
     except HealthStop as stop:
         found = {"history": stop.history, "health_alarms": [stop.alarm.record()]}
-        publish_health(cfg, round_index, found, stopped=True)
+        publish_health(cfg, round, found, stopped=True)
         raise
+    if not is_main_process():
+        return None
+    return {"distill": result.per_sample, "tokens": result.tokens}, {"metrics": result.metrics}
 
 
 # The task is the stage function itself; `sdfb train-round` calls `run_round` directly.

@@ -17,7 +17,7 @@ def _grades(c: ConfigView, inputs: Inputs, round: int):
     }
 
 
-@stage_task("grade-rollouts", "grade-rollouts (round {round_index})")
+@stage_task("grades", "grades (round {round_index})")
 def grade_rollouts(cfg: RunConfig, run_dir: str, round_index: int, rollouts: str, problems: str) -> str:
     return run_stage(
         "grades", cfg, run_dir, {"rollouts": rollouts, "problems": problems}, _grades, round=round_index

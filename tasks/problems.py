@@ -50,25 +50,25 @@ def _round_problems(c: ConfigView, inputs: Inputs, round: int):
     return problems.check_disjoint(frame, eval_ids), {"dropped": dropped}
 
 
-@stage_task("sample-eval-problems")
+@stage_task("eval_problems")
 def sample_eval_problems(cfg: RunConfig, run_dir: str) -> str:
     return run_stage("eval_problems", cfg, run_dir, {}, _eval_problems)
 
 
-@stage_task("sample-eval-set", "sample-eval-set ({eval_set})")
-def sample_set_problems(cfg: RunConfig, run_dir: str, eval_set: str) -> str:
+@stage_task("eval_problems", "eval_problems ({eval_set})")
+def sample_set_eval_problems(cfg: RunConfig, run_dir: str, eval_set: str) -> str:
     """The problems of eval set `eval_set` (`eval.sets`), in the set's own folder."""
     set_cfg, folder = set_config(cfg, eval_set), str(prepare_set_dir(run_dir, eval_set))
     return run_stage("eval_problems", set_cfg, folder, {}, _eval_problems)
 
 
-@stage_task("filter-problems")
+@stage_task("filter")
 def filter_problems(cfg: RunConfig, run_dir: str, eval_problems: str) -> str:
     """The difficulty filter (`data.filter`): the base model's solve counts on the candidate problems."""
     return run_stage("filter", cfg, run_dir, {"eval_problems": eval_problems}, _filter)
 
 
-@stage_task("sample-problems", "sample-problems (round {round_index})")
+@stage_task("problems", "problems (round {round_index})")
 def sample_problems(
     cfg: RunConfig, run_dir: str, round_index: int, eval_problems: str, filtered: str | None = None
 ) -> str:

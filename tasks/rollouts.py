@@ -5,8 +5,7 @@ from pathlib import Path
 from sdfb.config import RunConfig
 from sdfb.generation import make_generator
 from sdfb.prompts import load_template
-from sdfb.rollouts import sample_rollouts
-from sdfb.seeds import rollout_seed
+from sdfb.rollouts import round_rollouts
 from sdfb.stages import BASE, ConfigView
 from sdfb.store import read_table
 from tasks._progress import stage_progress
@@ -16,15 +15,14 @@ from tasks._stage import Inputs, run_stage, stage_task
 def _rollouts(c: ConfigView, inputs: Inputs, round: int):
     adapter, r = inputs["adapter"], c.rollout
     generator = make_generator(c.model, r.engine, r.vllm, c.seed, adapter, r.batch_size)
-    sampling = r.sampling.model_copy(update={"seed": rollout_seed(c.seed, r.sampling.seed, round)})
     policy = Path(adapter).name if adapter else BASE
     template = load_template(c.prompt.template, c.prompt.enable_thinking)
     problems = read_table(inputs["problems"])
-    progress = stage_progress(f"round {round} rollouts: {len(problems)} prompts x {sampling.n}")
-    return sample_rollouts(problems, generator, template, sampling, policy, progress)
+    progress = stage_progress(f"round {round} rollouts: {len(problems)} prompts x {r.sampling.n}")
+    return round_rollouts(problems, generator, template, r.sampling, c.seed, round, policy, progress)
 
 
-@stage_task("student-rollouts", "student-rollouts (round {round_index})")
+@stage_task("rollouts", "rollouts (round {round_index})")
 def generate_rollouts(
     cfg: RunConfig, run_dir: str, round_index: int, problems: str, adapter: str | None
 ) -> str:

@@ -8,10 +8,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from sdfb.atomic import write_text
 from sdfb.config import RunConfig
-from sdfb.localisation import round_localisation
 from sdfb.stages import output_path, summary_path
 from sdfb.store import MANIFEST_SUFFIX, read_manifest, read_table
-from sdfb.summary import build_summary, localisation_rows, results_markdown
+from sdfb.summary import build_summary, earlier_rounds, localisation_rows, results_markdown, round_stats
 from tasks._artifacts import artifact_key
 from tasks._stage import stage_task, task_logger
 
@@ -29,39 +28,32 @@ def _round_stats(run_dir: str, round_index: int, previous: dict[int, dict]) -> d
     inputs = _round_inputs(run_dir, round_index)
     if previous.get(round_index, {}).get("inputs") == inputs:
         return previous[round_index]
-    grades = read_table(output_path(run_dir, "grades", round=round_index))
-    critiques = read_table(output_path(run_dir, "critiques", round=round_index))
-    tokens = read_table(output_path(run_dir, "distill", "tokens", round=round_index))
-    localisation = round_localisation(tokens)
-    if localisation["inactive"]:
+    stats = round_stats(
+        round_index,
+        read_table(output_path(run_dir, "grades", round=round_index)),
+        read_table(output_path(run_dir, "critiques", round=round_index)),
+        read_table(output_path(run_dir, "distill", "tokens", round=round_index)),
+        read_manifest(output_path(run_dir, "distill", "checkpoint", round=round_index))["metrics"],
+        inputs,
+    )
+    if stats["localisation"]["inactive"]:
         task_logger().warning(
             "round %d: distillation is inactive, no token has a non-zero advantage (the teacher agrees with the "
             "student everywhere: expected for the condition none, and under GRPO when every group's samples got one "
             "reward)",
             round_index,
         )
-    return {
-        "round": round_index,
-        "rollouts": len(grades),
-        "rollout_accuracy": float(grades["correct"].mean()),
-        "rollout_format_rate": float(grades["format_ok"].mean()),
-        "grade_status": grades["status"].value_counts().to_dict(),
-        "critique_cases": critiques["case"].value_counts().to_dict(),
-        "critique_status": critiques["status"].value_counts().to_dict(),
-        "distill": read_manifest(output_path(run_dir, "distill", "checkpoint", round=round_index))["metrics"],
-        "localisation": localisation,
-        "inputs": inputs,
-    }
+    return stats
 
 
 def _previous_rounds(root: Path) -> dict[int, dict]:
     try:
-        return {r["round"]: r for r in json.loads(summary_path(root).read_text()).get("rounds", [])}
-    except (OSError, ValueError, KeyError, TypeError):  # no summary yet, or one this version cannot read
+        return earlier_rounds(json.loads(summary_path(root).read_text()))
+    except (OSError, ValueError):  # no summary yet, or not JSON
         return {}
 
 
-@stage_task("write-summary")
+@stage_task("summary")
 def write_summary(
     cfg: RunConfig,
     run_dir: str,

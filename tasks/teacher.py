@@ -25,7 +25,7 @@ def _teacher(c: ConfigView, inputs: Inputs, round: int):
     )
 
 
-@stage_task("score-teacher", "score-teacher (round {round_index})")
+@stage_task("teacher", "teacher (round {round_index})")
 def score_teacher_task(
     cfg: RunConfig,
     run_dir: str,

@@ -103,7 +103,7 @@ def test_an_experiment_reports_each_set_per_arm_against_the_reference(
     import yaml
 
     from flows.experiment import experiment
-    from sdfb.experiment import load_experiment, resolve_arms
+    from sdfb.experiment import by_arm, load_experiment, resolve_arms
 
     smoke = ROOT / "configs" / "experiment-smoke.yaml"
     spec = yaml.safe_load(smoke.read_text())
@@ -114,7 +114,7 @@ def test_an_experiment_reports_each_set_per_arm_against_the_reference(
     path = tmp_path / "experiment.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     exp, recipe = load_experiment(path)
-    configs = {f"{arm}/{seed}": cfg for (arm, seed), cfg in resolve_arms(exp, recipe).items()}
+    configs = by_arm(resolve_arms(exp, recipe))
     root = tmp_path / "experiment"
     summary = json.loads(Path(experiment(exp, configs, str(root))).read_text())
     assert summary["eval_sets"] == ["math500"]

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from sdfb.experiment import FIRST_ROUND, load_experiment, resolve_arms
+from sdfb.experiment import FIRST_ROUND, by_arm, load_experiment, resolve_arms
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "experiment-smoke.yaml"
@@ -24,7 +24,7 @@ def _run(config: Path, root: Path) -> str:
     from flows.experiment import experiment
 
     exp, recipe = load_experiment(config)
-    configs = {f"{arm}/{seed}": cfg for (arm, seed), cfg in resolve_arms(exp, recipe).items()}
+    configs = by_arm(resolve_arms(exp, recipe))
     return experiment(exp, configs, str(root))
 
 
@@ -126,7 +126,9 @@ def test_a_rerun_computes_nothing_and_an_added_arm_runs_alone_while_a_failing_on
 def test_plan_prints_the_paper_experiment_without_running_anything():
     from cli.main import app
 
-    result = CliRunner().invoke(app, ["experiment", "--config", "configs/gpu/paper-experiment.yaml", "--plan"])
+    result = CliRunner().invoke(
+        app, ["experiment", "--config", "configs/gpu/paper-experiment.yaml", "--plan"]
+    )
     assert result.exit_code == 0, result.output
     assert "Qwen/Qwen3-1.7B" in result.output and "rollouts" in result.output
     assert "12 runs" in result.output and "trained tokens" in result.output
@@ -151,7 +153,9 @@ def test_plan_prints_the_split_sizes_and_the_smallest_detectable_difference_with
     from cli.main import app
     from sdfb.experiment.power import minimum_detectable_difference
 
-    result = CliRunner().invoke(app, ["experiment", "--config", "configs/gpu/paper-experiment.yaml", "--plan"])
+    result = CliRunner().invoke(
+        app, ["experiment", "--config", "configs/gpu/paper-experiment.yaml", "--plan"]
+    )
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     # data no run has read yet (a hub dataset, offline): the expected split, 200 eval problems x 0.5

@@ -78,7 +78,12 @@ def test_scores_are_published_as_prefect_artifacts(smoke_run):
     from prefect.artifacts import Artifact
 
     cfg, _, _ = smoke_run
-    keys = ("base", "round-0002", "results", "localisation")  # after the run's name and condition
+    keys = (
+        "scores-base",
+        "scores-round-0002",
+        "results",
+        "localisation",
+    )  # after the run's name and condition
     for key in (f"smoke-step-aligned-{key}" for key in keys):
         artifact = Artifact.get(key)
         assert artifact is not None, f"no artifact {key}"
@@ -220,7 +225,7 @@ def test_a_failed_run_names_the_stage_and_the_reason_in_its_final_state(prefect_
     )  # fmt: skip
     state = pipeline(cfg, str(tmp_path / "run"), return_state=True)
     assert state.is_failed()
-    assert state.message.startswith("stage sample-eval-problems failed: DataError: ")
+    assert state.message.startswith("stage eval_problems failed: DataError: ")
     assert "UTF-8" in state.message
     with pytest.raises(DataError):  # a caller of the flow (the CLI) still gets the exception itself
         pipeline(cfg, str(tmp_path / "run"))

@@ -261,7 +261,7 @@ def test_a_deployment_runs_through_a_worker_on_postgres_and_resumes_after_the_wo
             server, "POST", "/task_runs/filter", flow_runs={"id": {"any_": [r["id"] for r in child]}}
         )
         names = {t["name"].split(" (")[0] for t in task_runs if t["state"]["type"] == "COMPLETED"}
-        assert {"student-rollouts", "grade-rollouts", "distill", "score-checkpoint", "write-summary"} <= names
+        assert {"rollouts", "grades", "distill", "scores", "summary"} <= names
         keys = {a["key"] for a in _api(server, "POST", "/artifacts/filter")}
         assert any(k and k.endswith("results") for k in keys), keys
         assert (run_dir / "summary.json").exists()

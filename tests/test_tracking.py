@@ -158,5 +158,9 @@ def test_the_pipeline_reports_training_and_eval_scores_of_each_round_to_its_trac
     assert [step for step, _ in base["eval/avg_at_2"]] == [0]
     assert [step for step, _ in first["eval/avg_at_2"]] == [1]
     assert len(first["train/loss"]) >= 1 and [step for step, _ in first["round/mean_kl"]] == [1]
-    for key in ("smoke-step-aligned-results", "smoke-step-aligned-base", "smoke-step-aligned-round-0001"):
+    for key in (
+        "smoke-step-aligned-results",
+        "smoke-step-aligned-scores-base",
+        "smoke-step-aligned-scores-round-0001",
+    ):
         assert Artifact.get(key) is not None, key

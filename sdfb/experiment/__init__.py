@@ -21,6 +21,8 @@ from sdfb.experiment.config import (
     ExperimentConfig,
     ExperimentError,
     arm_config,
+    by_arm,
+    by_run,
     load_experiment,
     resolve_arms,
 )
@@ -38,7 +40,8 @@ from sdfb.shared import shared_uses
 
 __all__ = [
     "FIRST_ROUND", "Arm", "ExperimentConfig", "ExperimentError", "Plan", "analyse", "arm_config", "arm_dir",
-    "fingerprint", "load_experiment", "plan_experiment", "resolve_arms", "shared_dir", "split_of",
+    "by_arm", "by_run", "fingerprint", "load_experiment", "plan_experiment", "resolve_arms",
+    "shared_dir", "split_of",
 ]  # fmt: skip
 
 

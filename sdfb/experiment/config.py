@@ -131,3 +131,17 @@ def arm_config(exp: ExperimentConfig, recipe: Path, arm: Arm, seed: int) -> RunC
 def resolve_arms(exp: ExperimentConfig, recipe: Path) -> dict[tuple[str, int], RunConfig]:
     """Every arm x seed's config, validated; the first invalid arm stops everything with its name."""
     return {(arm.name, seed): arm_config(exp, recipe, arm, seed) for seed in exp.seeds for arm in exp.arms}
+
+
+def by_arm(configs: dict[tuple[str, int], RunConfig]) -> dict[str, dict[int, RunConfig]]:
+    """`resolve_arms`'s configs nested by arm, then seed: the shape the experiment flow takes, since a Prefect
+    parameter must be JSON (no tuple keys)."""
+    nested: dict[str, dict[int, RunConfig]] = {}
+    for (arm, seed), cfg in configs.items():
+        nested.setdefault(arm, {})[seed] = cfg
+    return nested
+
+
+def by_run(configs: dict[str, dict[int, RunConfig]]) -> dict[tuple[str, int], RunConfig]:
+    """The inverse of `by_arm`: configs keyed by (arm, seed)."""
+    return {(arm, seed): cfg for arm, seeds in configs.items() for seed, cfg in seeds.items()}
