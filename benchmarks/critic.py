@@ -3,14 +3,16 @@
     python benchmarks/critic.py                          # SmolLM2-135M critic, 32 attempts, 128 new tokens
     python benchmarks/critic.py --attempts 64 --max-tokens 256 --concurrency 8
 
-The server is started here (`sdfb.critic.serve.vllm_server`, prefix caching on, as in the paper). The attempts
-are arithmetic solutions in the solver's step format, half of them wrong at one step. Three passes over the same
-attempts, all with the cache off, go through sdfb's `openai` critic backend: a warm-up at the high concurrency
-(so both measured passes find the same prompts in vLLM's prefix cache), then concurrency 1, then the high
-concurrency. Then the critique stage itself (`critique_rollouts`: critic, alignment checks, answer grading) runs
-twice with the cache on, into an empty cache folder: the first run asks the critic, the rerun must not.
+The server is started here (`sdfb.critic.serve.vllm_server`, prefix caching on, as in the paper). The
+attempts are arithmetic solutions in the solver's step format, half of them wrong at one step. Three
+passes over the same attempts, all with the cache off, go through sdfb's `openai` critic backend: a
+warm-up at the high concurrency (so both measured passes find the same prompts in vLLM's prefix cache),
+then concurrency 1, then the high concurrency. Then the critique stage itself (`critique_rollouts`:
+critic, alignment checks, answer grading) runs twice with the cache on, into an empty cache folder: the
+first run asks the critic, the rerun must not.
 
-The last line is `concurrency_speedup=<c8/c1 critiques per s> rerun_calls=<n> rerun_time_share=<rerun/first>`.
+The last line is `concurrency_speedup=<c8/c1 critiques per s>
+rerun_calls=<n> rerun_time_share=<rerun/first>`.
 """
 
 from __future__ import annotations

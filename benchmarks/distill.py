@@ -1,20 +1,20 @@
-"""Distillation step throughput on one batch set: trained tokens/s of sdfb's self-distillation step with the teacher
-inside training (teacher forward + student forward/backward + optimizer) and with the engine-scored teacher (its
-log-probs precomputed: student forward/backward + optimizer), against a bare student forward/backward + optimizer on
-the same tokens; the time the engine takes to score the teacher per trained token; padding waste with length
-bucketing, and peak memory.
+"""Distillation step throughput on one batch set: trained tokens/s of sdfb's self-distillation step with
+the teacher inside training (teacher forward + student forward/backward + optimizer) and with the
+engine-scored teacher (its log-probs precomputed: student forward/backward + optimizer), against a bare
+student forward/backward + optimizer on the same tokens; the time the engine takes to score the teacher per
+trained token; padding waste with length bucketing, and peak memory.
 
     python benchmarks/distill.py                           # tiny model, 64 samples, CPU
     python benchmarks/distill.py --model smollm2-135m --samples 32
     python benchmarks/distill.py --dtype bfloat16           # on a GPU: the same in bf16
     python benchmarks/distill.py --finetune full            # all weights trained (backward ~2x forward)
 
-Each variant runs `--steps` passes over the batches after one warm-up step; the variants alternate `--repeats`
-times so drift in machine load hits both alike. Each variant runs in its own process, so its peak memory is that process's own: the peak resident set
-on CPU, torch's peak allocation on GPU. The teacher is scored by vLLM when it is installed (else HF teacher
-forcing), in the engine's default dtype. The last line is
-`throughput_ratio=<trainer teacher / bare> engine_teacher_ratio=<engine teacher / bare> padding_waste=<y>
-peak_mem_ratio=<z>`.
+Each variant runs `--steps` passes over the batches after one warm-up step; the variants alternate
+`--repeats` times so drift in machine load hits both alike. Each variant runs in its own process, so its
+peak memory is that process's own: the peak resident set on CPU, torch's peak allocation on GPU. The
+teacher is scored by vLLM when it is installed (else HF teacher forcing), in the engine's default dtype.
+The last line is `throughput_ratio=<trainer teacher / bare> engine_teacher_ratio=<engine teacher / bare>
+padding_waste=<y> peak_mem_ratio=<z>`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import time
 
 
 def make_examples(tokenizer, n: int, seed: int, engine_teacher: bool = False) -> list:
-    """Student/teacher sequences of realistic, varied lengths: prompts of the v1 template, context and completion
-    lengths drawn at random (token values do not change the compute)."""
+    """Student/teacher sequences of realistic, varied lengths: prompts of the v1 template, context and
+    completion lengths drawn at random (token values do not change the compute)."""
     from sdfb.distill import Example
     from sdfb.prompts import load_template, render_student_prompt
 
@@ -39,13 +39,21 @@ def make_examples(tokenizer, n: int, seed: int, engine_teacher: bool = False) ->
     for i in range(n):
         completion = [rng.randrange(100, 400) for _ in range(rng.randint(20, 120))]
         context = [rng.randrange(100, 400) for _ in range(rng.randint(30, 150))]
-        examples.append(Example(
-            index=i, problem_id=f"p{i}", sample_index=0, completion_ids=completion,
-            student_ids=prompt + completion, teacher_ids=prompt + context + completion,
-            student_prompt_len=len(prompt), teacher_prompt_len=len(prompt) + len(context),
-            rollout_logprobs=[0.0] * len(completion), advantage=0.0,
-            teacher_logprobs=[-rng.random() for _ in completion] if engine_teacher else None,
-        ))  # fmt: skip
+        examples.append(
+            Example(
+                index=i,
+                problem_id=f"p{i}",
+                sample_index=0,
+                completion_ids=completion,
+                student_ids=prompt + completion,
+                teacher_ids=prompt + context + completion,
+                student_prompt_len=len(prompt),
+                teacher_prompt_len=len(prompt) + len(context),
+                rollout_logprobs=[0.0] * len(completion),
+                advantage=0.0,
+                teacher_logprobs=[-rng.random() for _ in completion] if engine_teacher else None,
+            )
+        )
     return examples
 
 
@@ -149,17 +157,23 @@ def compare(args: argparse.Namespace) -> dict[str, float]:
     peak = {v: max(r["peak"] for r in rs) for v, rs in runs.items()}
     waste, shuffled = runs["distill"][0]["waste"], runs["distill"][0]["shuffled_waste"]
     print(
-        f"model {args.model} ({args.dtype}, {args.finetune}), {args.samples} samples, batch {args.batch_size}, {args.steps} passes per run"
+        f"model {args.model} ({args.dtype}, {args.finetune}), {args.samples} samples, batch "
+        f"{args.batch_size}, {args.steps} passes per run"
     )
     scoring, engine_name = teacher_scoring_seconds_per_token(args)
-    labels = (("distill", "distillation step, teacher in training"), ("engine", "distillation step, engine teacher"),
-              ("bare", "bare student fwd+bwd"))  # fmt: skip
+    labels = (
+        ("distill", "distillation step, teacher in training"),
+        ("engine", "distillation step, engine teacher"),
+        ("bare", "bare student fwd+bwd"),
+    )
     for v, label in labels:
         each = ", ".join(f"{r['tok_s']:.0f}" for r in runs[v])
         print(f"{label}: {best[v]:.0f} trained tok/s (runs {each}), peak {peak[v] / 2**20:.0f} MiB")
     print(f"padding waste with length bucketing: {waste:.3f} (shuffled order: {shuffled:.3f})")
-    print(f"teacher scored by {engine_name}: {1000 * scoring:.2f} s per 1000 trained tokens "
-          f"(training with it: {1000 / best['engine']:.2f} s per 1000)")  # fmt: skip
+    print(
+        f"teacher scored by {engine_name}: {1000 * scoring:.2f} s per 1000 trained tokens "
+        f"(training with it: {1000 / best['engine']:.2f} s per 1000)"
+    )
     result = {
         "throughput_ratio": best["distill"] / best["bare"],
         "engine_teacher_ratio": best["engine"] / best["bare"],
@@ -197,7 +211,8 @@ def teacher_scoring_seconds_per_token(args: argparse.Namespace) -> tuple[float, 
             return timed(engine), f"vLLM ({generation_dtype('auto')})"
         except Exception as exc:  # a benchmark reports what failed and measures the fallback
             print(
-                f"vLLM prompt log-probs failed ({type(exc).__name__}: {str(exc)[:200]}); scoring with HF instead"
+                f"vLLM prompt log-probs failed ({type(exc).__name__}: "
+                f"{str(exc)[:200]}); scoring with HF instead"
             )
         finally:
             engine.close()

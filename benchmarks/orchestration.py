@@ -1,14 +1,15 @@
-"""What a rerun of a finished run costs, in two parts: Prefect (interpreter start, imports, the temporary API server,
-flow and task runs) and sdfb's own work (finding every stage finished, the summary). Uses the smoke recipe.
+"""What a rerun of a finished run costs, in two parts: Prefect (interpreter start, imports,
+the temporary API server, flow and task runs) and sdfb's own work (finding every stage
+finished, the summary). Uses the smoke recipe.
 
     python benchmarks/orchestration.py                # one fresh smoke run, then 3 reruns of each kind
     python benchmarks/orchestration.py --repeats 5
 
-(a) `sdfb run` on the finished folder, the temporary Prefect server started first (the default); (b) the same with
-SDFB_EARLY_SERVER=0 (Prefect starts its server when the flow is called, as before); (c) sdfb's own rerun work: the
-pipeline's body in this process with every task called as its plain function, without Prefect. Medians of the repeats.
-The last line is `rerun_wall_s=<a> rerun_wall_lazy_s=<b> early_server_ratio=<b/a> rerun_sdfb_work_s=<c>
-rerun_prefect_s=<a-c>`.
+(a) `sdfb run` on the finished folder, the temporary Prefect server started first (the default); (b) the
+same with SDFB_EARLY_SERVER=0 (Prefect starts its server when the flow is called, as before); (c) sdfb's
+own rerun work: the pipeline's body in this process with every task called as its plain function, without
+Prefect. Medians of the repeats. The last line is `rerun_wall_s=<a> rerun_wall_lazy_s=<b>
+early_server_ratio=<b/a> rerun_sdfb_work_s=<c> rerun_prefect_s=<a-c>`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""How long a stage takes to draw problems from a large file: the eval split and one round from a generated pool
-in GSM8K's own JSONL format (`question`, `answer` ending in `#### n`), against reading and parsing every gold
-answer of the pool (`load_pools`, what every round did before pools parsed only what they draw).
+"""How long a stage takes to draw problems from a large file: the eval split and one round from a generated
+pool in GSM8K's own JSONL format (`question`, `answer` ending in `#### n`), against reading and parsing
+every gold answer of the pool (`load_pools`, what every round did before pools parsed only what they draw).
 
     python benchmarks/pools.py                 # 100,000 rows
     python benchmarks/pools.py --rows 1000000
@@ -48,7 +48,9 @@ def main(rows: int) -> str:
         _, round_s = timed(lambda: sample_round(cfg, 0, 3, set(evals["problem_id"])))
         _, full_s = timed(lambda: load_pools(cfg, 0))
     print(f"eval split {eval_s:.2f} s, one round {round_s:.2f} s; every gold parsed {full_s:.2f} s")
-    return f"rows={rows} eval_s={eval_s:.2f} round_s={round_s:.2f} full_parse_s={full_s:.2f} speedup={full_s / (eval_s + round_s):.2f}"
+    speedup = full_s / (eval_s + round_s)
+    times = f"eval_s={eval_s:.2f} round_s={round_s:.2f} full_parse_s={full_s:.2f}"
+    return f"rows={rows} {times} speedup={speedup:.2f}"
 
 
 if __name__ == "__main__":

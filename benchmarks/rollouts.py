@@ -1,17 +1,18 @@
-"""Rollout throughput on one set of prompts: (a) sdfb's vLLM rollout stage in the engine's default dtype (bf16 on
-GPUs and on CPUs with bf16 instructions), (b) a bare `vllm.LLM.generate` on the same engine and token ids, (d) the
-same stage on an fp32 engine, (e) the same stage on an engine started the other way round for LoRA (with vLLM's
-LoRA layers where (a) has none, i.e. where adapters are merged, the CPU default; without them where adapters are
-applied per request), (c) sdfb's HF backend (fp32) at its best batch size. Same model, prompts, sampling.
+"""Rollout throughput on one set of prompts: (a) sdfb's vLLM rollout stage in the engine's default dtype
+(bf16 on GPUs and on CPUs with bf16 instructions), (b) a bare `vllm.LLM.generate` on the same engine and
+token ids, (d) the same stage on an fp32 engine, (e) the same stage on an engine started the other way
+round for LoRA (with vLLM's LoRA layers where (a) has none, i.e. where adapters are merged, the CPU
+default; without them where adapters are applied per request), (c) sdfb's HF backend (fp32) at its best
+batch size. Same model, prompts, sampling.
 
     python benchmarks/rollouts.py                      # SmolLM2-135M, 128 arithmetic prompts, 128 new tokens
     python benchmarks/rollouts.py --hf-batch-sizes 32,64,128 --repeats 3
 
-Tokens/s counts the completion tokens actually generated. (a) and (b) use identical sampling parameters and seed
-(with the sampled token's log-prob, which rollouts keep), so they generate the same tokens. The log-prob gap is the
-stored (engine-dtype) log-prob of each sampled token against a teacher-forced fp32 HF forward over the same ids.
-The last line is `wrapper_ratio=<a/b> vllm_vs_hf=<a/c> vllm_tok_s=<a> bf16_vs_fp32=<a/d> logprob_gap=<mean>
-lora_off_vs_on=<without LoRA layers / with>`.
+Tokens/s counts the completion tokens actually generated. (a) and (b) use identical sampling parameters and
+seed (with the sampled token's log-prob, which rollouts keep), so they generate the same tokens. The
+log-prob gap is the stored (engine-dtype) log-prob of each sampled token against a teacher-forced fp32 HF
+forward over the same ids. The last line is `wrapper_ratio=<a/b> vllm_vs_hf=<a/c> vllm_tok_s=<a>
+bf16_vs_fp32=<a/d> logprob_gap=<mean> lora_off_vs_on=<without LoRA layers / with>`.
 """
 
 from __future__ import annotations
@@ -56,9 +57,15 @@ def main(args: argparse.Namespace) -> dict[str, float]:
         for p in prompts
     ]
     params = SamplingParams(
-        n=1, temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k,
-        max_tokens=sampling.max_new_tokens, seed=sampling.seed, logprobs=0, skip_special_tokens=True,
-    )  # fmt: skip
+        n=1,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        top_k=sampling.top_k,
+        max_tokens=sampling.max_new_tokens,
+        seed=sampling.seed,
+        logprobs=0,
+        skip_special_tokens=True,
+    )
 
     def bare() -> float:
         t = time.perf_counter()
@@ -96,29 +103,46 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     c = hf_runs[best_batch]
 
     print(
-        f"model {args.model} ({args.dtype}), {args.prompts} prompts, {args.max_new_tokens} new tokens, sampling {sampling}"
+        f"model {args.model} ({args.dtype}), {args.prompts} prompts, "
+        f"{args.max_new_tokens} new tokens, sampling {sampling}"
     )
     print(f"vLLM engine start: {start_s:.1f} s")
     print(f"(a) sdfb vLLM rollout stage: {a:.0f} tok/s (runs: {', '.join(f'{x:.0f}' for x in a_runs)})")
     print(f"(b) bare vllm.LLM.generate: {b:.0f} tok/s (runs: {', '.join(f'{x:.0f}' for x in b_runs)})")
     print(
-        f"(c) sdfb HF backend: {c:.0f} tok/s at batch {best_batch} ({', '.join(f'batch {k}: {v:.0f}' for k, v in hf_runs.items())})"
+        f"(c) sdfb HF backend: {c:.0f} tok/s at batch {best_batch} "
+        f"({', '.join(f'batch {k}: {v:.0f}' for k, v in hf_runs.items())})"
     )
     print(f"(d) sdfb vLLM rollout stage, fp32 engine: {d:.0f} tok/s; engine dtype in (a): {dtype}")
-    print(f"(e) sdfb vLLM rollout stage, engine {'without' if lora else 'with'} LoRA layers: {e:.0f} tok/s; "
-          f"(a) {'with' if lora else 'without'} (adapters {'per request' if lora else 'merged'} on this machine)")  # fmt: skip
     print(
-        f"log-prob gap, engine ({dtype}) vs fp32 forward: mean {gap_mean:.4f}, p99 {gap_p99:.4f} nats per token"
+        f"(e) sdfb vLLM rollout stage, engine {'without' if lora else 'with'} LoRA layers: {e:.0f} "
+        f"tok/s; (a) {'with' if lora else 'without'} (adapters "
+        f"{'per request' if lora else 'merged'} on this machine)"
     )
-    result = {"wrapper_ratio": a / b, "vllm_vs_hf": a / c, "vllm_tok_s": a, "bf16_vs_fp32": a / d,
-              "logprob_gap": gap_mean, "lora_off_vs_on": (e / a) if lora else (a / e)}  # fmt: skip
-    print(" ".join(f"{k}={v:.0f}" if k == "vllm_tok_s" else f"{k}={v:.4f}" if k == "logprob_gap" else f"{k}={v:.3f}"
-                   for k, v in result.items()))  # fmt: skip
+    print(
+        f"log-prob gap, engine ({dtype}) vs fp32 forward: mean "
+        f"{gap_mean:.4f}, p99 {gap_p99:.4f} nats per token"
+    )
+    result = {
+        "wrapper_ratio": a / b,
+        "vllm_vs_hf": a / c,
+        "vllm_tok_s": a,
+        "bf16_vs_fp32": a / d,
+        "logprob_gap": gap_mean,
+        "lora_off_vs_on": (e / a) if lora else (a / e),
+    }
+    print(
+        " ".join(
+            f"{k}={v:.0f}" if k == "vllm_tok_s" else f"{k}={v:.4f}" if k == "logprob_gap" else f"{k}={v:.3f}"
+            for k, v in result.items()
+        )
+    )
     return result
 
 
 def logprob_gap(model_name: str, table) -> tuple[float, float]:
-    """|stored log-prob - fp32 teacher-forced log-prob| over every sampled token of `table`: mean and 99th pct."""
+    """|stored log-prob - fp32 teacher-forced log-prob| over every sampled token of `table`: mean and 99th
+    percentile."""
     import torch
 
     from sdfb.models import load_model

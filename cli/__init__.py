@@ -1,1 +1,2 @@
-"""The `sdfb` command line: above the flows (it starts them), never imported by the library, flows or tasks."""
+"""The `sdfb` command line: above the flows (it starts them), never
+imported by the library, flows or tasks."""

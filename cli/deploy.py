@@ -1,6 +1,6 @@
-"""`sdfb deploy --pool NAME` registers the deployments in prefect.yaml with a work pool; `sdfb serve` serves them
-from this process (Prefect's serve: no pool, no worker). Both check every deployment's config first, so a bad one
-fails here with the config's own message rather than at run time."""
+"""`sdfb deploy --pool NAME` registers the deployments in prefect.yaml with a work pool; `sdfb serve`
+serves them from this process (Prefect's serve: no pool, no worker). Both check every deployment's config
+first, so a bad one fails here with the config's own message rather than at run time."""
 
 from __future__ import annotations
 
@@ -35,8 +35,9 @@ def deploy(
     ] = 120,
 ) -> None:
     """Register the deployments in prefect.yaml with work pool POOL (create a process pool with
-    `prefect work-pool create POOL --type process`; docker/worker.sh does), and the automation that marks flow runs
-    whose worker died as CRASHED (workers send heartbeats: PREFECT_FLOWS_HEARTBEAT_FREQUENCY, set by worker.sh)."""
+    `prefect work-pool create POOL --type process`; docker/worker.sh does), and the automation that
+    marks flow runs whose worker died as CRASHED (workers send heartbeats:
+    PREFECT_FLOWS_HEARTBEAT_FREQUENCY, set by worker.sh)."""
     from prefect import deploy as prefect_deploy
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
@@ -64,8 +65,9 @@ def deploy(
 
 
 def zombie_automation(client, seconds: int) -> None:
-    """Prefect's recipe for self-hosted servers: a run whose heartbeats stop for `seconds` (a worker killed outright,
-    a lost machine) is marked CRASHED, so its deployment can be run again. Created once; an existing one is kept."""
+    """Prefect's recipe for self-hosted servers: a run whose heartbeats stop for `seconds` (a
+    worker killed outright, a lost machine) is marked CRASHED, so its deployment can be run again.
+    Created once; an existing one is kept."""
     from datetime import timedelta
 
     from prefect.client.schemas.objects import StateType
@@ -91,12 +93,13 @@ def zombie_automation(client, seconds: int) -> None:
 
 
 def serve(file: FileOption = ROOT / "prefect.yaml", only: OnlyOption = None) -> None:
-    """Serve the deployments in prefect.yaml from this process until Ctrl-C: their schedules fire and runs started
-    from the UI or `prefect deployment run` execute here, without a work pool or worker."""
+    """Serve the deployments in prefect.yaml from this process until Ctrl-C: their schedules fire and runs
+    started from the UI or `prefect deployment run` execute here, without a work pool or worker."""
     from prefect import serve as prefect_serve
 
-    # As docker/worker.sh: Prefect's default (180 s) is longer than the zombie automation's window, which would mark
-    # every served run longer than that CRASHED. Its runs are subprocesses and read this from the environment.
+    # As docker/worker.sh: Prefect's default (180 s) is longer than the zombie automation's window, which
+    # would mark every served run longer than that CRASHED. Its runs are subprocesses and read this from the
+    # environment.
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
     file = file.resolve()
     os.chdir(ROOT)

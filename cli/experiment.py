@@ -1,5 +1,5 @@
-"""`sdfb experiment` and `sdfb report`: run (or only plan) an experiment of several arms, and draw the HTML report of
-an experiment or a single run."""
+"""`sdfb experiment` and `sdfb report`: run (or only plan) an experiment of several arms, and draw the HTML
+report of an experiment or a single run."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def experiment(
     ] = None,
     plan: Annotated[bool, typer.Option("--plan", help="validate and print the plan; run nothing")] = False,
 ) -> None:
-    """Run every arm x seed of an experiment (shared first-round work computed once), then the paired statistics and
-    the report. Finished arms are reused; an arm added to the YAML runs alone."""
+    """Run every arm x seed of an experiment (shared first-round work computed once), then the paired
+    statistics and the report. Finished arms are reused; an arm added to the YAML runs alone."""
     from sdfb.experiment import ExperimentError, by_arm, load_experiment, plan_experiment, resolve_arms
 
     try:
@@ -81,9 +81,9 @@ def print_plan(exp, the_plan) -> None:
         console.print(table)
     work = the_plan.work
     console.print(
-        f"work: {work['runs']} runs, {work['eval_generations']} eval generations, {work['rollout_generations']} "
-        f"rollout generations, {work['filter_generations']} difficulty-filter generations, at most "
-        f"{work['max_trained_tokens']} trained tokens"
+        f"work: {work['runs']} runs, {work['eval_generations']} eval generations, "
+        f"{work['rollout_generations']} rollout generations, {work['filter_generations']} difficulty-filter "
+        f"generations, at most {work['max_trained_tokens']} trained tokens"
     )
     print_power(the_plan.splits, the_plan.power)
 
@@ -101,8 +101,8 @@ def print_power(splits, power) -> None:
     )
     console.print(
         f"power: {power.n_problems} test problems x {power.n_seeds} seed(s) x k={power.k}: smallest "
-        f"Avg@{power.k} difference detectable at {power.power:.0%} power (two-sided alpha {power.alpha}): {found}; "
-        f"{power.assumption}. Sampling noise only, so optimistic: see docs/power.md"
+        f"Avg@{power.k} difference detectable at {power.power:.0%} power (two-sided alpha {power.alpha}): "
+        f"{found}; {power.assumption}. Sampling noise only, so optimistic: see docs/power.md"
     )
 
 
@@ -112,8 +112,10 @@ def print_comparison(analysis: Path) -> None:
     summary = json.loads((analysis / "summary.json").read_text())
     tables = {name: pd.read_parquet(analysis / f"{name}.parquet") for name in ("scores", "comparisons")}
     split = summary["split"]
-    table = Table(title=f"{summary['name']}: test split ({split['test_problems']} problems), checkpoints chosen on "
-                  f"{split['validation_problems']} validation problems")  # fmt: skip
+    table = Table(
+        title=f"{summary['name']}: test split ({split['test_problems']} problems), checkpoints chosen on "
+        f"{split['validation_problems']} validation problems"
+    )
     for name in COMPARISON_HEADER:
         table.add_column(name)
     for row in comparison_rows(tables, summary):
@@ -152,8 +154,9 @@ def report(
 
 
 def run_report(folder: Path) -> Path:
-    """`<folder>/report.html` of a finished single run (`sdfb run` writes it last). Its analysis tables go to a
-    temporary folder: the run folder keeps only the stages' outputs, and a resumed run is never drawn from stale ones."""
+    """`<folder>/report.html` of a finished single run (`sdfb run` writes it last). Its
+    analysis tables go to a temporary folder: the run folder keeps only the stages' outputs,
+    and a resumed run is never drawn from stale ones."""
     import tempfile
 
     from sdfb.report import write_report
@@ -171,7 +174,12 @@ def _analyse_run(folder: Path, analysis: Path) -> None:
 
     cfg = build_config(json.loads((folder / "summary.json").read_text())["config"])
     tables, summary = analyse(
-        cfg.name, {(cfg.name, cfg.seed): folder}, {cfg.name: {"status": "ok", "error": None}}, None, cfg.eval.k,
-        0.5, load_tokenizer(cfg.model.name_or_path, cfg.model.trust_remote_code),
-    )  # fmt: skip
+        cfg.name,
+        {(cfg.name, cfg.seed): folder},
+        {cfg.name: {"status": "ok", "error": None}},
+        None,
+        cfg.eval.k,
+        0.5,
+        load_tokenizer(cfg.model.name_or_path, cfg.model.trust_remote_code),
+    )
     write_analysis(analysis, tables, summary)

@@ -59,8 +59,8 @@ def print_results(summary_path: Path) -> None:
     base = summary.get("base_student")
     if base:
         console.print(
-            f"base student on the eval split: format followed in {100 * base['format_rate']:.1f}% of samples, "
-            f"correct in {100 * base['accuracy']:.1f}% (k={base['k']})"
+            f"base student on the eval split: format followed in {100 * base['format_rate']:.1f}% of "
+            f"samples, correct in {100 * base['accuracy']:.1f}% (k={base['k']})"
         )
     timing = summary["timing"]
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in timing["per_stage_seconds"].items())
@@ -143,8 +143,9 @@ def train_round(
         list[str] | None, typer.Option("--set", help="the same overrides as the run")
     ] = None,
 ) -> None:
-    """Train one round from its stored tables, outside the flow (for `accelerate launch`), as the flow's distillation
-    stage would: after `sdfb run --until teacher --until-round N`, and a later `sdfb run` reuses what this wrote."""
+    """Train one round from its stored tables, outside the flow (for `accelerate launch`), as
+    the flow's distillation stage would: after `sdfb run --until teacher --until-round N`, and
+    a later `sdfb run` reuses what this wrote."""
     from sdfb.resume import unfinished_inputs
     from sdfb.stages import output_path
     from tasks.distill import run_round
@@ -186,7 +187,8 @@ def show(run_dir: Annotated[Path, typer.Argument(help="a run folder holding summ
     path = run_dir / "summary.json"
     if not path.exists():
         err.print(
-            f"[red]error:[/red] {path} does not exist: the run has not finished; rerun `sdfb run` to resume it"
+            f"[red]error:[/red] {path} does not exist: the run has not "
+            "finished; rerun `sdfb run` to resume it"
         )
         raise typer.Exit(2)
     print_results(path)

@@ -1,5 +1,5 @@
-"""Terminal output for errors the user can fix: Prefect's console shows their one-line message, not a traceback
-from inside the libraries. The flow run's logs in the Prefect UI keep the full traceback."""
+"""Terminal output for errors the user can fix: Prefect's console shows their one-line message, not a
+traceback from inside the libraries. The flow run's logs in the Prefect UI keep the full traceback."""
 
 from __future__ import annotations
 
@@ -13,14 +13,16 @@ class _WithoutTraceback(logging.Formatter):
 
     def __init__(self, inner: logging.Formatter, kinds: tuple[type[BaseException], ...]):
         super().__init__()
-        self.inner, self.kinds = inner, kinds
+        self.inner = inner
+        self.kinds = kinds
 
     def format(self, record: logging.LogRecord) -> str:
         error = record.exc_info[1] if record.exc_info else None
         if not isinstance(error, self.kinds):
             return self.inner.format(record)
         saved = record.exc_info, record.exc_text
-        record.exc_info, record.exc_text = None, None
+        record.exc_info = None
+        record.exc_text = None
         try:
             return self.inner.format(record)
         finally:
@@ -29,7 +31,8 @@ class _WithoutTraceback(logging.Formatter):
 
 @contextlib.contextmanager
 def short_errors(kinds: tuple[type[BaseException], ...]) -> Iterator[None]:
-    """While active, the console handlers of the root logger (where Prefect prints) drop tracebacks of `kinds`."""
+    """While active, the console handlers of the root logger (where
+    Prefect prints) drop tracebacks of `kinds`."""
     import prefect.main  # noqa: F401  (sets up Prefect's logging, so its console handler exists)
 
     wrapped = []

@@ -1,9 +1,10 @@
 """Prefect's temporary API server, started by `sdfb run` / `sdfb experiment` as their first step when no
 PREFECT_API_URL is set, so its boot overlaps the loading of torch and the flows instead of following it.
 
-Prefect itself starts the same server (uvicorn on 127.0.0.1, UI off) only when the flow is first called, and imports
-its whole server package in the command's own process to do so. Set SDFB_EARLY_SERVER=0 to leave it to Prefect.
-The server is one of the command's child processes and ends with them (`common.end_children`).
+Prefect itself starts the same server (uvicorn on 127.0.0.1, UI off) only when the flow is first
+called, and imports its whole server package in the command's own process to do so. Set
+SDFB_EARLY_SERVER=0 to leave it to Prefect. The server is one of the command's child processes and
+ends with them (`common.end_children`).
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ class EarlyServer:
 
 
 def start_early_server() -> EarlyServer | None:
-    """Start the temporary server unless a server is configured (PREFECT_API_URL, in the environment or the active
-    Prefect profile) or SDFB_EARLY_SERVER=0; PREFECT_API_URL then points this process at it."""
+    """Start the temporary server unless a server is configured (PREFECT_API_URL, in the environment or the
+    active Prefect profile) or SDFB_EARLY_SERVER=0; PREFECT_API_URL then points this process at it."""
     if (
         os.environ.get("SDFB_EARLY_SERVER", "1") == "0"
         or os.environ.get("PREFECT_API_URL")
@@ -62,19 +63,38 @@ def start_early_server() -> EarlyServer | None:
 
     app_dir = Path(importlib.util.find_spec("prefect").origin).parent.parent
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir), "--factory",
-         "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "error", "--lifespan", "on"],
-        env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(app_dir),
+            "--factory",
+            "prefect.server.api.server:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "error",
+            "--lifespan",
+            "on",
+        ],
+        env={
+            **os.environ,
+            "PREFECT_UI_ENABLED": "0",
+            "PREFECT__SERVER_EPHEMERAL": "1",
+            "PREFECT__SERVER_FINAL": "1",
+        },
+    )
     url = f"http://127.0.0.1:{port}/api"
     os.environ["PREFECT_API_URL"] = url
     return EarlyServer(process, url)
 
 
 def _profile_api_url() -> bool:
-    """Whether the active Prefect profile sets an API URL (`prefect config set PREFECT_API_URL=...`); read from the
-    profiles file without importing prefect."""
+    """Whether the active Prefect profile sets an API URL (`prefect config set PREFECT_API_URL=...`); read
+    from the profiles file without importing prefect."""
     import tomllib
 
     home = Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect")).expanduser()
@@ -89,8 +109,8 @@ def _profile_api_url() -> bool:
 
 @contextlib.contextmanager
 def early_server() -> Iterator[EarlyServer | None]:
-    """`start_early_server` for the block; afterwards the run's last log lines are sent, the server stopped and
-    PREFECT_API_URL restored (the CLI may be called again in one process)."""
+    """`start_early_server` for the block; afterwards the run's last log lines are sent, the server stopped
+    and PREFECT_API_URL restored (the CLI may be called again in one process)."""
     before = os.environ.get("PREFECT_API_URL")
     server = start_early_server()
     try:

@@ -1,6 +1,7 @@
-"""The flows that deployments run (prefect.yaml): each takes a config path plus overrides, so a deployment's
-parameters are plain values a user can edit in the UI, and runs the pipeline (or an experiment) as a subflow tagged
-with its model and condition. Run names say what runs: recipe, condition and date.
+"""The flows that deployments run (prefect.yaml): each takes a config path plus overrides,
+so a deployment's parameters are plain values a user can edit in the UI, and runs the
+pipeline (or an experiment) as a subflow tagged with its model and condition. Run names say
+what runs: recipe, condition and date.
 
     sdfb deploy --pool sdfb-cpu      # register them with a work pool (a worker runs them)
     sdfb serve                       # or serve them from this process, without a worker
@@ -35,8 +36,9 @@ def _experiment_run_name() -> str:
 
 @flow(name="sdfb-run", flow_run_name=_recipe_run_name, log_prints=False)
 def run_recipe(config: str, overrides: list[str] | None = None, run_dir: str | None = None) -> str:
-    """One recipe (`configs/*.yaml`, relative to the repository or SDFB_HOME) in `run_dir` (default
-    `$SDFB_RUNS/<name>`, else runs/<name> in the repository); a rerun after a crash resumes from the finished stages."""
+    """One recipe (`configs/*.yaml`, relative to the repository or SDFB_HOME) in `run_dir`
+    (default `$SDFB_RUNS/<name>`, else runs/<name> in the repository); a rerun after a
+    crash resumes from the finished stages."""
     cfg = load_config(project_root() / config, overrides or [])
     target = Path(run_dir or runs_root() / cfg.name).resolve()
     with tags(*derived_tags(cfg)):

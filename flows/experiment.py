@@ -1,5 +1,6 @@
-"""The sdfb experiment flow: every arm x seed runs the pipeline as a subflow (the UI shows the tree), sharing the
-work that does not depend on the arm through each seed's shared folder; then the analysis and the report.
+"""The sdfb experiment flow: every arm x seed runs the pipeline as a subflow (the UI shows
+the tree), sharing the work that does not depend on the arm through each seed's shared
+folder; then the analysis and the report.
 
 Run it with `sdfb experiment --config configs/experiment-demo.yaml`.
 """

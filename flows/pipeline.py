@@ -1,6 +1,7 @@
-"""The sdfb pipeline flow: score the base model (and keep the problems it finds hard, with `data.filter`), then R rounds of problems -> rollouts -> grades -> critiques ->
-contexts -> teacher -> distillation, scoring after the last round (and every `eval.every` rounds); with `until`
-it stops after that stage of one round (`sdfb.stages.stop_after`), everything so far written for a rerun to resume.
+"""The sdfb pipeline flow: score the base model (and keep the problems it finds hard, with `data.filter`),
+then R rounds of problems -> rollouts -> grades -> critiques -> contexts -> teacher -> distillation,
+scoring after the last round (and every `eval.every` rounds); with `until` it stops after that stage of one
+round (`sdfb.stages.stop_after`), everything so far written for a rerun to resume.
 
 Run it with `sdfb run --config configs/demo.yaml [--until teacher]`; for a local debug run without the CLI:
     python -m flows.pipeline configs/smoke.yaml /tmp/sdfb-smoke
@@ -41,9 +42,9 @@ def pipeline(
     until_round: int | None = None,
 ) -> str:
     """Returns the summary's path, or with `until` (a stage name; `until_round`: which round's, see
-    `sdfb.stages.stop_after`) the path of that stage's output once it is finished. `keep_engines`: leave the vLLM
-    engines running at the end (an experiment's next arm reuses them and the experiment releases them); by
-    default they live as long as this flow run."""
+    `sdfb.stages.stop_after`) the path of that stage's output once it is finished. `keep_engines`: leave
+    the vLLM engines running at the end (an experiment's next arm reuses them and the experiment releases
+    them); by default they live as long as this flow run."""
     started_at = started_at or time.time()
     stop = stop_after(until, until_round, config.rounds, config.eval.every, config.data.filter is not None)
     # one run per folder (a second stops at once, naming the first's pid); one GPU slot while it runs on a GPU

@@ -15,8 +15,9 @@ from pathlib import Path
 
 @contextlib.contextmanager
 def atomic_path(target: Path | str) -> Iterator[Path]:
-    """Yield a fresh temporary path beside `target`; when the block succeeds, rename it onto `target` (a file is
-    replaced atomically; a folder replaces the old folder, which is removed first), when it fails, remove it.
+    """Yield a fresh temporary path beside `target`; when the block succeeds, rename it
+    onto `target` (a file is replaced atomically; a folder replaces the old folder, which
+    is removed first), when it fails, remove it.
 
     The temporary name is unique per call, so two writers never write into each other's temporary file.
     """

@@ -1,6 +1,6 @@
-"""The resampling schemes behind sdfb's intervals: whole clusters (a problem's attempts), and two levels (seeds
-and problems independently, so that a score's interval holds the variance of the eval problems and that of the
-training runs). Percentile intervals from a seeded numpy generator. Pure numpy; no I/O."""
+"""The resampling schemes behind sdfb's intervals: whole clusters (a problem's attempts), and two levels
+(seeds and problems independently, so that a score's interval holds the variance of the eval problems and
+that of the training runs). Percentile intervals from a seeded numpy generator. Pure numpy; no I/O."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ BOOTSTRAP_RESAMPLES = 2000
 
 
 def seeds_by_problems(table: pd.DataFrame, column: str) -> np.ndarray:
-    """`column` of a (seed, problem_id) table as a seeds x problems matrix; the table must be complete (one row
-    per seed and problem: the seeds of an experiment share their eval problems)."""
+    """`column` of a (seed, problem_id) table as a seeds x problems matrix; the table must be complete (one
+    row per seed and problem: the seeds of an experiment share their eval problems)."""
     wide = table.pivot(index="seed", columns="problem_id", values=column)
     assert not wide.isna().to_numpy().any(), "seeds_by_problems needs one row per seed and problem"
     return wide.to_numpy(dtype=float)
@@ -41,8 +41,8 @@ def two_level_interval(
 def cluster_interval(
     sums: np.ndarray, sizes: np.ndarray, confidence: float, n_resamples: int, rng: np.random.Generator
 ) -> tuple[float, float]:
-    """Percentile interval of sum(values) / count(values) over resamples of whole clusters, each given by the sum
-    and the count of its values: draw as many clusters as there are, with replacement."""
+    """Percentile interval of sum(values) / count(values) over resamples of whole clusters, each given by
+    the sum and the count of its values: draw as many clusters as there are, with replacement."""
     check_confidence(confidence)
     drawn = rng.integers(0, len(sums), size=(n_resamples, len(sums)))
     return percentile_interval(sums[drawn].sum(axis=1) / sizes[drawn].sum(axis=1), confidence)

@@ -19,9 +19,9 @@ def critique_context(
 ) -> str:
     """The teacher's context for one critique style, all derived from the same parsed critique.
 
-    step_aligned: the whole critique. aligned_no_repeat: only its steps from the first one that differs from the
-    attempt, then the answer. aligned_with_error: the attempt's wrong step quoted verbatim, then the whole critique
-    (the same as step_aligned when the critic found no wrong step).
+    step_aligned: the whole critique. aligned_no_repeat: only its steps from the first one that differs
+    from the attempt, then the answer. aligned_with_error: the attempt's wrong step quoted verbatim, then
+    the whole critique (the same as step_aligned when the critic found no wrong step).
     """
     if style == Condition.ALIGNED_NO_REPEAT:
         parsed = parse_attempt(critique)
@@ -68,8 +68,9 @@ def assemble_contexts(
     unmatched = table["correct"].isna() | table["status"].isna() | table["question"].isna()
     if unmatched.any():
         raise ValueError(
-            f"rollouts without a grade, critique or problem: {table.loc[unmatched, keys].head().to_dict('records')}; "
-            "assemble contexts from the tables of one round"
+            "rollouts without a grade, critique or problem: "
+            f"{table.loc[unmatched, keys].head().to_dict('records')}; assemble "
+            "contexts from the tables of one round"
         )
     chosen = [
         row_context(row, condition, template, critique_statuses) for row in table.itertuples(index=False)
@@ -96,8 +97,8 @@ def assemble_contexts(
 
 
 def _known_verdicts(table: pd.DataFrame) -> pd.Series:
-    """The critic's first wrong step where it gave a verdict (-1: none wrong), null where it did not answer; kept
-    for every condition, so the localisation of the signal can be measured in every arm."""
+    """The critic's first wrong step where it gave a verdict (-1: none wrong), null where it did not
+    answer; kept for every condition, so the localisation of the signal can be measured in every arm."""
     answered = ~table["status"].isin(NO_VERDICT)
     return table["first_wrong_step"].where(answered).astype("Int32")
 

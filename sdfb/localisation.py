@@ -1,5 +1,6 @@
-"""Where in a completion the self-distillation signal falls: each token's step line, its segment relative to the
-critic's first wrong step, and how much negative advantage lands on that step. Pure numpy; no training, no I/O."""
+"""Where in a completion the self-distillation signal falls: each token's step line, its
+segment relative to the critic's first wrong step, and how much negative advantage lands on
+that step. Pure numpy; no training, no I/O."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def _line_breaks(text: str) -> np.ndarray:
 
 
 def _line_ends(text: str) -> np.ndarray:
-    """A mask over characters: True at the last character of each line break, so "\\r\\n" ends one line, not two."""
+    """A mask over characters: True at the last character of each line
+    break, so "\\r\\n" ends one line, not two."""
     ends = np.zeros(len(text), dtype=bool)
     position = 0
     for line in text.splitlines(keepends=True):
@@ -46,7 +48,9 @@ def _line_labels(text: str) -> list[int]:
     """The step index of each line of `text`, numbered exactly as `sdfb.prompts.parse_attempt` reads them (so
     thinking is no step: it reads the same `lines_outside_thinking`)."""
     labels: list[int] = []
-    steps, answered, stopped = 0, False, False
+    steps = 0
+    answered = False
+    stopped = False
     for line in lines_outside_thinking(text):
         if stopped or (answered and line.strip()):
             # parse_attempt stops at the first non-blank line after the answer: the model kept talking
@@ -64,10 +68,12 @@ def _line_labels(text: str) -> list[int]:
 
 
 def _token_widths(token_ids: Sequence[int], tokenizer, context: int) -> np.ndarray:
-    """How many characters each token adds to the decoded text, decoding it after up to `context` earlier tokens.
+    """How many characters each token adds to the decoded text, decoding it
+    after up to `context` earlier tokens.
 
-    A token that ends inside a multi-byte character decodes to one replacement character and the tokens that
-    finish the character add none, so the character is counted once, at the token where its bytes start."""
+    A token that ends inside a multi-byte character decodes to one replacement
+    character and the tokens that finish the character add none, so the character is
+    counted once, at the token where its bytes start."""
     ids = [int(t) for t in token_ids]
     widths = np.zeros(len(ids), dtype=np.int64)
     for i in range(len(ids)):
@@ -78,18 +84,19 @@ def _token_widths(token_ids: Sequence[int], tokenizer, context: int) -> np.ndarr
 
 
 def token_spans(text: str, token_ids: Sequence[int], tokenizer) -> np.ndarray:
-    """Each token's [start, end) character span in `text`, an (n, 2) int array, from the tokenizer's own decoding.
+    """Each token's [start, end) character span in `text`, an (n, 2) int
+    array, from the tokenizer's own decoding.
 
-    `text` must be what the ids decode to without special tokens (how rollouts store completions). Special tokens
-    such as end-of-sequence, and tokens that only finish a multi-byte character, get empty spans. Raises
-    ValueError when the ids do not decode to `text`."""
+    `text` must be what the ids decode to without special tokens (how rollouts store completions). Special
+    tokens such as end-of-sequence, and tokens that only finish a multi-byte character, get empty spans.
+    Raises ValueError when the ids do not decode to `text`."""
     ids = [int(t) for t in token_ids]
     decoded = tokenizer.decode(ids, **_DECODE)
     if decoded != text:
         raise ValueError(
-            "decode(token_ids) does not reproduce the completion text "
-            f"({len(decoded)} vs {len(text)} characters; decoded starts {decoded[:40]!r}, text {text[:40]!r}); "
-            "pass the completion's own ids with the text decoded from them (skip_special_tokens=True)"
+            f"decode(token_ids) does not reproduce the completion text ({len(decoded)} vs {len(text)} "
+            f"characters; decoded starts {decoded[:40]!r}, text {text[:40]!r}); pass the completion's own "
+            "ids with the text decoded from them (skip_special_tokens=True)"
         )
     if not ids:
         return np.zeros((0, 2), dtype=np.int64)
@@ -103,15 +110,16 @@ def token_spans(text: str, token_ids: Sequence[int], tokenizer) -> np.ndarray:
 
 
 def token_steps(text: str, token_ids: Sequence[int], tokenizer) -> list[int]:
-    """The step index of every completion token: k for the line of the k-th "Step" line (1-based, in order of
-    appearance, as `parse_attempt` numbers steps), -1 (ANSWER_STEP) for the answer line, 0 for anything else
-    (preamble, blank or unformatted lines, text after the answer, special tokens such as end-of-sequence).
+    """The step index of every completion token: k for the line of the k-th "Step" line
+    (1-based, in order of appearance, as `parse_attempt` numbers steps), -1 (ANSWER_STEP) for
+    the answer line, 0 for anything else (preamble, blank or unformatted lines, text after the
+    answer, special tokens such as end-of-sequence).
 
-    A token belongs to the line of its first character that is not a line break, so a token "\\nStep" belongs
-    to the step line it opens and ".\\n" to the line it closes; a token made only of line breaks belongs to the
-    line its first break ends (so the "\\n" token that closes a step line is part of that step); "\\r\\n" is one
-    line break; a token that only finishes a multi-byte character belongs to that character's line. See
-    docs/localisation.md. Raises ValueError when `token_ids` do not decode to `text`."""
+    A token belongs to the line of its first character that is not a line break, so a token "\\nStep"
+    belongs to the step line it opens and ".\\n" to the line it closes; a token made only of line breaks
+    belongs to the line its first break ends (so the "\\n" token that closes a step line is part of that
+    step); "\\r\\n" is one line break; a token that only finishes a multi-byte character belongs to that
+    character's line. See docs/localisation.md. Raises ValueError when `token_ids` do not decode to `text`."""
     spans = token_spans(text, token_ids, tokenizer)
     if not len(spans):
         return []
@@ -120,12 +128,14 @@ def token_steps(text: str, token_ids: Sequence[int], tokenizer) -> list[int]:
     # next_char[p]: the first position >= p that is not a line break (n_chars when there is none)
     candidates = np.where(breaks, n_chars, np.arange(n_chars))
     next_char = np.concatenate([np.minimum.accumulate(candidates[::-1])[::-1], [n_chars]])
-    starts, ends = spans[:, 0], spans[:, 1]
+    starts = spans[:, 0]
+    ends = spans[:, 1]
     first = next_char[starts]
     anchor = np.where(first < ends, first, np.where(ends > starts, starts, starts - 1))
     special = np.isin(np.asarray(token_ids, dtype=np.int64), list(getattr(tokenizer, "all_special_ids", ())))
     placed = ~special & (anchor >= 0)
-    # a character's line: how many lines end before it (a break belongs to the line it ends; "\\r\\n" is one end)
+    # a character's line: how many lines end before it (a break belongs to the line it ends; "\\r\\n" is one
+    # end)
     line_of_char = np.concatenate([[0], np.cumsum(_line_ends(text))])
     labels = np.array(_line_labels(text) or [0], dtype=np.int64)
     lines = np.minimum(line_of_char[np.clip(anchor, 0, n_chars)], len(labels) - 1)
@@ -133,17 +143,17 @@ def token_steps(text: str, token_ids: Sequence[int], tokenizer) -> list[int]:
 
 
 def wrong_step_known(first_wrong_step: int | None) -> bool:
-    """Critics write the first wrong step 1-based and -1 for none (see `sdfb.critic.base.Critique`); None, 0 and
-    negatives all mean no wrong step is known."""
+    """Critics write the first wrong step 1-based and -1 for none (see `sdfb.critic.base.Critique`); None,
+    0 and negatives all mean no wrong step is known."""
     return first_wrong_step is not None and int(first_wrong_step) >= 1
 
 
 def segments(steps: Sequence[int], first_wrong_step: int | None) -> list[str]:
-    """Each token's place relative to the first wrong step k: "prefix" (steps before k), "wrong_step" (step k),
-    "after" (steps after k), "answer" (the answer line), "other" (step index 0).
+    """Each token's place relative to the first wrong step k: "prefix" (steps before k), "wrong_step" (step
+    k), "after" (steps after k), "answer" (the answer line), "other" (step index 0).
 
-    With no known wrong step (None, 0 or negative) step tokens are "unknown". A k past the last step (the symbolic
-    critic's len(steps) + 1: every step right, the answer wrong) makes every step token "prefix"."""
+    With no known wrong step (None, 0 or negative) step tokens are "unknown". A k past the last step (the
+    symbolic critic's len(steps) + 1: every step right, the answer wrong) makes every step token "prefix"."""
     s = np.asarray(steps, dtype=np.int64)
     if wrong_step_known(first_wrong_step):
         k = int(first_wrong_step)
@@ -164,14 +174,16 @@ def attempt_localisation(
     first_wrong_step: int | None,
     tol: float = ACTIVE_TOL,
 ) -> dict | None:
-    """How one attempt's advantages fall around its first wrong step k, or None when the attempt does not count:
-    k is unknown, no token lies in step k (the step was not written, or k is past the last step), or no token has
-    a negative advantage (A < -tol), so there is no mass to place and its chance level must not count either.
+    """How one attempt's advantages fall around its first wrong step k, or None when the attempt
+    does not count: k is unknown, no token lies in step k (the step was not written, or k is past
+    the last step), or no token has a negative advantage (A < -tol), so there is no mass to place
+    and its chance level must not count either.
 
-    neg_mass_in_wrong_step: step k's share of the attempt's negative advantage mass, the sum of A over step k's
-    tokens with A < -tol over the same sum over all tokens; wrong_step_token_share: step k's share of all tokens,
-    what spreading the mass evenly would give (chance); share_minus_chance: the first minus the second.
-    mean_adv_prefix / _wrong_step / _after: mean advantage of each segment's tokens (NaN when it has none)."""
+    neg_mass_in_wrong_step: step k's share of the attempt's negative advantage mass, the sum of A
+    over step k's tokens with A < -tol over the same sum over all tokens; wrong_step_token_share:
+    step k's share of all tokens, what spreading the mass evenly would give (chance);
+    share_minus_chance: the first minus the second. mean_adv_prefix / _wrong_step / _after: mean
+    advantage of each segment's tokens (NaN when it has none)."""
     a = np.asarray(advantages, dtype=np.float64)
     s = np.asarray(steps, dtype=np.int64)
     if a.shape != s.shape:
@@ -182,8 +194,11 @@ def attempt_localisation(
     if not negative.any():
         return None
     k = int(first_wrong_step)
-    wrong, prefix, after = s == k, (s > 0) & (s < k), s > k
-    mass, chance = float(negative[wrong].sum() / negative.sum()), float(wrong.mean())
+    wrong = s == k
+    prefix = (s > 0) & (s < k)
+    after = s > k
+    mass = float(negative[wrong].sum() / negative.sum())
+    chance = float(wrong.mean())
     return {
         "neg_mass_in_wrong_step": mass,
         "wrong_step_token_share": chance,
@@ -196,8 +211,9 @@ def attempt_localisation(
 
 
 def signal_activity(advantages_by_attempt: Sequence[np.ndarray], tol: float = ACTIVE_TOL) -> dict:
-    """Whether the teacher disagrees with the student at all: the share of attempts with any |A| > tol
-    ("active_samples") and of tokens with |A| > tol ("active_tokens"), with their counts (NaN shares when empty)."""
+    """Whether the teacher disagrees with the student at all: the share of attempts with
+    any |A| > tol ("active_samples") and of tokens with |A| > tol ("active_tokens"), with
+    their counts (NaN shares when empty)."""
     active = [np.abs(np.asarray(a, dtype=np.float64)) > tol for a in advantages_by_attempt]
     n_attempts = len(active)
     n_tokens = int(sum(len(m) for m in active))
@@ -215,8 +231,8 @@ def signal_activity(advantages_by_attempt: Sequence[np.ndarray], tol: float = AC
 
 def annotate_tokens(tokens, rollouts, contexts, tokenizer):
     """`tokens` (schemas.TOKENS rows of one round) with each token's `step_index` and `segment`, from its
-    completion's step lines and the critic's first wrong step in `contexts`. A completion whose ids do not decode
-    to its text gets step 0 and segment "unknown" (counted in the log), never a guess."""
+    completion's step lines and the critic's first wrong step in `contexts`. A completion whose ids do not
+    decode to its text gets step 0 and segment "unknown" (counted in the log), never a guess."""
     import logging
 
     import pandas as pd
@@ -241,7 +257,8 @@ def annotate_tokens(tokens, rollouts, contexts, tokenizer):
         verdict = row["first_wrong_step"]
         labels = np.asarray(segments(list(steps), None if pd.isna(verdict) else int(verdict)), dtype=object)
         positions = tokens["position"].to_numpy()[rows]
-        step_index[rows], segment[rows] = steps[positions], labels[positions]
+        step_index[rows] = steps[positions]
+        segment[rows] = labels[positions]
     if undecodable:
         logging.getLogger(__name__).warning(
             "%d completions do not decode to their text: segment unknown", undecodable
@@ -285,8 +302,9 @@ def attempts_with_wrong_step(tokens) -> int:
 
 
 def measure_intervals(attempts, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict[str, dict]:
-    """Each of MEASURES averaged over `per_attempt` rows with a 95% bootstrap interval that resamples problems
-    (an attempt's problem_id is its cluster, across seeds too: attempts of one problem are not independent)."""
+    """Each of MEASURES averaged over `per_attempt` rows with a 95% bootstrap interval
+    that resamples problems (an attempt's problem_id is its cluster, across seeds too:
+    attempts of one problem are not independent)."""
     from sdfb.stats import cluster_interval
 
     clusters = attempts["problem_id"].to_numpy()

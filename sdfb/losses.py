@@ -15,7 +15,8 @@ CHUNK_ELEMENTS = 2**25
 
 
 def completion_logits(logits: torch.Tensor, prompt_lens: torch.Tensor, width: int) -> torch.Tensor:
-    """The logits that predict each completion token: positions prompt_len-1 .. prompt_len+width-2, per row."""
+    """The logits that predict each completion token: positions
+    prompt_len-1 .. prompt_len+width-2, per row."""
     index = prompt_lens[:, None] - 1 + torch.arange(width, device=logits.device)[None, :]
     index = index.clamp(max=logits.shape[1] - 1)
     return logits.gather(1, index[..., None].expand(-1, -1, logits.shape[-1]))
@@ -64,10 +65,11 @@ def per_token_loss(
 def by_chunks(
     fn: Callable[..., tuple], *tensors: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS
 ) -> tuple:
-    """`fn` over slices of the token dimension (dim 1) of (batch, tokens, vocabulary) tensors, each slice holding at
-    most `chunk_elements` logits, the outputs concatenated along dim 1. Under autograd each slice is checkpointed:
-    its intermediates (float32 log-softmaxes, divergence terms) are recomputed in backward instead of kept, so their
-    memory is that of one slice, whatever the vocabulary and length. One slice: `fn` on the whole tensors."""
+    """`fn` over slices of the token dimension (dim 1) of (batch, tokens, vocabulary) tensors, each
+    slice holding at most `chunk_elements` logits, the outputs concatenated along dim 1. Under autograd
+    each slice is checkpointed: its intermediates (float32 log-softmaxes, divergence terms) are
+    recomputed in backward instead of kept, so their memory is that of one slice, whatever the
+    vocabulary and length. One slice: `fn` on the whole tensors."""
     batch, width, vocab = tensors[0].shape
     step = max(1, chunk_elements // max(1, batch * vocab))
     if step >= width:
@@ -92,8 +94,9 @@ def distillation_terms(
     topk_tail: bool = True,
     chunk_elements: int = CHUNK_ELEMENTS,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-token loss (`per_token_loss`), the student's log-probs of the sampled tokens (with gradients), and,
-    without gradients, the teacher's log-probs and KL(student || teacher); all computed in chunks (`by_chunks`)."""
+    """Per-token loss (`per_token_loss`), the student's log-probs of the sampled tokens
+    (with gradients), and, without gradients, the teacher's log-probs and KL(student ||
+    teacher); all computed in chunks (`by_chunks`)."""
 
     def train(s: torch.Tensor, t: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return per_token_loss(s, t, ids, mode, alpha, topk, topk_tail), token_logprobs(s, ids)
@@ -135,8 +138,9 @@ def token_advantages(
 
 
 def sampled_token_loss(student_logprobs: torch.Tensor, teacher_logprobs: torch.Tensor) -> torch.Tensor:
-    """The sampled-token loss from the two log-probs of each sampled token (the engine-scored teacher gives only
-    those): (log p_s - log p_t), detached, times log p_s; TRL's `compute_sampled_token_self_distillation_loss`."""
+    """The sampled-token loss from the two log-probs of each sampled token (the engine-scored teacher gives
+    only those): (log p_s - log p_t), detached, times log p_s; TRL's
+    `compute_sampled_token_self_distillation_loss`."""
     return (student_logprobs - teacher_logprobs).detach() * student_logprobs
 
 
@@ -179,22 +183,23 @@ def grpo_token_loss(
     clip_low: float,
     clip_high: float,
 ) -> torch.Tensor:
-    """Clipped surrogate per token: -min(ratio * A, clip(ratio, 1 - low, 1 + high) * A), ratio = pi / pi_rollout;
-    `advantages` broadcasts over tokens (one per sequence)."""
+    """Clipped surrogate per token: -min(ratio * A, clip(ratio, 1 - low, 1 + high) * A), ratio = pi /
+    pi_rollout; `advantages` broadcasts over tokens (one per sequence)."""
     ratio = torch.exp(logprobs - rollout_logprobs)
     clipped = torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high)
     return -torch.minimum(ratio * advantages, clipped * advantages)
 
 
 def k3_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
-    """Per-token k3 estimator of KL(policy || reference) on sampled tokens: exp(d) - d - 1, d = ref - policy."""
+    """Per-token k3 estimator of KL(policy || reference) on sampled
+    tokens: exp(d) - d - 1, d = ref - policy."""
     delta = ref_logprobs - logprobs
     return torch.exp(delta) - delta - 1.0
 
 
 def token_entropy(logits: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
-    """Per-token entropy -sum_v p_v log p_v of softmax(logits) over the vocabulary (nats, float32, no gradients),
-    in chunks (`by_chunks`)."""
+    """Per-token entropy -sum_v p_v log p_v of softmax(logits) over the vocabulary (nats, float32,
+    no gradients), in chunks (`by_chunks`)."""
 
     def entropy(x: torch.Tensor) -> tuple[torch.Tensor]:
         logp = torch.log_softmax(x.float(), -1)
@@ -205,8 +210,8 @@ def token_entropy(logits: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS) ->
 
 
 def kl_to_start(logprobs: torch.Tensor, start_logprobs: torch.Tensor) -> torch.Tensor:
-    """Per-token k3 estimate of KL(start || now) on tokens sampled from the starting policy: r - 1 - log r with
-    r = p_now / p_start (Schulman's k3; non-negative, exactly 0 where nothing moved)."""
+    """Per-token k3 estimate of KL(start || now) on tokens sampled from the starting policy: r - 1 - log r
+    with r = p_now / p_start (Schulman's k3; non-negative, exactly 0 where nothing moved)."""
     return k3_kl(start_logprobs, logprobs.detach())
 
 

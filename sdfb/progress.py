@@ -1,8 +1,10 @@
-"""Progress bars on a terminal (rich) for the `progress(done, total)` callbacks the library's long loops take
-(rollouts, scoring, training steps). Off unless a caller turns them on around its work with `terminal_bars()`.
+"""Progress bars on a terminal (rich) for the `progress(done, total)` callbacks the
+library's long loops take (rollouts, scoring, training steps). Off unless a caller turns
+them on around its work with `terminal_bars()`.
 
-The library never decides by itself: the CLI asks `wanted()` (a terminal, no Prefect worker), so a worker's runs and
-output sent to a file stay quiet. While bars are on, log handlers that write to the terminal print above them.
+The library never decides by itself: the CLI asks `wanted()` (a terminal, no Prefect worker),
+so a worker's runs and output sent to a file stay quiet. While bars are on, log handlers that
+write to the terminal print above them.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ _lock = threading.Lock()
 
 
 def wanted(stream: Any = None, environ: dict[str, str] | None = None) -> bool:
-    """Whether bars help whoever watches: SDFB_PROGRESS=1 or 0 decides; otherwise only on a terminal, and not in a
-    flow run a Prefect worker started (it sets PREFECT__FLOW_RUN_ID), whose output goes to its logs."""
+    """Whether bars help whoever watches: SDFB_PROGRESS=1 or 0 decides; otherwise only on a
+    terminal, and not in a flow run a Prefect worker started (it sets
+    PREFECT__FLOW_RUN_ID), whose output goes to its logs."""
     env = os.environ if environ is None else environ
     if env.get("SDFB_PROGRESS") in ("0", "1"):
         return env["SDFB_PROGRESS"] == "1"
@@ -62,11 +65,14 @@ def terminal_bars(console: Any = None) -> Iterator[None]:
 
 
 def reporting(description: str, inner: Progress | None = None) -> Progress | None:
-    """The callback for a loop: `inner` (if any) plus, while terminal bars are on, a bar named `description` that
-    appears at the first report and gives way to a one-line summary when done reaches total."""
+    """The callback for a loop: `inner` (if any) plus, while terminal bars are on, a
+    bar named `description` that appears at the first report and gives way to a
+    one-line summary when done reaches total."""
     if not _active:
         return inner
-    bars, task, started = _active[-1], [], time.monotonic()
+    bars = _active[-1]
+    task = []
+    started = time.monotonic()
 
     def progress(done: int, total: int) -> None:
         with _lock:
@@ -87,9 +93,10 @@ def reporting(description: str, inner: Progress | None = None) -> Progress | Non
 
 @contextlib.contextmanager
 def _logs_above(console: Any) -> Iterator[None]:
-    """Send log handlers that write to the terminal through `console`, so that their lines print above the bars
-    instead of being drawn over: handlers that print with a rich Console of their own (Prefect's) print with this
-    one; plain stream handlers write to the redirected sys.stderr, which rich's live display forwards."""
+    """Send log handlers that write to the terminal through `console`, so that their lines
+    print above the bars instead of being drawn over: handlers that print with a rich Console
+    of their own (Prefect's) print with this one; plain stream handlers write to the redirected
+    sys.stderr, which rich's live display forwards."""
     terminal = {id(sys.__stderr__), id(sys.__stdout__)}
     named = (v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger))
     handlers = {h for lg in (logging.getLogger(), *named) for h in lg.handlers}

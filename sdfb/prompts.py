@@ -29,7 +29,8 @@ class Template:
     contexts: dict[str, str]
     # Worked examples shown as earlier chat turns (user question, assistant solution), same for both roles.
     examples: tuple[tuple[str, str], ...] = ()
-    # Passed to the chat template as `enable_thinking` (Qwen3's switch); None: not passed, the template decides.
+    # Passed to the chat template as `enable_thinking` (Qwen3's switch); None: not passed, the template
+    # decides.
     enable_thinking: bool | None = None
 
 
@@ -74,7 +75,8 @@ def render_student_prompt(tokenizer, template: Template, question: str) -> str:
 
 
 def render_teacher_prompt(tokenizer, template: Template, question: str, context: str) -> str:
-    """The self-teacher sees the question plus the feedback context, under the same system prompt and template."""
+    """The self-teacher sees the question plus the feedback context,
+    under the same system prompt and template."""
     if not context.strip():
         return render_student_prompt(tokenizer, template, question)
     return _chat(tokenizer, template, template.teacher.format(question=question, context=context))
@@ -84,7 +86,8 @@ def render_context(template: Template, condition: str, **fields: str) -> str:
     """Fill the condition's context template (`solution`, `critique`, `attempt_answer`, `verdict`)."""
     if condition not in template.contexts:
         raise ValueError(
-            f"condition {condition!r} has no context in template {template.version}; known: {list(template.contexts)}"
+            f"condition {condition!r} has no context in template "
+            f"{template.version}; known: {list(template.contexts)}"
         )
     return template.contexts[condition].format(**fields).strip()
 
@@ -102,16 +105,18 @@ class ParsedAttempt:
 
 
 def _thinking_spans(text: str) -> list[tuple[int, int]]:
-    """Character ranges of thinking, tags included: `<think>...</think>`, an unclosed `<think>` to the end, and
-    a `</think>` that nothing opened back to the previous block (or the start: the prompt opened it)."""
+    """Character ranges of thinking, tags included: `<think>...</think>`, an unclosed `<think>` to the end,
+    and a `</think>` that nothing opened back to the previous block (or the start: the prompt opened it)."""
     spans: list[tuple[int, int]] = []
-    opened, after = None, 0
+    opened = None
+    after = 0
     for tag in _THINK.finditer(text):
         if tag.group() == "<think>":
             opened = tag.start() if opened is None else opened
         else:
             spans.append((after if opened is None else opened, tag.end()))
-            opened, after = None, tag.end()
+            opened = None
+            after = tag.end()
     if opened is not None:
         spans.append((opened, len(text)))
     return spans
@@ -119,7 +124,8 @@ def _thinking_spans(text: str) -> list[tuple[int, int]]:
 
 def _cut(body: str, start: int, spans: list[tuple[int, int]]) -> str:
     """`body`, which starts at character `start` of its text, less the characters inside `spans`."""
-    pieces, at = [], start
+    pieces = []
+    at = start
     for a, b in spans:
         a, b = max(a, start), min(b, start + len(body))
         if a < b:
@@ -135,7 +141,9 @@ def lines_outside_thinking(text: str) -> list[str]:
     lines = text.splitlines()
     if "think>" not in text:
         return lines
-    spans, out, start = _thinking_spans(text), [], 0
+    spans = _thinking_spans(text)
+    out = []
+    start = 0
     for body, line in zip(lines, text.splitlines(keepends=True), strict=True):
         out.append(_cut(body, start, spans))
         start += len(line)
@@ -145,7 +153,10 @@ def lines_outside_thinking(text: str) -> list[str]:
 def parse_attempt(text: str) -> ParsedAttempt:
     """Split a completion into its step lines and final answer; text outside that format is ignored, and so is
     thinking (see `lines_outside_thinking`)."""
-    steps, lines, answer, answer_line = [], [], None, None
+    steps = []
+    lines = []
+    answer = None
+    answer_line = None
     for line in lines_outside_thinking(text):
         if answer is not None and line.strip():
             # anything after the answer line is not part of the attempt (the model kept talking)

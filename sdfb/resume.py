@@ -1,8 +1,8 @@
-"""Which outputs of a run folder are finished under a config: a stage's outputs, and the stages upstream of one
-that a flow run would compute (again). Reads manifests only; computes and writes nothing.
+"""Which outputs of a run folder are finished under a config: a stage's outputs, and the stages upstream of
+one that a flow run would compute (again). Reads manifests only; computes and writes nothing.
 
-Used by the task layer (skip or compute) and by the CLI (`sdfb train-round` refuses a round whose inputs are not
-finished), so both answer from the same stage table."""
+Used by the task layer (skip or compute) and by the CLI (`sdfb train-round` refuses a round whose inputs
+are not finished), so both answer from the same stage table."""
 
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ def stage_paths(name: str, run_dir: str, **params: Any) -> dict[str, Path]:
 
 
 def flow_inputs(cfg: RunConfig, name: str, round_index: int) -> dict[str, tuple[str, int] | None]:
-    """Which stage, of which round, produces each input the flow passes stage `name` of round `round_index`: the
-    previous round's checkpoint for `adapter` and `previous` (none in round 1), the difficulty filter only when
-    `data.filter` is on, else the stage of that name."""
+    """Which stage, of which round, produces each input the flow passes stage `name` of round
+    `round_index`: the previous round's checkpoint for `adapter` and `previous` (none in round 1), the
+    difficulty filter only when `data.filter` is on, else the stage of that name."""
     producers: dict[str, tuple[str, int] | None] = {}
     for inp in stage(name).inputs:
         if inp in ("adapter", "previous"):
@@ -47,13 +47,14 @@ def _round_params(name: str, round_index: int) -> dict[str, int]:
 
 
 def unfinished_inputs(cfg: RunConfig, run_dir: str, name: str, round_index: int) -> list[str]:
-    """The stages upstream of stage `name` of round `round_index` that a flow run with `cfg` would compute (again):
-    outputs missing, or finished under another config or other inputs. Labelled 'stage (round N)'."""
+    """The stages upstream of stage `name` of round `round_index` that a flow run with `cfg` would compute
+    (again): outputs missing, or finished under another config or other inputs. Labelled 'stage (round N)'."""
     ready: dict[tuple[str, int], bool] = {}
 
     def check(producer: str, r: int) -> bool:
         if (producer, r) not in ready:
-            inputs, ok = {}, True
+            inputs = {}
+            ok = True
             for inp, source in flow_inputs(cfg, producer, r).items():
                 ok = (source is None or check(*source)) and ok
                 inputs[inp] = (

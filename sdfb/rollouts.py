@@ -21,7 +21,8 @@ def sample_rollouts(
     policy_version: str,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
-    """`sampling.n` completions per problem, one row each, with prompt and completion token ids and log-probs."""
+    """`sampling.n` completions per problem, one row each, with prompt
+    and completion token ids and log-probs."""
     prompts = [render_student_prompt(generator.tokenizer, template, q) for q in problems["question"]]
     generations = generator.generate(prompts, sampling, want_logprobs=True, progress=progress)
     rows = []
@@ -53,7 +54,7 @@ def round_rollouts(
     policy_version: str,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
-    """Round `round_index`'s rollouts, drawn with the round's seed (`sdfb.seeds.rollout_seed` of the run seed),
-    as `distill.run_round` trains from `sdfb.seeds.training_seed` of the same two."""
+    """Round `round_index`'s rollouts, drawn with the round's seed (`sdfb.seeds.rollout_seed` of the run
+    seed), as `distill.run_round` trains from `sdfb.seeds.training_seed` of the same two."""
     seeded = sampling.model_copy(update={"seed": rollout_seed(run_seed, sampling.seed, round_index)})
     return sample_rollouts(problems, generator, template, seeded, policy_version, progress)

@@ -30,8 +30,8 @@ def _open(path: Path):
 
 @contextlib.contextmanager
 def run_lock(run_dir: Path | str) -> Iterator[None]:
-    """Hold `run_dir` for this process; raise RunFolderError at once when another process holds it. Nested holds
-    in one process (the CLI, then the flow it starts) share the lock."""
+    """Hold `run_dir` for this process; raise RunFolderError at once when another process holds it. Nested
+    holds in one process (the CLI, then the flow it starts) share the lock."""
     root = Path(run_dir).resolve()
     if root in _HELD:
         _HELD[root] += 1
@@ -48,8 +48,8 @@ def run_lock(run_dir: Path | str) -> Iterator[None]:
         owner = handle.read().strip() or "unknown"
         handle.close()
         raise RunFolderError(
-            f"run folder {root} in use by pid {owner}; wait for that run to finish (or stop it), or pass another "
-            "--run-dir"
+            f"run folder {root} in use by pid {owner}; wait for that run to finish (or "
+            "stop it), or pass another --run-dir"
         ) from None
     handle.seek(0)
     handle.truncate()

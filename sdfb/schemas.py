@@ -19,7 +19,8 @@ PROBLEMS = pa.schema(
     ]
 )
 
-# The difficulty filter's candidates: PROBLEMS plus how often the base model solved each, and whether it is kept.
+# The difficulty filter's candidates: PROBLEMS plus how often the base model solved each, and whether it is
+# kept.
 FILTERED = pa.schema(
     [
         *PROBLEMS,
@@ -63,9 +64,9 @@ CRITIQUES = pa.schema(
         ("critic", pa.string()),  # symbolic | vllm:<model> | openai:<model>
         ("case", pa.string()),  # A reproduce | B insert missing step | C finish | D fix first error | none
         ("first_wrong_step", pa.int32()),  # the critic's verdict, 1-based; -1 when no step is wrong
-        # Alignment checks (sdfb.critic.alignment): where the critique first departs from the attempt (1-based;
-        # -1 identical; n+1 only the answer), the share of the attempt's steps before the first error copied
-        # verbatim (NaN when there are none), and how many of those are missing or reworded.
+        # Alignment checks (sdfb.critic.alignment): where the critique first departs from the attempt
+        # (1-based; -1 identical; n+1 only the answer), the share of the attempt's steps before the first
+        # error copied verbatim (NaN when there are none), and how many of those are missing or reworded.
         ("first_changed_step", pa.int32()),
         ("copied_share", pa.float32()),
         ("dropped_steps", pa.int32()),
@@ -115,7 +116,8 @@ TEACHER = pa.schema(
         ("problem_id", pa.string()),
         ("sample_index", pa.int32()),
         # log p_teacher of each sampled completion token under the teacher prompt, scored by the engine; empty
-        # table when the teacher runs inside training (distill.teacher_source: trainer) or the objective is GRPO
+        # table when the teacher runs inside training (distill.teacher_source: trainer) or the objective is
+        # GRPO
         ("teacher_logprobs", pa.list_(pa.float32())),
     ]
 )

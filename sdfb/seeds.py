@@ -1,9 +1,9 @@
-"""What a run's seed varies, decided in one place: the seed of each stage that draws random numbers, derived from
-the run seed and the stage's own settings. Problems are drawn from `data.seed`, not from here, so the eval
-problems (and by default the training problems) are the same for every seed of an experiment.
+"""What a run's seed varies, decided in one place: the seed of each stage that draws random numbers,
+derived from the run seed and the stage's own settings. Problems are drawn from `data.seed`, not from here,
+so the eval problems (and by default the training problems) are the same for every seed of an experiment.
 
-A round's rollouts (`sdfb.rollouts.round_rollouts`) and its training (`sdfb.distill.run_round`) take the run seed
-and the round and derive their own seeds here, so neither caller decides a seed."""
+A round's rollouts (`sdfb.rollouts.round_rollouts`) and its training (`sdfb.distill.run_round`) take the
+run seed and the round and derive their own seeds here, so neither caller decides a seed."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def rollout_seed(run_seed: int, sampling_seed: int, round_index: int) -> int:
 
 
 def eval_seed(run_seed: int, sampling_seed: int) -> int:
-    """The eval sampling seed: varies with the run seed, and is the same for every checkpoint of a run, so that
-    checkpoints of one seed are scored with common random numbers (less noise in their differences)."""
+    """The eval sampling seed: varies with the run seed, and is the same for every checkpoint of a run, so
+    that checkpoints of one seed are scored with common random numbers (less noise in their differences)."""
     return derive("eval", run_seed, sampling_seed)
 
 

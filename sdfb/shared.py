@@ -1,8 +1,9 @@
-"""Stage outputs shared between the run folders of one experiment seed: a run folder that names a shared folder
-adopts a finished output from it when the stage key matches, and publishes what it computes there.
+"""Stage outputs shared between the run folders of one experiment seed: a run folder that names a shared
+folder adopts a finished output from it when the stage key matches, and publishes what it computes there.
 
-Keys cover the declared config keys and the content of every input, so an output is only ever shared between
-runs that would have computed the same thing. Outputs are hard links (a copy across file systems), never moved."""
+Keys cover the declared config keys and the content of every input, so an output is only
+ever shared between runs that would have computed the same thing. Outputs are hard links (a
+copy across file systems), never moved."""
 
 from __future__ import annotations
 

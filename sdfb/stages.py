@@ -1,13 +1,12 @@
-"""The stage table: every output a run writes, where it lives, its schema, the config keys and inputs it depends
-on. Paths, stage keys and the config a stage's compute may read are all derived from this one table.
+"""The stage table: every output a run writes, where it lives, its schema, the config
+keys and inputs it depends on. Paths, stage keys and the config a stage's compute may
+read are all derived from this one table.
 
 Pure bookkeeping: no reading or writing of tables here (the tasks do that through `sdfb.store`).
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,15 +15,16 @@ import pyarrow as pa
 
 from sdfb import schemas
 from sdfb.config import RunConfig, config_hash
-from sdfb.datafiles import local_path
+from sdfb.datafiles import data_file_hashes
 from sdfb.store import StageKey, output_hash
 
 BASE = "base"  # the checkpoint name of the untrained model
 
 # Settings that say where a stage's results are reported (trackers) or published (the Hub), or how training is
-# watched (health thresholds), not what it computes: left out of every stage key, so turning tracking or pushing
-# on, or moving a threshold, in a finished run folder redoes nothing. Also the list of extra eval sets: each set's
-# stages are keyed on the set itself (`sdfb.eval_sets`), so adding a set redoes nothing already scored.
+# watched (health thresholds), not what it computes: left out of every stage key, so turning tracking or
+# pushing on, or moving a threshold, in a finished run folder redoes nothing. Also the list of extra eval
+# sets: each set's stages are keyed on the set itself (`sdfb.eval_sets`), so adding a set redoes nothing
+# already scored.
 UNHASHED = (
     "distill.report_to",
     "distill.tracker_project",
@@ -43,8 +43,9 @@ class Output:
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage: its outputs (the first is the main one), the config keys it reads (dotted: a section or a key
-    inside one) and the inputs it reads (other stages' outputs, `adapter`, `previous`), and its parameters."""
+    """One stage: its outputs (the first is the main one), the config keys it reads
+    (dotted: a section or a key inside one) and the inputs it reads (other stages' outputs,
+    `adapter`, `previous`), and its parameters."""
 
     name: str
     outputs: dict[str, Output]
@@ -55,8 +56,8 @@ class Stage:
 
 _ROUND = ("round",)
 _GENERATION = ("seed", "model", "prompt")  # what every stage that samples from the policy reads
-# The student's engine without its sampling (the filter and the teacher's forward passes run on it), and what the
-# teacher stage reads of training: which objective, which weights, how long a sequence.
+# The student's engine without its sampling (the filter and the teacher's forward passes run on it), and what
+# the teacher stage reads of training: which objective, which weights, how long a sequence.
 _ENGINE = ("rollout.engine", "rollout.vllm", "rollout.batch_size")
 _TEACHER = ("distill.objective", "distill.teacher", "distill.teacher_source", "distill.max_length")
 
@@ -145,7 +146,8 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in TABLE}
 
 
 def absent_inputs(cfg: RunConfig) -> set[str]:
-    """The inputs a run with `cfg` passes as none (hashed as none): the difficulty filter when data.filter is off."""
+    """The inputs a run with `cfg` passes as none (hashed as none): the
+    difficulty filter when data.filter is off."""
     return set() if cfg.data.filter else {"filter"}
 
 
@@ -170,7 +172,8 @@ def stage(name: str) -> Stage:
 
 
 def output_path(root: Path | str, name: str, output: str | None = None, **params: Any) -> Path:
-    """Where stage `name` writes `output` (default: its main output) for these parameters (round, checkpoint)."""
+    """Where stage `name` writes `output` (default: its main output) for
+    these parameters (round, checkpoint)."""
     spec = stage(name)
     out = spec.outputs[output or next(iter(spec.outputs))]
     fill = {"round": round_name(params["round"])} if "round" in params else {}
@@ -193,7 +196,8 @@ def _dump(value: Any) -> Any:
 
 
 def config_part(cfg: RunConfig, name: str) -> dict[str, Any]:
-    """Exactly the config values stage `name` declares, keyed by their dotted names, less the `UNHASHED` ones."""
+    """Exactly the config values stage `name` declares, keyed by their
+    dotted names, less the `UNHASHED` ones."""
     part = {key: _dump(_lookup(cfg, key)) for key in stage(name).reads}
     for dotted in UNHASHED:
         part.pop(dotted, None)  # declared on its own
@@ -206,39 +210,10 @@ def config_part(cfg: RunConfig, name: str) -> dict[str, Any]:
     return part
 
 
-@functools.lru_cache(maxsize=256)
-def _file_digest(path: str, size: int, mtime_ns: int) -> str:
-    """A file's sha256, computed once per size and modification time (a stage key is built many times a run)."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-def _content_digest(path: Path) -> str:
-    """A file's content hash, or a dataset folder's (`datasets` save_to_disk): its files' names and contents."""
-    if path.is_file():
-        stat = path.stat()
-        return _file_digest(str(path), stat.st_size, stat.st_mtime_ns)
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(f"{file.relative_to(path)}:{_content_digest(file)}\n".encode())
-    return digest.hexdigest()
-
-
-def data_file_hashes(data: Any) -> dict[str, str]:
-    """Content hashes of the local data files and dataset folders a config names, so an edited file redoes the
-    stages that read it (a hub id names no local path: its revision is the hub's business)."""
-    files = {}
-    for key in ("path", "eval_path"):
-        value = getattr(data, key)
-        local = Path(local_path(value)) if data.source != "arithmetic" and value else None
-        if local is not None and local.exists():
-            files[key] = _content_digest(local)
-    return files
-
-
 def stage_key(cfg: RunConfig, name: str, inputs: dict[str, Path | str | None], **params: Any) -> StageKey:
-    """What a finished output must match: the schema version, the declared config keys, the stage's parameters
-    and the content hashes of its declared inputs (missing inputs such as a base model's adapter hash as none)."""
+    """What a finished output must match: the schema version, the declared config keys, the
+    stage's parameters and the content hashes of its declared inputs (missing inputs such
+    as a base model's adapter hash as none)."""
     spec = stage(name)
     if set(inputs) != set(spec.inputs) or set(params) != set(spec.params):
         raise ValueError(
@@ -253,21 +228,25 @@ def stage_key(cfg: RunConfig, name: str, inputs: dict[str, Path | str | None], *
 
 
 class ConfigView:
-    """Read-only access to the config keys one stage declares and nothing else, so a stage's key (built from the
-    same declaration) covers everything its compute reads. Reading an undeclared key is an error."""
+    """Read-only access to the config keys one stage declares and nothing else, so a stage's key (built
+    from the same declaration) covers everything its compute reads. Reading an undeclared key is an error."""
 
     def __init__(self, source: Any, allowed: dict[str, Any], stage_name: str, prefix: str = ""):
-        self._source, self._allowed, self._stage, self._prefix = source, allowed, stage_name, prefix
+        self._source = source
+        self._allowed = allowed
+        self._stage = stage_name
+        self._prefix = prefix
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
         if name not in self._allowed:
             raise AttributeError(
-                f"stage {self._stage!r} reads config key {self._prefix + name!r} but does not declare it: add it "
-                f"to the stage's `reads` in sdfb/stages.py, so a change to it redoes the stage"
+                f"stage {self._stage!r} reads config key {self._prefix + name!r} but does not declare it: "
+                "add it to the stage's `reads` in sdfb/stages.py, so a change to it redoes the stage"
             )
-        value, sub = getattr(self._source, name), self._allowed[name]
+        value = getattr(self._source, name)
+        sub = self._allowed[name]
         return value if sub is None else ConfigView(value, sub, self._stage, f"{self._prefix}{name}.")
 
     def __repr__(self) -> str:
@@ -291,21 +270,23 @@ class StopReached(Exception):  # noqa: N818 - not an error: the run reached the 
 
     def __init__(self, stop: StopAfter, path: str):
         super().__init__(f"stopped after {stop}")
-        self.stop, self.path = stop, path
+        self.stop = stop
+        self.path = path
 
 
 @dataclass(frozen=True)
 class StopAfter:
-    """Where `sdfb run --until STAGE [--until-round N]` stops: right after `stage` of round `round`, with every
-    output so far written and its manifest in place, so a rerun without `--until` resumes from there. Round 0 is
-    what comes before the first round: the eval problems and the base model's scores. `stage=None`: never stops."""
+    """Where `sdfb run --until STAGE [--until-round N]` stops: right after `stage` of round
+    `round`, with every output so far written and its manifest in place, so a rerun without
+    `--until` resumes from there. Round 0 is what comes before the first round: the eval problems
+    and the base model's scores. `stage=None`: never stops."""
 
     stage: str | None = None
     round: int = 0
 
     def check(self, names: str | tuple[str, ...], round_index: int, path: str) -> None:
-        """Called as stage(s) `names` of round `round_index` finish with output `path`: raises StopReached when
-        that is where the run stops."""
+        """Called as stage(s) `names` of round `round_index` finish with output `path`: raises
+        StopReached when that is where the run stops."""
         names = (names,) if isinstance(names, str) else names
         if self.stage in names and round_index == self.round:
             raise StopReached(self, path)
@@ -317,10 +298,10 @@ class StopAfter:
 def stop_after(
     name: str | None, round_index: int | None, rounds: int, every: int, filtering: bool = False
 ) -> StopAfter:
-    """The validated stop point of a run of `rounds` rounds scored every `every` rounds (`filtering`: with the
-    difficulty filter). `round_index=None`: the first round that has the stage (0 for `eval_problems`, `filter`
-    and the base model's `eval_samples`/`scores`, else 1). Raises ValueError naming the valid stages, or the rounds
-    in which the stage runs."""
+    """The validated stop point of a run of `rounds` rounds scored every `every` rounds (`filtering`: with
+    the difficulty filter). `round_index=None`: the first round that has the stage (0 for `eval_problems`,
+    `filter` and the base model's `eval_samples`/`scores`, else 1). Raises ValueError naming the valid
+    stages, or the rounds in which the stage runs."""
     if name is None:
         if round_index is not None:
             raise ValueError("--until-round needs --until STAGE")

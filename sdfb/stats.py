@@ -1,5 +1,6 @@
-"""Statistics for comparing arms on the same eval problems: per-problem metrics, bootstrap intervals (plain and
-clustered by problem), paired tests and Holm's adjustment over arms. Pure numpy/pandas/scipy; no I/O, no plotting."""
+"""Statistics for comparing arms on the same eval problems: per-problem metrics, bootstrap intervals
+(plain and clustered by problem), paired tests and Holm's adjustment over arms. Pure
+numpy/pandas/scipy; no I/O, no plotting."""
 
 from __future__ import annotations
 
@@ -24,11 +25,12 @@ TIE_TOLERANCE = 1e-12
 
 
 def per_problem(samples: pd.DataFrame, k: int) -> pd.DataFrame:
-    """One row per problem (first-appearance order) with n_samples, avg (mean correct), pass_k (unbiased Pass@k)
-    and maj (1.0 if the majority answer is correct), scored as `metrics.score` scores them.
+    """One row per problem (first-appearance order) with n_samples, avg (mean correct), pass_k (unbiased
+    Pass@k) and maj (1.0 if the majority answer is correct), scored as `metrics.score` scores them.
 
-    `samples` holds one checkpoint's graded samples. The column means equal score's pass_at_k and maj_at_k, and
-    avg_at_k too when every problem has the same number of samples (score's Avg@k is a mean over samples)."""
+    `samples` holds one checkpoint's graded samples. The column means equal score's
+    pass_at_k and maj_at_k, and avg_at_k too when every problem has the same number of
+    samples (score's Avg@k is a mean over samples)."""
     _require(samples, ["problem_id", "correct", "extracted_answer"], "samples")
     groups = samples.groupby("problem_id", sort=False)
     sizes = groups.size()
@@ -63,9 +65,9 @@ def metric_intervals(
 ) -> dict:
     """Mean of `metric` over all (seed, problem_id) rows with a bootstrap interval over problems and seeds.
 
-    Seeds and problems are resampled independently (two levels, `sdfb.bootstrap`; with one seed, problems only),
-    so the interval holds the variance of the eval problems and of the training runs (a seed that moves every
-    problem at once). Every problem needs exactly one row per seed."""
+    Seeds and problems are resampled independently (two levels, `sdfb.bootstrap`; with one seed, problems
+    only), so the interval holds the variance of the eval problems and of the training runs (a seed that
+    moves every problem at once). Every problem needs exactly one row per seed."""
     _check_rows(table, metric, "table")
     means, n_seeds = _problem_means(table, metric, "table")
     estimate = float(table[metric].mean())
@@ -89,14 +91,14 @@ def paired_difference(
     n_resamples: int = bootstrap.BOOTSTRAP_RESAMPLES,
     seed: int = 0,
 ) -> dict:
-    """Mean of arm - reference on `metric`, paired on (seed, problem_id), with a bootstrap interval over problems
-    and a two-sided paired permutation p-value.
+    """Mean of arm - reference on `metric`, paired on (seed, problem_id), with a bootstrap interval over
+    problems and a two-sided paired permutation p-value.
 
-    The interval resamples seeds and problems (two levels, as `metric_intervals`).
-    The p-value flips the signs of the per-problem differences averaged over seeds (exact enumeration when
-    2**n_problems <= n_resamples): it tests these training runs on these problems, so with few seeds it can be
-    smaller than the interval suggests; a finding needs both (`is_finding`). wins, losses and ties count problems
-    whose mean difference is above, below or at zero."""
+    The interval resamples seeds and problems (two levels, as `metric_intervals`). The p-value flips the
+    signs of the per-problem differences averaged over seeds (exact enumeration when 2**n_problems <=
+    n_resamples): it tests these training runs on these problems, so with few seeds it can be smaller than
+    the interval suggests; a finding needs both (`is_finding`). wins, losses and ties count problems whose
+    mean difference is above, below or at zero."""
     _check_rows(arm, metric, "arm")
     _check_rows(reference, metric, "reference")
     pairs = arm[[*KEYS, metric]].merge(
@@ -130,8 +132,8 @@ def mean_interval(
     n_resamples: int = bootstrap.BOOTSTRAP_RESAMPLES,
     seed: int = 0,
 ) -> dict:
-    """Mean of independent values (NaNs dropped) with a bootstrap interval: `cluster_interval` with every value
-    its own cluster. No values give NaN for mean, low and high; a single value (or all equal) gives
+    """Mean of independent values (NaNs dropped) with a bootstrap interval: `cluster_interval` with every
+    value its own cluster. No values give NaN for mean, low and high; a single value (or all equal) gives
     low = high = mean, since there is no spread to resample."""
     x = np.asarray(values, dtype=float).ravel()
     found = cluster_interval(x, np.arange(len(x)), confidence, n_resamples, seed)
@@ -145,12 +147,13 @@ def cluster_interval(
     n_resamples: int = bootstrap.BOOTSTRAP_RESAMPLES,
     seed: int = 0,
 ) -> dict:
-    """Mean of `values` (NaNs dropped with their cluster labels) with a percentile bootstrap interval that resamples
-    whole clusters: draw as many clusters as there are, with replacement, and keep every value of each drawn one.
+    """Mean of `values` (NaNs dropped with their cluster labels) with a percentile bootstrap
+    interval that resamples whole clusters: draw as many clusters as there are, with replacement,
+    and keep every value of each drawn one.
 
-    The estimate and each resample's statistic are means over values (a cluster of 3 weighs 3 times a cluster of
-    1), so the interval is for the same number the estimate is. One cluster, or values with no spread, give
-    low = high = mean; no values give NaN. Returns mean, low, high, n (values) and n_clusters."""
+    The estimate and each resample's statistic are means over values (a cluster of 3 weighs 3 times a
+    cluster of 1), so the interval is for the same number the estimate is. One cluster, or values with no
+    spread, give low = high = mean; no values give NaN. Returns mean, low, high, n (values) and n_clusters."""
     x = np.asarray(values, dtype=float).ravel()
     labels = np.asarray(clusters).ravel()
     if len(labels) != len(x):
@@ -160,7 +163,8 @@ def cluster_interval(
     if len(x) == 0:
         return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0, "n_clusters": 0}
     _, cluster_of = np.unique(labels, return_inverse=True)
-    sums, sizes = np.bincount(cluster_of, weights=x), np.bincount(cluster_of).astype(float)
+    sums = np.bincount(cluster_of, weights=x)
+    sizes = np.bincount(cluster_of).astype(float)
     mean = float(x.mean())
     low = high = mean
     if len(sums) > 1 and np.ptp(x) > 0:
@@ -171,8 +175,9 @@ def cluster_interval(
 
 
 def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Holm's step-down adjustment of p-values for testing them together (family-wise error): the i-th smallest
-    of m becomes max over j <= i of min(1, (m - j + 1) * p_(j)). NaNs stay NaN and do not count in m."""
+    """Holm's step-down adjustment of p-values for testing them together (family-wise
+    error): the i-th smallest of m becomes max over j <= i of min(1, (m - j + 1) *
+    p_(j)). NaNs stay NaN and do not count in m."""
     p = np.asarray(p_values, dtype=float)
     adjusted = np.full(p.shape, np.nan)
     present = np.flatnonzero(~np.isnan(p))
@@ -184,14 +189,16 @@ def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 def is_finding(p_holm: float, low: float, high: float) -> bool:
-    """A difference counts as found only when its Holm-adjusted p < FINDING_ALPHA and its interval excludes 0."""
+    """A difference counts as found only when its Holm-adjusted p <
+    FINDING_ALPHA and its interval excludes 0."""
     return bool(p_holm < FINDING_ALPHA and (low > 0 or high < 0))
 
 
 def compare_arms(per_problem_tables: Mapping[str, pd.DataFrame], reference: str, **kw) -> pd.DataFrame:
-    """`paired_difference` of every arm against `reference` on each of METRICS: one row per (arm, metric), in
-    the order of the mapping. `kw` (confidence, n_resamples, seed) is passed on. p_holm is p_value Holm-adjusted
-    over the arms, separately for each metric; `finding` is `is_finding` on p_holm and the interval."""
+    """`paired_difference` of every arm against `reference` on each of METRICS: one row per
+    (arm, metric), in the order of the mapping. `kw` (confidence, n_resamples, seed) is passed
+    on. p_holm is p_value Holm-adjusted over the arms, separately for each metric; `finding` is
+    `is_finding` on p_holm and the interval."""
     if reference not in per_problem_tables:
         raise ValueError(f"reference arm {reference!r} not among the arms: {sorted(per_problem_tables)}")
     rows = [
@@ -247,7 +254,8 @@ def _check_rows(table: pd.DataFrame, metric: str, what: str) -> None:
 
 
 def _check_pairs(merge: pd.Series, keys: pd.DataFrame) -> None:
-    only_arm, only_ref = int((merge == "left_only").sum()), int((merge == "right_only").sum())
+    only_arm = int((merge == "left_only").sum())
+    only_ref = int((merge == "right_only").sum())
     if only_arm or only_ref:
         first = tuple(keys[merge != "both"].iloc[0])
         raise ValueError(
@@ -259,7 +267,8 @@ def _check_pairs(merge: pd.Series, keys: pd.DataFrame) -> None:
 def _problem_means(table: pd.DataFrame, column: str, what: str) -> tuple[pd.Series, int]:
     """Mean of `column` per problem over its seeds, and the seed count; every problem must have every seed, so
     that the mean of the problem means is the mean over all rows."""
-    n_seeds, n_problems = table["seed"].nunique(), table["problem_id"].nunique()
+    n_seeds = table["seed"].nunique()
+    n_problems = table["problem_id"].nunique()
     missing = n_seeds * n_problems - len(table)
     if missing:
         raise ValueError(

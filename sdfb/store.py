@@ -1,6 +1,8 @@
-"""Run-folder persistence: atomic Parquet writes with a manifest written last, and the skip-if-finished check.
+"""Run-folder persistence: atomic Parquet writes with a manifest
+written last, and the skip-if-finished check.
 
-A stage's output counts as finished only when its manifest exists and records the same config and input hashes.
+A stage's output counts as finished only when its manifest exists and
+records the same config and input hashes.
 """
 
 from __future__ import annotations
@@ -76,8 +78,8 @@ _READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def _write_problem(exc: BaseException, folder: Path) -> str | None:
-    """What went wrong if `exc` is a full disk or an unwritable run folder (libraries that write files, such as
-    safetensors, report the OS error only in their message), else None."""
+    """What went wrong if `exc` is a full disk or an unwritable run folder (libraries that write files,
+    such as safetensors, report the OS error only in their message), else None."""
     code = exc.errno if isinstance(exc, OSError) else None
     text = str(exc)
     if code in _NO_SPACE or "No space left on device" in text or "os error 28" in text:
@@ -90,8 +92,9 @@ def _write_problem(exc: BaseException, folder: Path) -> str | None:
 
 @contextlib.contextmanager
 def write_errors(folder: Path | str, stage: str) -> Iterator[None]:
-    """Turn a full disk or a read-only run folder inside stage `stage` into one OutputWriteError that says what
-    to do. Outputs are written atomically, so nothing finished is touched and no partial output is left."""
+    """Turn a full disk or a read-only run folder inside stage `stage` into one
+    OutputWriteError that says what to do. Outputs are written atomically, so nothing finished
+    is touched and no partial output is left."""
     try:
         yield
     except Exception as exc:  # classified here, re-raised unchanged unless it is a write failure
@@ -99,8 +102,8 @@ def write_errors(folder: Path | str, stage: str) -> Iterator[None]:
         if problem is None:
             raise
         raise OutputWriteError(
-            f"stage {stage} could not write its outputs in {folder}: {problem}. Free space or make the folder "
-            "writable (or pass another --run-dir) and rerun: finished stages are kept"
+            f"stage {stage} could not write its outputs in {folder}: {problem}. Free space or make the "
+            "folder writable (or pass another --run-dir) and rerun: finished stages are kept"
         ) from exc
 
 
@@ -141,7 +144,8 @@ def verified_manifest(path: Path) -> dict[str, Any] | None:
 
 
 def is_finished(path: Path, key: StageKey) -> bool:
-    """True when `path` and its manifest are intact and the manifest records the same schema, config and inputs."""
+    """True when `path` and its manifest are intact and the manifest
+    records the same schema, config and inputs."""
     manifest = verified_manifest(path)
     return (
         manifest is not None
@@ -190,7 +194,8 @@ def finish_folder(path: Path, key: StageKey, extra: dict[str, Any] | None = None
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """A finished stage table; its content is checked against its manifest first, so a damaged file is never used."""
+    """A finished stage table; its content is checked against its manifest
+    first, so a damaged file is never used."""
     path = Path(path)
     if not manifest_path(path).exists():
         raise FileNotFoundError(
@@ -198,7 +203,7 @@ def read_table(path: Path) -> pd.DataFrame:
         )
     if verified_manifest(path) is None:
         raise CorruptOutputError(
-            f"{path} does not match its manifest (truncated or altered since it was written); rerun the flow: "
-            "the stage that writes it will be recomputed"
+            f"{path} does not match its manifest (truncated or altered since it was written); rerun the "
+            "flow: the stage that writes it will be recomputed"
         )
     return pq.read_table(path).to_pandas()

@@ -35,9 +35,10 @@ def round_stats(
     distill_metrics: dict[str, Any],
     inputs: list[str],
 ) -> dict[str, Any]:
-    """A round's statistics from its grades, critiques, per-token records and training metrics: rollout accuracy
-    and format rate, grade and critique value counts, where the advantage falls (`localisation`). `inputs`: the
-    content hashes of the tables they come from, kept so that a later summary can reuse them unchanged."""
+    """A round's statistics from its grades, critiques, per-token records and training metrics:
+    rollout accuracy and format rate, grade and critique value counts, where the advantage falls
+    (`localisation`). `inputs`: the content hashes of the tables they come from, kept so that a
+    later summary can reuse them unchanged."""
     return {
         "round": round_index,
         "rollouts": len(grades),
@@ -88,7 +89,8 @@ def build_summary(
         "timing": {
             **times,
             "flow_wall_seconds": wall,
-            # everything in the flow run that is not a stage's own work: task/flow orchestration, state reporting
+            # everything in the flow run that is not a stage's own work: task/flow orchestration, state
+            # reporting
             "prefect_overhead_share": max(0.0, (wall - work) / wall) if wall > 0 else 0.0,
         },
         "config": config,
@@ -96,8 +98,8 @@ def build_summary(
 
 
 def results_rows(summary: dict[str, Any], eval_set: str | None = None) -> list[list[str]]:
-    """Rows of the results table: checkpoint, k, problems, Avg@k, Pass@k, Maj@k, format rate (percentages), on the
-    eval split or on eval set `eval_set`."""
+    """Rows of the results table: checkpoint, k, problems, Avg@k, Pass@k, Maj@k, format rate (percentages),
+    on the eval split or on eval set `eval_set`."""
     scores = summary["eval_sets"][eval_set] if eval_set else summary["scores"]
     return [
         [
@@ -128,8 +130,8 @@ def results_markdown(summary: dict[str, Any]) -> str:
 
 
 def localisation_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per round: where the negative advantage falls against chance, mean advantage by segment, and the
-    share of tokens with any signal (for the UI's table artifact)."""
+    """One row per round: where the negative advantage falls against chance, mean advantage by segment, and
+    the share of tokens with any signal (for the UI's table artifact)."""
     rows = []
     for stats in summary["rounds"]:
         loc = stats["localisation"]
@@ -195,8 +197,9 @@ def headline(comparisons, reference: str | None) -> str:
             f"({family}) with a 95% interval that excludes 0."
         )
     parts = [
-        f"{r['arm']} is {'better' if r['difference'] > 0 else 'worse'} than {reference} by "
-        f"{100 * r['difference']:+.1f} pp [{100 * r['low']:+.1f}, {100 * r['high']:+.1f}], p = {r['p_holm']:.3g}"
+        f"{r['arm']} is {'better' if r['difference'] > 0 else 'worse'} than {reference} "
+        f"by {100 * r['difference']:+.1f} pp [{100 * r['low']:+.1f}, "
+        f"{100 * r['high']:+.1f}], p = {r['p_holm']:.3g}"
         for r in found
     ]
     return f"Avg@k at the chosen checkpoint ({family}): " + "; ".join(parts) + "."
@@ -214,10 +217,11 @@ def _difference_cells(comparisons, arm: str) -> list[str]:
 
 
 def comparison_rows(tables: dict, summary: dict[str, Any]) -> list[list[str]]:
-    """One row per arm at its checkpoint chosen on validation: test-split scores with intervals, and the paired
-    Avg@k difference against the reference arm (percentage points) with its interval, its p-value and the
-    p-value Holm-adjusted over the arms."""
-    scores, comparisons = tables["scores"], tables["comparisons"]
+    """One row per arm at its checkpoint chosen on validation: test-split scores with intervals, and the
+    paired Avg@k difference against the reference arm (percentage points) with its interval, its p-value
+    and the p-value Holm-adjusted over the arms."""
+    scores = tables["scores"]
+    comparisons = tables["comparisons"]
     rows = []
     for arm, info in summary["arms"].items():
         if info.get("status") != "ok" or not info.get("chosen_checkpoint"):
@@ -243,9 +247,9 @@ def comparison_markdown(tables: dict, summary: dict[str, Any]) -> str:
         f"**{headline(tables['comparisons'], summary.get('reference'))}**",
         "",
         f"Checkpoints chosen on {split['validation_problems']} validation problems; scores (%) on "
-        f"{split['test_problems']} test problems; differences in percentage points, paired by problem and seed. "
-        "p: paired sign-flip test; p (Holm): Holm-adjusted over the arms compared with the reference, for each "
-        "metric and checkpoint choice.",
+        f"{split['test_problems']} test problems; differences in percentage points, paired by problem and "
+        "seed. p: paired sign-flip test; p (Holm): Holm-adjusted over the arms compared with the "
+        "reference, for each metric and checkpoint choice.",
         "",
         "| " + " | ".join(COMPARISON_HEADER) + " |",
         "|" + "---|" * len(COMPARISON_HEADER),

@@ -1,10 +1,11 @@
-"""Experiment trackers: the names that group a run's rounds and conditions, the settings and environment the
-Trainer's tracker integrations read while a round trains, and metrics (eval scores, round summaries) logged to the
-same tracker runs afterwards. Each tracker is imported only when it is used; none is ever imported by default.
+"""Experiment trackers: the names that group a run's rounds and conditions, the settings and
+environment the Trainer's tracker integrations read while a round trains, and metrics (eval scores,
+round summaries) logged to the same tracker runs afterwards. Each tracker is imported only when it is
+used; none is ever imported by default.
 
-Layout: one tracker run per round, `<name>-<condition>-seed<seed>-round<r>` (round 0: the base model's scores), in
-the project `distill.tracker_project` (default: the run's name), grouped by the run's name. TensorBoard files go
-under `<run_dir>/trackers/tensorboard/<tracker run>/`.
+Layout: one tracker run per round, `<name>-<condition>-seed<seed>-round<r>` (round 0: the base model's
+scores), in the project `distill.tracker_project` (default: the run's name), grouped by the run's name.
+TensorBoard files go under `<run_dir>/trackers/tensorboard/<tracker run>/`.
 """
 
 from __future__ import annotations
@@ -88,8 +89,8 @@ def training_arguments(run: TrackerRun | None) -> dict[str, Any]:
 
 
 def variables(run: TrackerRun) -> dict[str, str]:
-    """The environment variables the integrations read their project, group and folder from (wandb reads its own
-    once per process, so `environment` starts its run instead)."""
+    """The environment variables the integrations read their project, group and folder from (wandb reads
+    its own once per process, so `environment` starts its run instead)."""
     env = {}
     if "tensorboard" in run.report_to:
         env["TENSORBOARD_LOGGING_DIR"] = str(run.tensorboard_dir)
@@ -125,9 +126,10 @@ def _restored(env: dict[str, str]) -> Iterator[None]:
 
 @contextmanager
 def environment(run: TrackerRun | None) -> Iterator[None]:
-    """Set `variables(run)` while the round trains (the integrations read some when the Trainer is built), and put
-    the environment back afterwards. wandb: the round's run is started here (the Trainer's integration logs to a
-    run already started) and finished afterwards, which the integration leaves undone."""
+    """Set `variables(run)` while the round trains (the integrations read some when the
+    Trainer is built), and put the environment back afterwards. wandb: the round's run is
+    started here (the Trainer's integration logs to a run already started) and finished
+    afterwards, which the integration leaves undone."""
     if run is None:
         yield
         return
@@ -141,8 +143,9 @@ def environment(run: TrackerRun | None) -> Iterator[None]:
 
 
 def score_metrics(scores: dict[str, Any], eval_set: str | None = None) -> dict[str, float]:
-    """A scores row (schemas.SCORES) as tracker metrics: `eval/avg_at_<k>`, `eval/pass_at_<k>`, `eval/maj_at_<k>`,
-    `eval/format_rate` ('@' is not allowed in TensorBoard or MLflow names); `eval/<set>/...` for an eval set."""
+    """A scores row (schemas.SCORES) as tracker metrics: `eval/avg_at_<k>`,
+    `eval/pass_at_<k>`, `eval/maj_at_<k>`, `eval/format_rate` ('@' is not allowed in
+    TensorBoard or MLflow names); `eval/<set>/...` for an eval set."""
     k = int(scores["k"])
     names = {"avg_at_k": f"avg_at_{k}", "pass_at_k": f"pass_at_{k}", "maj_at_k": f"maj_at_{k}"}
     names["format_rate"] = "format_rate"
@@ -160,8 +163,8 @@ def round_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def log_metrics(run: TrackerRun | None, metrics: dict[str, float], step: int) -> list[str]:
-    """Log `metrics` at `step` (the round) to `run` in each configured tracker sdfb can write to after training;
-    returns those it wrote to. Others (the rest of transformers' integrations) get a warning."""
+    """Log `metrics` at `step` (the round) to `run` in each configured tracker sdfb can write to after
+    training; returns those it wrote to. Others (the rest of transformers' integrations) get a warning."""
     if run is None:
         return []
     written = []
@@ -170,8 +173,10 @@ def log_metrics(run: TrackerRun | None, metrics: dict[str, float], step: int) ->
         if writer is None:
             log.warning(
                 "tracker %s gets the training curves but not %s: sdfb logs those to %s only",
-                tracker, ", ".join(metrics), ", ".join(_WRITERS),
-            )  # fmt: skip
+                tracker,
+                ", ".join(metrics),
+                ", ".join(_WRITERS),
+            )
             continue
         with _restored({}):
             writer(run, metrics, step)
@@ -201,8 +206,8 @@ def _wandb_run(run: TrackerRun):
 
 
 def _wandb(run: TrackerRun, metrics: dict[str, float], step: int) -> None:
-    # the training run's own steps are past the round's number and wandb drops steps that go back, so the round
-    # is logged as a value of its own
+    # the training run's own steps are past the round's number and wandb drops steps that go back, so the
+    # round is logged as a value of its own
     with _wandb_run(run) as live:
         live.log({**metrics, "round": step})
 

@@ -1,5 +1,6 @@
-"""Prefect artifact keys: every key a task publishes is built here, from the run's name, its condition and what the
-artifact holds, so two conditions (or checkpoints) of one recipe never overwrite each other's artifact."""
+"""Prefect artifact keys: every key a task publishes is built here, from the run's name,
+its condition and what the artifact holds, so two conditions (or checkpoints) of one recipe
+never overwrite each other's artifact."""
 
 import re
 

@@ -1,7 +1,8 @@
-"""One slot of the Prefect global concurrency limit `sdfb-gpu` for a flow run that uses a GPU: its engines and
-training stay on the device from the first rollout to the last score, so two flow runs on one worker take turns
-instead of fighting over one GPU. docker/worker.sh creates the limit with SDFB_GPU_SLOTS slots (one per GPU the
-worker's runs may share; `prefect gcl create sdfb-gpu --limit N` by hand). Without the limit, runs go ahead."""
+"""One slot of the Prefect global concurrency limit `sdfb-gpu` for a flow run that uses a GPU: its
+engines and training stay on the device from the first rollout to the last score, so two flow runs on
+one worker take turns instead of fighting over one GPU. docker/worker.sh creates the limit with
+SDFB_GPU_SLOTS slots (one per GPU the worker's runs may share; `prefect gcl create sdfb-gpu --limit N`
+by hand). Without the limit, runs go ahead."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Prefect artifacts of a round's health (`sdfb.health`): a table of its per-step metrics and a markdown summary
-of its per-round rates and threshold crossings, published also when the stop rule ends the round."""
+"""Prefect artifacts of a round's health (`sdfb.health`): a table of its per-step metrics and a markdown
+summary of its per-round rates and threshold crossings, published also when the stop rule ends the round."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from tasks._artifacts import artifact_key
 
 
 def publish_health(cfg: RunConfig, round_index: int, metrics: dict, stopped: bool = False) -> None:
-    """`metrics`: the round's (a distill manifest's `metrics`, or what a HealthStop carried). Outside a Prefect
-    task run (`sdfb train-round`, tests calling `.fn`) nothing is published."""
+    """`metrics`: the round's (a distill manifest's `metrics`, or what a HealthStop carried). Outside a
+    Prefect task run (`sdfb train-round`, tests calling `.fn`) nothing is published."""
     if TaskRunContext.get() is None:
         return
     key = artifact_key(cfg.name, cfg.context.condition, f"seed{cfg.seed}", f"round{round_index}", "health")

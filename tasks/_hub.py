@@ -1,5 +1,6 @@
-"""The Hub push of a finished round, task side: the token from a Prefect Secret block, the repo and card from the
-config, the upload by `sdfb.hub`. Checked before the round trains, so a missing token or Hub id costs no training."""
+"""The Hub push of a finished round, task side: the token from a Prefect Secret block, the repo
+and card from the config, the upload by `sdfb.hub`. Checked before the round trains, so a
+missing token or Hub id costs no training."""
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +25,10 @@ def hub_token(block: str) -> str:
         if "Unable to find block document" not in str(exc):
             raise
         raise HubTokenError(
-            f"distill.push_to_hub reads a Hugging Face token (with write access) from the Prefect Secret block "
-            f"{block!r}, which does not exist. Create it with `prefect block create secret` (name it {block}) or "
-            f"in Python: `Secret(value='hf_...').save({block!r})` (from prefect.blocks.system import Secret); or "
-            "set distill.hub_token_secret to the block that holds it"
+            "distill.push_to_hub reads a Hugging Face token (with write access) from the Prefect Secret "
+            f"block {block!r}, which does not exist. Create it with `prefect block create secret` (name it "
+            f"{block}) or in Python: `Secret(value='hf_...').save({block!r})` (from prefect.blocks.system "
+            "import Secret); or set distill.hub_token_secret to the block that holds it"
         ) from None
 
 
@@ -39,8 +40,9 @@ class HubTarget:
 
 
 def hub_target(cfg: RunConfig) -> HubTarget | None:
-    """Where this run's rounds are pushed (None: they are not): the base model's Hub id and the token, read before
-    training so that a model without a Hub id or a missing token block stops the round before it trains."""
+    """Where this run's rounds are pushed (None: they are not): the base model's Hub id and
+    the token, read before training so that a model without a Hub id or a missing token
+    block stops the round before it trains."""
     if cfg.distill.push_to_hub is None:
         return None
     base = base_model_id(cfg.model.name_or_path)

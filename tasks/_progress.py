@@ -1,6 +1,6 @@
-"""Progress of a long stage in the Prefect UI: a progress artifact on the task run, updated as prompts finish or
-training steps pass (at most every few seconds: each update is an API call), and a bar on the terminal when the
-command that runs the flow turned bars on (`sdfb.progress`)."""
+"""Progress of a long stage in the Prefect UI: a progress artifact on the task run, updated as prompts
+finish or training steps pass (at most every few seconds: each update is an API call), and a bar on the
+terminal when the command that runs the flow turned bars on (`sdfb.progress`)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ EVERY_SECONDS = 2.0
 
 
 def stage_progress(description: str) -> Callable[[int, int], None]:
-    """`progress(done, total)` for the library: creates the artifact (0 %) now, updates it as work finishes and
-    always at 100 %. Outside a Prefect run (tests calling a task's `.fn`) it has no artifact. With terminal bars
-    on, it also draws the stage's bar."""
+    """`progress(done, total)` for the library: creates the artifact (0 %) now, updates it as work finishes
+    and always at 100 %. Outside a Prefect run (tests calling a task's `.fn`) it has no artifact. With
+    terminal bars on, it also draws the stage's bar."""
     artifact = None
     if TaskRunContext.get() is not None:
         try:

@@ -1,6 +1,7 @@
-"""The skip-or-compute step every stage's task shares: finished outputs (manifests with the same key) are reused,
-anything else is computed from the stage's declared config keys, timed and written atomically, manifests last.
-Paths, keys and the config view come from the stage table in `sdfb.stages`; what is finished, from `sdfb.resume`."""
+"""The skip-or-compute step every stage's task shares: finished outputs (manifests with the same
+key) are reused, anything else is computed from the stage's declared config keys, timed and written
+atomically, manifests last. Paths, keys and the config view come from the stage table in
+`sdfb.stages`; what is finished, from `sdfb.resume`."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ from tasks._failure import remember_failure
 __all__ = ["Inputs", "StageRun", "compute_stage", "run_stage", "stage_task", "task_logger"]
 
 Tables = pd.DataFrame | dict[str, pd.DataFrame]
-# A table, or a multi-output stage's tables by output name (its folders the compute saved itself), optionally with
-# extra manifest fields; None: this process writes nothing (another rank of a multi-process launch does).
+# A table, or a multi-output stage's tables by output name (its folders the compute saved itself), optionally
+# with extra manifest fields; None: this process writes nothing (another rank of a multi-process launch does).
 Compute = Callable[..., Tables | tuple[Tables, dict[str, Any]] | None]
 
 
@@ -41,7 +42,8 @@ def stage_task(name: str, run_name: str | None = None, **options: Any):
 
 
 def task_logger() -> logging.Logger | logging.LoggerAdapter:
-    """The Prefect run logger, or a plain logger when a task's `.fn` is called outside a run (tests, debugging)."""
+    """The Prefect run logger, or a plain logger when a task's `.fn` is
+    called outside a run (tests, debugging)."""
     try:
         return get_run_logger()
     except MissingContextError:
@@ -85,9 +87,10 @@ def compute_stage(
     redo: Callable[[dict[str, Any]], bool] | None = None,
     **params: Any,
 ) -> StageRun:
-    """Reuse stage `name`'s finished outputs, or call `compute(view, inputs, **params)` (view: only the config keys
-    the stage declares) and write its tables. `redo(manifest)` may ask for a finished output to be computed again
-    (the critique stage does when some requests failed last time; its cache makes that cost only those)."""
+    """Reuse stage `name`'s finished outputs, or call `compute(view, inputs, **params)` (view: only
+    the config keys the stage declares) and write its tables. `redo(manifest)` may ask for a
+    finished output to be computed again (the critique stage does when some requests failed last
+    time; its cache makes that cost only those)."""
     logger = task_logger()
     paths = stage_paths(name, run_dir, **params)
     main = next(iter(paths.values()))

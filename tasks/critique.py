@@ -1,9 +1,10 @@
-"""Critic step-alignment: one checked critique per rollout. The critic's API key comes from a Prefect Secret block
-(critic.openai.api_key_block) or the environment (critic.openai.api_key_env) and never reaches a log or a table.
+"""Critic step-alignment: one checked critique per rollout. The critic's API key comes from a
+Prefect Secret block (critic.openai.api_key_block) or the environment
+(critic.openai.api_key_env) and never reaches a log or a table.
 
-Retries: per request in the critic's HTTP client (with back-off); and on this task, when the endpoint is down
-(`CriticUnavailableError`: too many requests failed even after the client's retries), two more tries a minute
-apart: the reply cache makes a retry ask only what did not come back. No other error is retried."""
+Retries: per request in the critic's HTTP client (with back-off); and on this task, when the endpoint is
+down (`CriticUnavailableError`: too many requests failed even after the client's retries), two more tries a
+minute apart: the reply cache makes a retry ask only what did not come back. No other error is retried."""
 
 import os
 

@@ -1,7 +1,7 @@
 """Training of one round: self-distillation (or GRPO for the binary condition) on the round's rollouts and
-contexts; saves the adapter (or weights) and the teacher state, per-sample and per-token records; reports the
-round to the configured trackers and its health as Prefect artifacts (also when distill.health.stop ends it) and,
-with distill.push_to_hub, pushes it to the Hugging Face Hub.
+contexts; saves the adapter (or weights) and the teacher state, per-sample and per-token records; reports
+the round to the configured trackers and its health as Prefect artifacts (also when distill.health.stop
+ends it) and, with distill.push_to_hub, pushes it to the Hugging Face Hub.
 
 No retries: a crashed round resumes from its last intra-round checkpoint (distill.save_steps) on rerun.
 """
@@ -34,8 +34,9 @@ def run_round(
     teacher: str,
     previous: str | None,
 ) -> str:
-    """The stage itself, also run by `sdfb train-round` under `accelerate launch` (only rank 0 writes files). With
-    distill.push_to_hub, the finished round is pushed (also one finished earlier: an unchanged push is a no-op)."""
+    """The stage itself, also run by `sdfb train-round` under `accelerate launch` (only rank 0
+    writes files). With distill.push_to_hub, the finished round is pushed (also one finished
+    earlier: an unchanged push is a no-op)."""
     inputs = {
         "rollouts": rollouts,
         "contexts": contexts,
@@ -63,11 +64,13 @@ def run_round(
 def _distill(
     c: ConfigView, inputs: Inputs, round: int, cfg: RunConfig, checkpoint: Path, tracking: TrackerRun | None
 ):
-    """`distill.run_round` on the stage's inputs, saving the weights to `checkpoint`; a round the health stop
-    rule ended still publishes its health. Other ranks of a multi-process launch leave the writing to rank 0."""
+    """`distill.run_round` on the stage's inputs, saving the weights to `checkpoint`; a
+    round the health stop rule ended still publishes its health. Other ranks of a
+    multi-process launch leave the writing to rank 0."""
     sleep_engines()  # GPU: the rollout engine gives its memory back while training runs
     tables = {name: read_table(inputs[name]) for name in ("rollouts", "contexts", "grades")}
-    teacher_scores, previous = read_table(inputs["teacher"]), inputs["previous"]
+    teacher_scores = read_table(inputs["teacher"])
+    previous = inputs["previous"]
     try:
         result = distill.run_round(
             c.model,

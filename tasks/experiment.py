@@ -1,5 +1,5 @@
-"""The experiment's last stage: gather every arm's tables into the analysis tables, write them with a summary and
-the HTML report, and publish the comparison and a link to the report as Prefect artifacts."""
+"""The experiment's last stage: gather every arm's tables into the analysis tables, write them with a
+summary and the HTML report, and publish the comparison and a link to the report as Prefect artifacts."""
 
 import json
 import time
@@ -26,7 +26,8 @@ def write_analysis(folder: Path, tables: dict[str, pd.DataFrame], summary: dict)
 
 
 def _timing(root: Path, started_at: float) -> dict:
-    """Seconds per stage over every arm, each execution counted once (a shared output's manifest is one file)."""
+    """Seconds per stage over every arm, each execution counted once (a
+    shared output's manifest is one file)."""
     manifests = {}
     for path in sorted(root.glob("seed_*/*/**/*.manifest.json")):
         if path.relative_to(root).parts[1] != "shared":
@@ -42,9 +43,16 @@ def analyse_experiment(
     runs = {(arm.name, seed): arm_dir(root, arm.name, seed) for arm in exp.arms for seed in exp.seeds}
     runs = {key: path for key, path in runs.items() if outcomes[key[0]]["status"] == "ok"}
     tables, summary = analyse(
-        exp.name, runs, outcomes, exp.reference, k, exp.validation_share, load_tokenizer(model),
-        exp.bootstrap_resamples, shared_counts(Path(root), exp.seeds, [a.name for a in exp.arms]),
-    )  # fmt: skip
+        exp.name,
+        runs,
+        outcomes,
+        exp.reference,
+        k,
+        exp.validation_share,
+        load_tokenizer(model),
+        exp.bootstrap_resamples,
+        shared_counts(Path(root), exp.seeds, [a.name for a in exp.arms]),
+    )
     summary["timing"] = _timing(Path(root), started_at)
     path = write_analysis(Path(root) / "analysis", tables, summary)
     report = write_report(Path(root) / "analysis", Path(root) / "report.html")

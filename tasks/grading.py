@@ -8,7 +8,8 @@ from tasks._stage import Inputs, run_stage, stage_task
 
 
 def _grades(c: ConfigView, inputs: Inputs, round: int):
-    rollouts, problems = read_table(inputs["rollouts"]), read_table(inputs["problems"])
+    rollouts = read_table(inputs["rollouts"])
+    problems = read_table(inputs["problems"])
     g = c.grading
     grades = grade_completions(rollouts, problems, g.timeout_seconds, g.workers, g.memory_mb)
     return grades, {

@@ -1,4 +1,5 @@
-"""Problem sampling tasks: the fixed eval split, the difficulty filter's candidates, and each round's batch."""
+"""Problem sampling tasks: the fixed eval split, the difficulty
+filter's candidates, and each round's batch."""
 
 from sdfb import difficulty, problems, seeds
 from sdfb.config import EvalConfig, RunConfig
@@ -46,7 +47,8 @@ def _round_problems(c: ConfigView, inputs: Inputs, round: int):
                 len(kept),
                 c.data.problems_per_round,
             )
-        frame, dropped = problems.sample_round_from(kept, c.data.problems_per_round, seed, round), {}
+        frame = problems.sample_round_from(kept, c.data.problems_per_round, seed, round)
+        dropped = {}
     return problems.check_disjoint(frame, eval_ids), {"dropped": dropped}
 
 
@@ -58,7 +60,8 @@ def sample_eval_problems(cfg: RunConfig, run_dir: str) -> str:
 @stage_task("eval_problems", "eval_problems ({eval_set})")
 def sample_set_eval_problems(cfg: RunConfig, run_dir: str, eval_set: str) -> str:
     """The problems of eval set `eval_set` (`eval.sets`), in the set's own folder."""
-    set_cfg, folder = set_config(cfg, eval_set), str(prepare_set_dir(run_dir, eval_set))
+    set_cfg = set_config(cfg, eval_set)
+    folder = str(prepare_set_dir(run_dir, eval_set))
     return run_stage("eval_problems", set_cfg, folder, {}, _eval_problems)
 
 

@@ -13,7 +13,8 @@ from tasks._stage import Inputs, run_stage, stage_task
 
 
 def _rollouts(c: ConfigView, inputs: Inputs, round: int):
-    adapter, r = inputs["adapter"], c.rollout
+    adapter = inputs["adapter"]
+    r = c.rollout
     generator = make_generator(c.model, r.engine, r.vllm, c.seed, adapter, r.batch_size)
     policy = Path(adapter).name if adapter else BASE
     template = load_template(c.prompt.template, c.prompt.enable_thinking)

@@ -1,5 +1,6 @@
-"""Benchmark scoring of a checkpoint on the held-out problems, with a Prefect table artifact; new scores are also
-logged to the configured trackers, in the run of the checkpoint's round (step: the round, 0 for the base model)."""
+"""Benchmark scoring of a checkpoint on the held-out problems, with a Prefect table artifact;
+new scores are also logged to the configured trackers, in the run of the checkpoint's round
+(step: the round, 0 for the base model)."""
 
 from prefect.artifacts import create_table_artifact
 
@@ -71,7 +72,8 @@ def write_scores(
     create_table_artifact(
         key=artifact_key(stage_cfg.name, cfg.context.condition, "scores", checkpoint),
         table=[{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}],
-        description=f"{stage_cfg.name}: Avg@{cfg.eval.k}, Pass@{cfg.eval.k}, Maj@{cfg.eval.k} of {checkpoint}",
+        description=f"{stage_cfg.name}: Avg@{cfg.eval.k}, "
+        f"Pass@{cfg.eval.k}, Maj@{cfg.eval.k} of {checkpoint}",
     )
     return str(scored.path)
 

@@ -16,7 +16,8 @@ from tasks._stage import stage_task, task_logger
 
 
 def _round_inputs(run_dir: str, round_index: int) -> list[str]:
-    """The content hashes of the tables a round's statistics come from (their manifests are verified on read)."""
+    """The content hashes of the tables a round's statistics come from
+    (their manifests are verified on read)."""
     paths = [output_path(run_dir, s, round=round_index) for s in ("grades", "critiques")]
     paths += [output_path(run_dir, "distill", out, round=round_index) for out in ("tokens", "checkpoint")]
     return [str(read_manifest(p).get("content_hash")) for p in paths]
@@ -38,9 +39,9 @@ def _round_stats(run_dir: str, round_index: int, previous: dict[int, dict]) -> d
     )
     if stats["localisation"]["inactive"]:
         task_logger().warning(
-            "round %d: distillation is inactive, no token has a non-zero advantage (the teacher agrees with the "
-            "student everywhere: expected for the condition none, and under GRPO when every group's samples got one "
-            "reward)",
+            "round %d: distillation is inactive, no token has a non-zero advantage (the teacher "
+            "agrees with the student everywhere: expected for the condition none, and under GRPO "
+            "when every group's samples got one reward)",
             round_index,
         )
     return stats

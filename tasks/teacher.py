@@ -1,5 +1,5 @@
-"""The teacher scored by the generation engine before training (distill.teacher_source: engine); an empty table
-when the teacher runs inside training or the objective has no teacher (GRPO)."""
+"""The teacher scored by the generation engine before training (distill.teacher_source: engine); an empty
+table when the teacher runs inside training or the objective has no teacher (GRPO)."""
 
 from sdfb.config import RunConfig, objective
 from sdfb.distill.engine_teacher import COLUMNS, score_teacher

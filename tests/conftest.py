@@ -27,7 +27,8 @@ def prefect_server():
 
 @pytest.fixture(scope="session")
 def tiny_model_path() -> Path:
-    """The locally built ~1M-parameter Qwen2 model with a byte-level BPE tokenizer (cached across sessions)."""
+    """The locally built ~1M-parameter Qwen2 model with a byte-level
+    BPE tokenizer (cached across sessions)."""
     from sdfb.models import ensure_tiny
 
     return ensure_tiny()

@@ -1,17 +1,19 @@
-"""A tiny OpenAI-compatible `/v1/chat/completions` server on 127.0.0.1 that fails on purpose, for failure paths only.
+"""A tiny OpenAI-compatible `/v1/chat/completions` server on 127.0.0.1 that
+fails on purpose, for failure paths only.
 
-The success path is tested against a real vLLM server elsewhere; this one only imitates what can go wrong (errors,
-rate limits, stalls, bodies that are not chat completions) and answers `ok` where a test must see a retry succeed.
-Standard library only (`http.server.ThreadingHTTPServer` in a background thread); not a test module.
+The success path is tested against a real vLLM server elsewhere; this one only imitates what can go
+wrong (errors, rate limits, stalls, bodies that are not chat completions) and answers `ok` where a
+test must see a retry succeed. Standard library only (`http.server.ThreadingHTTPServer` in a
+background thread); not a test module.
 
 How a request is answered (its "mode"), first rule that applies:
   1. `server.force`, when set: every request;
   2. the next entry of `script`, consumed one HTTP request at a time (retries included);
   3. a marker `[[mode:NAME]]` in the last user message, so one conversation can fail while others succeed;
   4. `default`.
-Modes: ok, 500, 429 (with `Retry-After`), slow (stalls past the client's timeout, then answers ok), garbage (200,
-text/html, not JSON), empty (a chat completion whose content is ""), not_chat (200 JSON `{"hello": 1}`), drop (closes
-the connection without answering).
+Modes: ok, 500, 429 (with `Retry-After`), slow (stalls past the client's timeout, then answers ok), garbage
+(200, text/html, not JSON), empty (a chat completion whose content is ""), not_chat (200 JSON `{"hello":
+1}`), drop (closes the connection without answering).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ _MARKER = re.compile(r"\[\[mode:([a-z0-9_]+)\]\]")
 
 
 def marker(mode: str) -> str:
-    """Text to put in a user message so that conversation is answered with `mode` (unless forced or scripted)."""
+    """Text to put in a user message so that conversation is answered
+    with `mode` (unless forced or scripted)."""
     assert mode in MODES, f"unknown mode {mode!r}; known: {MODES}"
     return f"[[mode:{mode}]]"
 

@@ -1,5 +1,5 @@
-"""`sdfb run` as a real process against the session's Prefect server, for the tests that kill it, break its input
-or fill its disk."""
+"""`sdfb run` as a real process against the session's Prefect server, for the tests that
+kill it, break its input or fill its disk."""
 
 import os
 import subprocess
@@ -17,7 +17,8 @@ def sdfb_run(
     config: str = "configs/smoke.yaml",
     args: list[str] = (),
 ) -> subprocess.CompletedProcess:
-    """Run `sdfb run --config CONFIG --run-dir RUN_DIR --set ... ARGS`; `kill_at` arms a kill point (`sdfb.faults`)."""
+    """Run `sdfb run --config CONFIG --run-dir RUN_DIR --set ... ARGS`;
+    `kill_at` arms a kill point (`sdfb.faults`)."""
     env = {**os.environ, "PREFECT_API_URL": api_url, "SDFB_KILL_AT": kill_at}
     command = [sys.executable, "-m", "cli.main", "run", "--config", config, "--run-dir", str(run_dir)]
     command += [arg for item in overrides for arg in ("--set", item)] + list(args)

@@ -1,5 +1,5 @@
-"""Write hand-made stage tables as real Parquet files with manifests, the way earlier stages write them, so one
-task can be run on its own. Columns a test does not care about get neutral values."""
+"""Write hand-made stage tables as real Parquet files with manifests, the way earlier stages write them, so
+one task can be run on its own. Columns a test does not care about get neutral values."""
 
 from pathlib import Path
 

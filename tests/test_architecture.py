@@ -1,5 +1,6 @@
-"""The layering rules, checked on the source: data and imports move one way (cli -> flows -> tasks -> sdfb), the
-library never imports prefect, no import cycle anywhere, and no module or function grows past its size limit."""
+"""The layering rules, checked on the source: data and imports move one way (cli -> flows
+-> tasks -> sdfb), the library never imports prefect, no import cycle anywhere, and no
+module or function grows past its size limit."""
 
 import ast
 from collections import defaultdict
@@ -23,7 +24,8 @@ def _modules() -> dict[str, Path]:
 
 
 def _imports(path: Path, name: str) -> set[str]:
-    """Every module imported anywhere in the file, at the top or inside a function (a lazy import is still one)."""
+    """Every module imported anywhere in the file, at the top or inside a
+    function (a lazy import is still one)."""
     is_package = path.name == "__init__.py"
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -55,8 +57,12 @@ def _layer(module: str) -> str:
 
 
 def test_imports_go_one_way_from_the_cli_through_flows_and_tasks_to_the_library():
-    allowed = {"cli": {"cli", "flows", "tasks", "sdfb"}, "flows": {"flows", "tasks", "sdfb"},
-               "tasks": {"tasks", "sdfb"}, "sdfb": {"sdfb"}}  # fmt: skip
+    allowed = {
+        "cli": {"cli", "flows", "tasks", "sdfb"},
+        "flows": {"flows", "tasks", "sdfb"},
+        "tasks": {"tasks", "sdfb"},
+        "sdfb": {"sdfb"},
+    }
     wrong = [
         f"{module} imports {target}"
         for module, targets in _graph().items()

@@ -1,5 +1,6 @@
-"""Prefect artifact keys: one helper builds every key in Prefect's alphabet, and the key holds the run's condition,
-so two conditions of one recipe keep separate results artifacts on a real (temporary) Prefect server."""
+"""Prefect artifact keys: one helper builds every key in Prefect's alphabet, and the
+key holds the run's condition, so two conditions of one recipe keep separate results
+artifacts on a real (temporary) Prefect server."""
 
 import re
 

@@ -1,7 +1,8 @@
-"""Bad input, tried systematically: data files a user might really have (invalid UTF-8, broken JSON, duplicates,
-missing answers, huge questions, nothing usable, columns of the wrong type, a file that is not Parquet) each get a
-message naming the file, the row or column and what to do; through `sdfb run` the message is one line without a
-library traceback, and what the run had already finished is kept byte for byte."""
+"""Bad input, tried systematically: data files a user might really have (invalid UTF-8, broken
+JSON, duplicates, missing answers, huge questions, nothing usable, columns of the wrong type, a
+file that is not Parquet) each get a message naming the file, the row or column and what to do;
+through `sdfb run` the message is one line without a library traceback, and what the run had
+already finished is kept byte for byte."""
 
 import json
 import math
@@ -20,7 +21,10 @@ COLUMNS = {"question": "q", "solution": "sol", "answer": "ans"}
 
 
 def _rows(n: int, start: int = 1) -> list[dict]:
-    return [{"q": f"What is {i} plus {i}?", "sol": f"{i} + {i} = {2 * i}", "ans": str(2 * i)} for i in range(start, start + n)]  # fmt: skip
+    return [
+        {"q": f"What is {i} plus {i}?", "sol": f"{i} + {i} = {2 * i}", "ans": str(2 * i)}
+        for i in range(start, start + n)
+    ]
 
 
 def _jsonl(path: Path, rows: list[dict], tail: bytes = b"") -> Path:
@@ -81,8 +85,15 @@ def test_questions_longer_than_the_limit_are_dropped_and_counted(tmp_path):
 
 
 def test_a_file_with_nothing_usable_left_says_why_each_row_went(tmp_path):
-    rows = [{"q": "", "sol": "", "ans": "1"}, {"q": "Fruit?", "sol": "", "ans": "banana"}, {"q": "None?", "sol": "", "ans": None}]  # fmt: skip
-    with pytest.raises(DataError, match=r"none of its 3 rows is usable \(empty_question 1, missing_answer 1, unparseable_answer 1\)"):  # fmt: skip
+    rows = [
+        {"q": "", "sol": "", "ans": "1"},
+        {"q": "Fruit?", "sol": "", "ans": "banana"},
+        {"q": "None?", "sol": "", "ans": None},
+    ]
+    with pytest.raises(
+        DataError,
+        match=r"none of its 3 rows is usable \(empty_question 1, missing_answer 1, unparseable_answer 1\)",
+    ):
         _load(_jsonl(tmp_path / "d.jsonl", rows))
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(DataError, match=r"empty\.jsonl has no rows"):
@@ -117,11 +128,15 @@ def test_bytes_in_a_parquet_text_column_and_a_file_that_is_not_parquet_are_refus
     with pytest.raises(DataError, match=r"column 'q' \(data\.columns\.question\) holds bytes values"):
         _load(tmp_path / "bytes.parquet", "parquet")
     _jsonl(tmp_path / "rows.parquet", _rows(4))
-    with pytest.raises(DataError, match=r"could not read .*rows\.parquet as Parquet \(.*\); check the file or set data\.source"):  # fmt: skip
+    with pytest.raises(
+        DataError,
+        match=r"could not read .*rows\.parquet as Parquet \(.*\); check the file or set data\.source",
+    ):
         _load(tmp_path / "rows.parquet", "parquet")
 
 
-# ---- through `sdfb run`: one line, no traceback, nothing finished lost ----------------------------------------
+# ---- through `sdfb run`: one line, no traceback, nothing finished lost
+# ----------------------------------------
 
 
 def _sdfb_run(run_dir: Path, data: Path, api_url: str, kill_at: str = "") -> subprocess.CompletedProcess:
@@ -132,7 +147,11 @@ def _sdfb_run(run_dir: Path, data: Path, api_url: str, kill_at: str = "") -> sub
 
 
 def _snapshot(run_dir: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file() and p.suffix != ".lock"}  # fmt: skip
+    return {
+        str(p.relative_to(run_dir)): p.read_bytes()
+        for p in sorted(run_dir.rglob("*"))
+        if p.is_file() and p.suffix != ".lock"
+    }
 
 
 @pytest.mark.flow

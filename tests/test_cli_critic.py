@@ -1,5 +1,5 @@
-"""`sdfb serve-critic` with an API key: the key reaches vLLM through its environment (never the command line, which
-`ps` shows), and the readiness probe sends it, since vLLM then refuses /v1 requests without it."""
+"""`sdfb serve-critic` with an API key: the key reaches vLLM through its environment (never the command
+line, which `ps` shows), and the readiness probe sends it, since vLLM then refuses /v1 requests without it."""
 
 import contextlib
 import http.server

@@ -1,4 +1,5 @@
-"""`sdfb run` without a configured Prefect server starts Prefect's temporary server itself, first, and ends it."""
+"""`sdfb run` without a configured Prefect server starts Prefect's
+temporary server itself, first, and ends it."""
 
 import os
 import subprocess

@@ -1,4 +1,5 @@
-"""Config: defaults < YAML file < `--set` overrides, closed and frozen models, errors that name the bad key."""
+"""Config: defaults < YAML file < `--set` overrides, closed and frozen models, errors that name the bad
+key."""
 
 import re
 

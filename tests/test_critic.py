@@ -1,4 +1,5 @@
-"""SymbolicCritic: step-aligned critiques for the paper's cases A-D on a two-step problem, checked line by line."""
+"""SymbolicCritic: step-aligned critiques for the paper's cases A-D on a
+two-step problem, checked line by line."""
 
 import pandas as pd
 import pytest

@@ -1,5 +1,6 @@
-"""Critic decoding against the critic model's card: greedy refused where the card forbids it (QwQ-32B,
-DeepSeek-R1), warnings for settings the card advises against, and the paper recipe following QwQ-32B's card."""
+"""Critic decoding against the critic model's card: greedy refused where the card
+forbids it (QwQ-32B, DeepSeek-R1), warnings for settings the card advises against, and
+the paper recipe following QwQ-32B's card."""
 
 import logging
 from pathlib import Path

@@ -1,5 +1,6 @@
-"""The OpenAI-compatible critic client on its failure paths, against a real local HTTP server that fails on purpose:
-retries, timeouts, deadlines, bad bodies, the concurrency bound, the API key, and the critique stage end to end."""
+"""The OpenAI-compatible critic client on its failure paths, against a real local HTTP server
+that fails on purpose: retries, timeouts, deadlines, bad bodies, the concurrency bound, the API
+key, and the critique stage end to end."""
 
 import asyncio
 import json
@@ -132,8 +133,9 @@ def test_a_server_stalling_past_the_request_timeout_on_every_attempt_fails_with_
     assert stats.errors == {"timeout": 1}
     assert stats.http_attempts == 2
     assert server.count == 2
-    # Both attempts are still stalled at the server (30 s each) when the result comes back: the client gave up on
-    # them rather than waiting for the stall to end (a waiting client would have got the ok reply after it).
+    # Both attempts are still stalled at the server (30 s each) when the result comes back: the client gave up
+    # on them rather than waiting for the stall to end (a waiting client would have got the ok reply after
+    # it).
     assert server.in_flight == 2
 
 
@@ -144,8 +146,9 @@ def test_a_deadline_shorter_than_the_retries_stops_the_request_at_the_deadline(s
     assert "deadline" in result.error
     assert "critic.openai.deadline_seconds" in result.error
     assert stats.errors == {"deadline": 1}
-    # Cut off inside the first attempt, whose own 1.5 s timeout would have been a `timeout` followed by a retry: no
-    # retry was sent. (On a loaded machine the 0.4 s may pass before that attempt reaches the server: at most one.)
+    # Cut off inside the first attempt, whose own 1.5 s timeout would have been a `timeout` followed by a
+    # retry: no retry was sent. (On a loaded machine the 0.4 s may pass before that attempt reaches the
+    # server: at most one.)
     assert stats.http_attempts <= 1
     assert server.count <= 1
 
@@ -202,9 +205,10 @@ def test_an_endpoint_with_nothing_listening_fails_every_request_with_a_connectio
 
 
 class HoldsUntilInFlight(FailingOpenAIServer):
-    """Holds every ok answer until `wanted` requests have been in flight at once (or `patience` seconds pass), then
-    `linger` seconds more, so a client that keeps that many in flight is seen doing so however loaded the machine
-    is, and one that sends more has its extra requests arrive while the first are held. Overrides `_wait` only."""
+    """Holds every ok answer until `wanted` requests have been in flight at once (or `patience` seconds
+    pass), then `linger` seconds more, so a client that keeps that many in flight is seen doing so
+    however loaded the machine is, and one that sends more has its extra requests arrive while the
+    first are held. Overrides `_wait` only."""
 
     def __init__(self, wanted: int, patience: float = 20.0, linger: float = 0.2, **kwargs):
         super().__init__(**kwargs)
@@ -467,8 +471,8 @@ def test_the_critique_task_writes_failed_rows_below_the_threshold_and_redoes_onl
 def test_the_critique_task_is_retried_by_prefect_when_the_endpoint_was_down_and_asks_only_what_failed(
     start_server, prefect_server, tmp_path
 ):
-    """A real task run under a real flow: the first try finds the endpoint answering 500 to everything (after the
-    client's own retry), the task's retry finds it back up; nothing else is retried."""
+    """A real task run under a real flow: the first try finds the endpoint answering 500 to everything
+    (after the client's own retry), the task's retry finds it back up; nothing else is retried."""
     from prefect import flow
     from stage_tables import write_critique_inputs
 

@@ -1,5 +1,5 @@
-"""LLM critic replies, read without a model: hand-written replies for cases A-D on the pens problem, think stripping,
-malformed replies, the rendered critic prompt, the reply cache and the final statuses."""
+"""LLM critic replies, read without a model: hand-written replies for cases A-D on the pens problem, think
+stripping, malformed replies, the rendered critic prompt, the reply cache and the final statuses."""
 
 import hashlib
 import json
@@ -37,7 +37,8 @@ def reply(case: str, first_error: str, steps: list[str], answer: str) -> str:
 D_REPLY = reply("D", "2", ["She buys 7, so 5 + 7 = 12", "12 - 3 = 9"], "9")
 
 
-# --- the paper's cases A-D --------------------------------------------------------------------------------------
+# --- the paper's cases A-D
+# --------------------------------------------------------------------------------------
 
 
 def test_case_a_reproduction_keeps_the_attempts_lines_byte_for_byte():
@@ -122,7 +123,8 @@ def test_a_lowercase_case_letter_followed_by_an_explanation_reads_as_its_capital
     assert (critique.case, critique.status) == ("D", "ok")
 
 
-# --- the critic's own reasoning -------------------------------------------------------------------------------
+# --- the critic's own reasoning
+# -------------------------------------------------------------------------------
 
 
 def test_a_think_block_is_removed_and_fake_tags_inside_it_are_ignored():
@@ -159,7 +161,8 @@ def test_reasoning_that_never_closes_is_malformed_and_says_to_raise_max_tokens()
     assert critique.raw == cut_off_reply
 
 
-# --- malformed replies ----------------------------------------------------------------------------------------
+# --- malformed replies
+# ----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -210,7 +213,8 @@ def test_no_reply_at_all_is_malformed_with_an_empty_raw():
     assert "empty text" in critique.error
 
 
-# --- the critic prompt ----------------------------------------------------------------------------------------
+# --- the critic prompt
+# ----------------------------------------------------------------------------------------
 
 
 def test_critic_messages_show_the_question_the_reference_and_the_attempt_in_step_tags():
@@ -251,7 +255,8 @@ def test_the_prompt_content_hash_is_the_files_hash_and_is_the_same_on_every_load
     assert first.version == "critic_v1"
 
 
-# --- the reply cache ------------------------------------------------------------------------------------------
+# --- the reply cache
+# ------------------------------------------------------------------------------------------
 
 PROBLEM = {"id": "p1", "question": QUESTION, "solution": SOLUTION}
 IDENTITY = {
@@ -336,7 +341,8 @@ def test_the_attempt_hash_depends_on_the_token_ids_and_their_order_not_their_con
     assert attempt_hash([12, 3]) != attempt_hash([1, 23])
 
 
-# --- final statuses -------------------------------------------------------------------------------------------
+# --- final statuses
+# -------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -373,7 +379,8 @@ def test_copied_share_is_nan_when_the_critic_judged_no_step_correct():
     assert math.isnan(alignment.copied_share)
 
 
-# --- replies that models really write (found by review) -----------------------------------------------------------
+# --- replies that models really write (found by review)
+# -----------------------------------------------------------
 
 
 @pytest.mark.parametrize("first_error", ["2", "Step 2", "step_2", "2."])

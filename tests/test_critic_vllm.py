@@ -1,9 +1,9 @@
-"""The LLM critic against real servings of the tiny model: vLLM's OpenAI-compatible server started by the test on
-127.0.0.1 (the `openai` backend) and an in-process engine (the `vllm` backend).
+"""The LLM critic against real servings of the tiny model: vLLM's OpenAI-compatible server started by the
+test on 127.0.0.1 (the `openai` backend) and an in-process engine (the `vllm` backend).
 
 The tiny model is random, so its replies are not critiques: these tests check the plumbing (one request per
-attempt, statuses, raw replies kept, the cache, both backends sending the same prompt), not critique quality.
-Skipped when vllm is not installed, unless SDFB_REQUIRE_VLLM=1 (set by `make test`).
+attempt, statuses, raw replies kept, the cache, both backends sending the same prompt), not critique
+quality. Skipped when vllm is not installed, unless SDFB_REQUIRE_VLLM=1 (set by `make test`).
 """
 
 import json

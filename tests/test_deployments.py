@@ -1,5 +1,5 @@
-"""prefect.yaml read and checked before anything is registered: entrypoints, configs that must exist and validate,
-tags that say what runs, schedules that are off unless turned on."""
+"""prefect.yaml read and checked before anything is registered: entrypoints, configs that must exist and
+validate, tags that say what runs, schedules that are off unless turned on."""
 
 import json
 from pathlib import Path

@@ -1,7 +1,7 @@
-"""A full disk and a read-only run folder, for real: the run folder lies on a small tmpfs (a real file system that
-fills up and can be remounted read-only), so every write fails the way it would on a user's machine. Mounting
-needs root (CI runs as root); as another user the read-only case falls back to permissions and the full-disk case
-is skipped, saying why."""
+"""A full disk and a read-only run folder, for real: the run folder lies on a small tmpfs (a real file
+system that fills up and can be remounted read-only), so every write fails the way it would on a user's
+machine. Mounting needs root (CI runs as root); as another user the read-only case falls back to
+permissions and the full-disk case is skipped, saying why."""
 
 import os
 import subprocess
@@ -43,7 +43,8 @@ def _sdfb_run(run_dir: Path, api_url: str) -> subprocess.CompletedProcess:
 
 
 def _finished(run_dir: Path) -> dict[str, bytes]:
-    """Every output its manifest vouches for, with its bytes (manifests of half-written outputs would fail)."""
+    """Every output its manifest vouches for, with its bytes (manifests of half-written outputs would
+    fail)."""
     outputs = {}
     for manifest in run_dir.rglob(f"*{MANIFEST_SUFFIX}"):
         output = manifest.with_name(manifest.name.removesuffix(MANIFEST_SUFFIX))

@@ -1,5 +1,5 @@
-"""Distillation: loss math on hand-worked tensors, masking, the frozen teacher, and one real training step on the
-tiny model lowering the student-teacher divergence on its batch."""
+"""Distillation: loss math on hand-worked tensors, masking, the frozen teacher, and one real training step
+on the tiny model lowering the student-teacher divergence on its batch."""
 
 import dataclasses
 import math
@@ -43,7 +43,8 @@ def test_reverse_kl_matches_the_hand_computed_value():
 
 
 def test_sampled_token_loss_gradient_is_minus_advantage_times_score_function():
-    # d/dz of log_ratio.detach() * log p(y) equals (log ps - log pt) * d log p(y)/dz: pushes p(y) up when A_t > 0
+    # d/dz of log_ratio.detach() * log p(y) equals (log ps - log pt) * d log p(y)/dz: pushes p(y) up when A_t
+    # > 0
     student = torch.zeros(1, 1, 2, requires_grad=True)
     teacher = torch.log(torch.tensor([[[0.8, 0.2]]]))
     loss = per_token_loss(student, teacher, torch.tensor([[0]]), "sampled_token", 1.0).sum()
@@ -69,8 +70,14 @@ def _examples(tokenizer, n=4):
         completion = tokenizer(f"Step 1: {i + 3} + 2 = {i + 5}\nAnswer: {i + 5}", add_special_tokens=False)[
             "input_ids"
         ]
-        rows.append({"problem_id": f"p{i}", "sample_index": 0, "prompt_ids": tokenizer(prompt, add_special_tokens=False)["input_ids"],
-                     "completion_ids": completion + [tokenizer.eos_token_id]})  # fmt: skip
+        rows.append(
+            {
+                "problem_id": f"p{i}",
+                "sample_index": 0,
+                "prompt_ids": tokenizer(prompt, add_special_tokens=False)["input_ids"],
+                "completion_ids": completion + [tokenizer.eos_token_id],
+            }
+        )
         teacher = render_teacher_prompt(
             tokenizer, template, question, f"Here is a corrected solution:\nAnswer: {i + 5}"
         )
@@ -123,8 +130,9 @@ def test_teacher_pass_never_receives_gradients_and_equals_the_base_model(lora_st
 
 
 def test_an_aligned_batch_gives_each_example_the_logits_it_gets_alone(lora_student, tiny_tokenizer):
-    """Prompts padded on the left, completions on the right, position ids over real tokens only: padding changes
-    no logit, and the output projection sees the completion positions only (width + 1 rows, never the prompt)."""
+    """Prompts padded on the left, completions on the right, position ids over real tokens
+    only: padding changes no logit, and the output projection sees the completion positions
+    only (width + 1 rows, never the prompt)."""
     model, _ = lora_student
     examples = _examples(tiny_tokenizer, n=3)
     examples = [  # prompts and completions of different lengths in one batch
@@ -157,7 +165,8 @@ def test_an_aligned_batch_gives_each_example_the_logits_it_gets_alone(lora_stude
 
 
 def _sampled_log_ratio_sq(model, batch) -> float:
-    """What the sampled-token loss descends: its gradient is that of 0.5 * (log ps - log pt)^2 per sampled token."""
+    """What the sampled-token loss descends: its gradient is that of 0.5 *
+    (log ps - log pt)^2 per sampled token."""
     from sdfb.losses import token_logprobs
 
     with torch.no_grad():
@@ -217,8 +226,16 @@ def test_examples_over_max_length_are_cut_in_the_context_and_counted(tiny_tokeni
     prompt = render_student_prompt(tiny_tokenizer, template, question)
     teacher = render_teacher_prompt(tiny_tokenizer, template, question, context)
     completion = tiny_tokenizer("Step 1: 3 + 2 = 5\nAnswer: 5", add_special_tokens=False)["input_ids"]
-    rollouts = pd.DataFrame([{"problem_id": "p", "sample_index": 0, "completion_ids": completion,
-                              "prompt_ids": tiny_tokenizer(prompt, add_special_tokens=False)["input_ids"]}])  # fmt: skip
+    rollouts = pd.DataFrame(
+        [
+            {
+                "problem_id": "p",
+                "sample_index": 0,
+                "completion_ids": completion,
+                "prompt_ids": tiny_tokenizer(prompt, add_special_tokens=False)["input_ids"],
+            }
+        ]
+    )
     contexts = pd.DataFrame(
         [{"problem_id": "p", "sample_index": 0, "teacher_prompt": teacher, "context": context, "train": True}]
     )
@@ -401,10 +418,18 @@ def round_tables(tokenizer) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The rollouts, contexts and grades of a four-sample round, as `distill.run_round` reads them."""
     examples = _examples(tokenizer, n=4)
     rollouts = pd.DataFrame(
-        [{"problem_id": e.problem_id, "sample_index": e.sample_index, "prompt_ids": e.student_ids[: e.student_prompt_len],
-          "completion_ids": e.completion_ids, "logprobs": [0.0] * len(e.completion_ids),
-          "completion_text": tokenizer.decode(e.completion_ids, skip_special_tokens=True)} for e in examples]
-    )  # fmt: skip
+        [
+            {
+                "problem_id": e.problem_id,
+                "sample_index": e.sample_index,
+                "prompt_ids": e.student_ids[: e.student_prompt_len],
+                "completion_ids": e.completion_ids,
+                "logprobs": [0.0] * len(e.completion_ids),
+                "completion_text": tokenizer.decode(e.completion_ids, skip_special_tokens=True),
+            }
+            for e in examples
+        ]
+    )
     teacher_prompts = [tokenizer.decode(e.teacher_ids[: e.teacher_prompt_len]) for e in examples]
     contexts = rollouts[["problem_id", "sample_index"]].assign(
         teacher_prompt=teacher_prompts, train=True, first_wrong_step=1
@@ -427,9 +452,17 @@ def test_run_round_trains_and_saves_the_adapter_in_place_of_the_checkpoint(
         learning_rate=1e-3, batch_size=2, save_steps=1, teacher=teacher, lora=LoraConfig(r=8, alpha=16)
     )
     result = distill.run_round(
-        ModelConfig(name_or_path="tiny", dtype="float32"), cfg, "self_distillation", 0, 1,
-        rollouts, contexts, grades, previous=None, checkpoint=checkpoint,
-    )  # fmt: skip
+        ModelConfig(name_or_path="tiny", dtype="float32"),
+        cfg,
+        "self_distillation",
+        0,
+        1,
+        rollouts,
+        contexts,
+        grades,
+        previous=None,
+        checkpoint=checkpoint,
+    )
     assert result.metrics["steps"] == 2 and result.metrics["examples"] == 4 and len(result.per_sample) == 4
     assert result.metrics["examples_student_too_long"] == 0
     assert list(result.tokens.columns) == distill_schema_tokens()  # each token located in its completion
@@ -463,8 +496,8 @@ def test_importing_the_package_loads_neither_torch_nor_transformers():
 def test_the_none_control_trains_on_an_advantage_of_zero_at_every_token(
     tiny_model_path, tiny_tokenizer, tmp_path, mode
 ):
-    """The control arm: the teacher's prompt is the student's own, so the signal is zero within float tolerance and
-    the localisation records say so (no active token)."""
+    """The control arm: the teacher's prompt is the student's own, so the signal is zero within float
+    tolerance and the localisation records say so (no active token)."""
     from sdfb.config import ModelConfig
     from sdfb.localisation import signal_activity
 
@@ -474,10 +507,17 @@ def test_the_none_control_trains_on_an_advantage_of_zero_at_every_token(
             tiny_tokenizer, template, f"Tom has {i + 3} apples. He buys 2 more. How many?"
         )
         text = f"Step 1: {i + 3} + 2 = {i + 5}\nAnswer: {i + 5}"
-        rows.append({"problem_id": f"p{i}", "sample_index": 0, "prompt_text": prompt,
-                     "prompt_ids": tiny_tokenizer(prompt, add_special_tokens=False)["input_ids"],
-                     "completion_ids": tiny_tokenizer(text, add_special_tokens=False)["input_ids"] + [tiny_tokenizer.eos_token_id],
-                     "completion_text": text})  # fmt: skip
+        rows.append(
+            {
+                "problem_id": f"p{i}",
+                "sample_index": 0,
+                "prompt_text": prompt,
+                "prompt_ids": tiny_tokenizer(prompt, add_special_tokens=False)["input_ids"],
+                "completion_ids": tiny_tokenizer(text, add_special_tokens=False)["input_ids"]
+                + [tiny_tokenizer.eos_token_id],
+                "completion_text": text,
+            }
+        )
     rollouts = pd.DataFrame(rows).assign(
         logprobs=lambda f: f["completion_ids"].map(lambda ids: [0.0] * len(ids))
     )
@@ -487,9 +527,17 @@ def test_the_none_control_trains_on_an_advantage_of_zero_at_every_token(
     grades = rollouts[["problem_id", "sample_index"]].assign(correct=False)
     cfg = DistillConfig(mode=mode, learning_rate=1e-3, batch_size=2, lora=LoraConfig(r=8, alpha=16))
     result = distill.run_round(
-        ModelConfig(name_or_path="tiny", dtype="float32"), cfg, "control", 0, 1,
-        rollouts, contexts, grades, previous=None, checkpoint=tmp_path / "round_0001",
-    )  # fmt: skip
+        ModelConfig(name_or_path="tiny", dtype="float32"),
+        cfg,
+        "control",
+        0,
+        1,
+        rollouts,
+        contexts,
+        grades,
+        previous=None,
+        checkpoint=tmp_path / "round_0001",
+    )
     assert result.metrics["examples"] == 4 and len(result.tokens) > 0
     assert result.tokens["advantage"].abs().max() < 1e-5
     by_attempt = [g["advantage"].to_numpy() for _, g in result.tokens.groupby("problem_id")]
@@ -510,9 +558,10 @@ def _lora_b_weights(checkpoint) -> dict:
 def test_the_control_objective_leaves_the_weights_unchanged_even_where_the_teacher_disagrees(
     tiny_model_path, tiny_tokenizer, tmp_path, objective, changed
 ):
-    """A new LoRA adapter starts with every lora_B at zero. On a teacher that does disagree (the reference
-    solution in its prompt), self-distillation moves them; the control runs the same loop and leaves them at zero,
-    so its checkpoint is the base model (this fails if the control's learning-rate override is removed)."""
+    """A new LoRA adapter starts with every lora_B at zero. On a teacher that does disagree
+    (the reference solution in its prompt), self-distillation moves them; the control runs the
+    same loop and leaves them at zero, so its checkpoint is the base model (this fails if the
+    control's learning-rate override is removed)."""
     from sdfb.config import ModelConfig
 
     rollouts, contexts, grades = round_tables(tiny_tokenizer)
@@ -554,9 +603,9 @@ def test_a_rounds_training_does_not_depend_on_what_the_process_drew_before(
 def test_a_round_with_the_engine_scored_teacher_trains_with_the_losses_of_the_in_trainer_teacher(
     tiny_model_path, tiny_tokenizer, tmp_path
 ):
-    """The teacher's log-probs scored before training (here by the HF backend's teacher forcing; the vLLM engine's
-    are checked against the same forward in tests/test_vllm.py) give the same loss at every step as the teacher
-    forward inside training, and no teacher forward runs."""
+    """The teacher's log-probs scored before training (here by the HF backend's teacher forcing; the vLLM
+    engine's are checked against the same forward in tests/test_vllm.py) give the same loss at every step
+    as the teacher forward inside training, and no teacher forward runs."""
     from sdfb.config import ModelConfig
     from sdfb.distill.engine_teacher import score_teacher
     from sdfb.generation import HFGenerator
@@ -576,9 +625,18 @@ def test_a_round_with_the_engine_scored_teacher_trains_with_the_losses_of_the_in
             learning_rate=1e-3, batch_size=2, lora=LoraConfig(r=8, alpha=16), teacher_source=source
         )
         results[source] = distill.run_round(
-            model, cfg, "self_distillation", 0, 1, rollouts, contexts, grades, previous=None,
-            checkpoint=tmp_path / source / "round_0001", teacher_scores=stored,
-        )  # fmt: skip
+            model,
+            cfg,
+            "self_distillation",
+            0,
+            1,
+            rollouts,
+            contexts,
+            grades,
+            previous=None,
+            checkpoint=tmp_path / source / "round_0001",
+            teacher_scores=stored,
+        )
     trainer, engine = results["trainer"], results["engine"]
     assert len(trainer.losses) == len(engine.losses) == 2
     assert engine.losses == pytest.approx(trainer.losses, abs=1e-5)

@@ -1,6 +1,7 @@
-"""Multi-process training: a smoke run stopped before its first distillation (`sdfb run --until teacher`), its
-round trained by `sdfb train-round` in one process and under `accelerate launch` in two CPU processes (gloo) with
-the same global batch, the two results compared, and the flow's rerun reusing the round trained outside it."""
+"""Multi-process training: a smoke run stopped before its first distillation (`sdfb run --until
+teacher`), its round trained by `sdfb train-round` in one process and under `accelerate launch`
+in two CPU processes (gloo) with the same global batch, the two results compared, and the
+flow's rerun reusing the round trained outside it."""
 
 import json
 import os
@@ -24,13 +25,15 @@ SMOKE = str(ROOT / "configs" / "smoke.yaml")
 pytestmark = [pytest.mark.distributed, pytest.mark.flow]
 
 RUN = ["data.problems_per_round=8"]  # 8 trainable samples: two optimizer steps of a global batch of 4
-# The same global batch of 4 both ways, in micro-batches of 2: one process accumulates two of them per step, two
-# processes take one each (accelerate hands process k the batches k, k + 2, ...: the same pairs, in the same order).
+# The same global batch of 4 both ways, in micro-batches of 2: one process accumulates two of them per step,
+# two processes take one each (accelerate hands process k the batches k, k + 2, ...: the same pairs, in the
+# same order).
 ONE_PROCESS = [*RUN, "distill.batch_size=2", "distill.gradient_accumulation_steps=2"]
 TWO_PROCESSES = [*RUN, "distill.batch_size=2", "distill.gradient_accumulation_steps=1"]
-# accelerate 1.16 starts several CPU processes only through torchrun (its multi-GPU launcher) or mpirun: `--cpu`
-# and `distributed_type: MULTI_CPU` without an MPI hostfile start one. On a machine without CUDA the training
-# arguments ask for the CPU, so the two processes join a gloo group (recorded as `processes` in the metrics).
+# accelerate 1.16 starts several CPU processes only through torchrun (its multi-GPU launcher) or mpirun:
+# `--cpu` and `distributed_type: MULTI_CPU` without an MPI hostfile start one. On a machine without CUDA the
+# training arguments ask for the CPU, so the two processes join a gloo group (recorded as `processes` in the
+# metrics).
 LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
 LAUNCH += [
     "--num_machines",
@@ -42,11 +45,11 @@ LAUNCH += [
     "--main_process_port",
     "0",
 ]
-# Tolerance: fp32 throughout. Two processes sum their gradients in gloo's all-reduce and halve them; one process
-# adds the two halved micro-batch gradients. With two addends both orders give the same bits (seen here: equal
-# bitwise), but more processes or another reduction order can differ in the last bits of a float32 (~1e-7
-# relative), which two Adam steps do not amplify: 1e-5 relative, 1e-7 absolute leaves room for that and nothing
-# else (a different batch or a missed process changes the weights by ~1e-3, the learning rate).
+# Tolerance: fp32 throughout. Two processes sum their gradients in gloo's all-reduce and halve them; one
+# process adds the two halved micro-batch gradients. With two addends both orders give the same bits (seen
+# here: equal bitwise), but more processes or another reduction order can differ in the last bits of a float32
+# (~1e-7 relative), which two Adam steps do not amplify: 1e-5 relative, 1e-7 absolute leaves room for that and
+# nothing else (a different batch or a missed process changes the weights by ~1e-3, the learning rate).
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-7}
 
 
@@ -177,8 +180,9 @@ def test_run_refuses_an_unknown_stage_to_stop_after_naming_the_stages():
 
 @pytest.mark.parametrize(("name", "kind"), [("ddp", "MULTI_GPU"), ("fsdp", "FSDP"), ("zero3", "DEEPSPEED")])
 def test_the_gpu_launch_configs_load_in_accelerate_with_only_settings_its_launcher_knows(name, kind):
-    """As far as the GPU configs are checked here (docs/distributed.md): accelerate's own loader reads them, and
-    every sharding setting is one `accelerate launch` takes (a misspelt one would be dropped without a word)."""
+    """As far as the GPU configs are checked here (docs/distributed.md): accelerate's own
+    loader reads them, and every sharding setting is one `accelerate launch` takes (a misspelt
+    one would be dropped without a word)."""
     from accelerate.commands.config.config_args import load_config_from_file
     from accelerate.commands.launch import launch_command_parser
 

@@ -1,6 +1,8 @@
-"""Static checks of docker/: compose file, Dockerfiles, job templates and entry scripts, without a Docker engine.
+"""Static checks of docker/: compose file, Dockerfiles, job templates and
+entry scripts, without a Docker engine.
 
-The entry scripts' argument and database checks run for real (bash, the venv's python); nothing is built or pulled.
+The entry scripts' argument and database checks run for real (bash, the
+venv's python); nothing is built or pulled.
 """
 
 import json
@@ -73,7 +75,8 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-# --- compose ---------------------------------------------------------------------------------------------------
+# --- compose
+# ---------------------------------------------------------------------------------------------------
 
 
 def test_compose_defines_the_stack_and_every_service_has_a_healthcheck():
@@ -213,7 +216,8 @@ def test_compose_requires_every_secret_from_the_environment_and_defaults_none():
     assert env["critic"]["SDFB_CRITIC_API_KEY"] == "${SDFB_CRITIC_API_KEY:-}"
 
 
-# --- Dockerfiles and scripts -----------------------------------------------------------------------------------
+# --- Dockerfiles and scripts
+# -----------------------------------------------------------------------------------
 
 
 def referenced_scripts() -> set[str]:
@@ -291,7 +295,8 @@ def test_gpu_image_installs_cuda_vllm_from_the_requirement_files():
     assert "pip install -q --no-deps -r requirements/vllm-cuda.txt" in text
 
 
-# --- job templates ---------------------------------------------------------------------------------------------
+# --- job templates
+# ---------------------------------------------------------------------------------------------
 
 TEMPLATES = ["docker-gpu.json", "kubernetes-gpu.json"]
 
@@ -345,7 +350,8 @@ def test_kubernetes_job_template_renders_a_pod_requesting_nvidia_gpus_on_gpu_nod
     assert pod["nodeSelector"] and pod["tolerations"][0]["key"] == "nvidia.com/gpu"
 
 
-# --- entry scripts, run for real -------------------------------------------------------------------------------
+# --- entry scripts, run for real
+# -------------------------------------------------------------------------------
 
 
 AUTH_STRING = "sdfb:4f1c2a9e7b3d"

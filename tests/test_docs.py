@@ -1,6 +1,6 @@
-"""The documentation stays true to the code: the configuration reference is what the config models generate and
-every key has a description; the README stays a short page for users; no commit hashes, issue numbers or dead
-relative links in the README and docs/."""
+"""The documentation stays true to the code: the configuration reference is what the config models generate
+and every key has a description; the README stays a short page for users; no commit hashes, issue numbers
+or dead relative links in the README and docs/."""
 
 import importlib.util
 import re
@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 README_LIMIT = 15_000
 
-# 7-40 hex digits with at least one digit and one letter, standing alone: a commit hash, not a number or a word.
+# 7-40 hex digits with at least one digit and one letter, standing alone: a commit hash, not a number or a
+# word.
 COMMIT = re.compile(r"\b(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\b")
 ISSUE = re.compile(r"\bissues? #?\d+", re.IGNORECASE)
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")

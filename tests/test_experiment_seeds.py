@@ -1,6 +1,7 @@
-"""Several seeds and another order of arms, as a user runs them: `sdfb experiment` as a real process (against the
-session's Prefect server) on the tiny model, with two seeds; and the smoke experiment with its arms reversed, whose
-every table must equal the one of the arms in their written order. Real Prefect, real Parquet, real training."""
+"""Several seeds and another order of arms, as a user runs them: `sdfb experiment` as a real
+process (against the session's Prefect server) on the tiny model, with two seeds; and the smoke
+experiment with its arms reversed, whose every table must equal the one of the arms in their
+written order. Real Prefect, real Parquet, real training."""
 
 import json
 import os

@@ -1,9 +1,10 @@
-"""Faults injected for real: `sdfb run` (a real process, on the smoke recipe, against the session's Prefect
-server) is killed with SIGKILL at stage boundaries and inside every kind of work, rerun after each kill, and the
-finished run folder is compared with an uninterrupted run's. Also SIGTERM: no engine process outlives the run.
+"""Faults injected for real: `sdfb run` (a real process, on the smoke recipe, against the
+session's Prefect server) is killed with SIGKILL at stage boundaries and inside every kind of
+work, rerun after each kill, and the finished run folder is compared with an uninterrupted
+run's. Also SIGTERM: no engine process outlives the run.
 
-The kill itself is real (the process sends itself SIGKILL at a named point, `sdfb.faults`); only where it happens
-is chosen, so each point is hit on every machine instead of by timing luck.
+The kill itself is real (the process sends itself SIGKILL at a named point, `sdfb.faults`); only where it
+happens is chosen, so each point is hit on every machine instead of by timing luck.
 """
 
 import json
@@ -118,8 +119,21 @@ def _alive(pids: set[int]) -> set[int]:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
 def test_stopping_a_run_leaves_no_engine_process_behind(api_url, tiny_model_path, tmp_path, sig):
     env = {**os.environ, "PREFECT_API_URL": api_url}
-    command = [sys.executable, "-m", "cli.main", "run", "--config", "configs/smoke.yaml", "--run-dir",
-               str(tmp_path / "run"), *(a for item in RECIPE for a in ("--set", item)), "--set", "rollout.engine=vllm", "--set", "rollout.vllm.max_model_len=512"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "cli.main",
+        "run",
+        "--config",
+        "configs/smoke.yaml",
+        "--run-dir",
+        str(tmp_path / "run"),
+        *(a for item in RECIPE for a in ("--set", item)),
+        "--set",
+        "rollout.engine=vllm",
+        "--set",
+        "rollout.vllm.max_model_len=512",
+    ]
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -1,5 +1,6 @@
-"""The difficulty filter (`data.filter`): solve counts worked out by hand, its refusals, and the stage on a real
-flow run of the tiny model (its own table and manifest, rounds drawn from what it kept, skipped on a rerun)."""
+"""The difficulty filter (`data.filter`): solve counts worked out by hand, its refusals,
+and the stage on a real flow run of the tiny model (its own table and manifest, rounds
+drawn from what it kept, skipped on a rerun)."""
 
 import json
 from pathlib import Path

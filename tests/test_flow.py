@@ -1,5 +1,5 @@
-"""The whole pipeline on the smoke config under a real (temporary) Prefect server: every file of the run folder,
-manifests, artifacts, skipping finished stages on a rerun and resuming after a crash."""
+"""The whole pipeline on the smoke config under a real (temporary) Prefect server: every file of the run
+folder, manifests, artifacts, skipping finished stages on a rerun and resuming after a crash."""
 
 import json
 from pathlib import Path
@@ -21,8 +21,8 @@ def smoke_run(prefect_server, tiny_model_path, tmp_path_factory):
     cfg = load_config(ROOT / "configs" / "smoke.yaml")
     run_dir = tmp_path_factory.mktemp("smoke")
     summary_path = Path(pipeline(cfg, str(run_dir)))
-    # Kept as the first run wrote it: the rerun tests below rewrite summary.json (with nothing left to do), and
-    # the tests run in random order.
+    # Kept as the first run wrote it: the rerun tests below rewrite summary.json (with nothing left to do),
+    # and the tests run in random order.
     return cfg, run_dir, json.loads(summary_path.read_text())
 
 
@@ -95,8 +95,8 @@ def test_scores_are_published_as_prefect_artifacts(smoke_run):
 
 
 def test_every_trained_token_is_located_and_each_round_reports_where_the_signal_falls(smoke_run):
-    """Step-aligned critiques on the smoke run: tokens carry their step line and segment, and the summary holds
-    the round's localisation with intervals and whether the signal is alive."""
+    """Step-aligned critiques on the smoke run: tokens carry their step line and segment, and the summary
+    holds the round's localisation with intervals and whether the signal is alive."""
     _, run_dir, summary = smoke_run
     tokens = pd.read_parquet(run_dir / "round_0001" / "tokens.parquet")
     assert set(tokens["segment"]) <= {"prefix", "wrong_step", "after", "answer", "other", "unknown"}
@@ -126,8 +126,8 @@ def test_a_rerun_skips_every_finished_stage(smoke_run):
 
 
 def test_a_crashed_stage_is_redone_on_rerun_and_nothing_before_it(smoke_run):
-    """A stage killed before its manifest was written leaves a Parquet file without one; the rerun redoes that stage
-    and what depends on it, and keeps every earlier output."""
+    """A stage killed before its manifest was written leaves a Parquet file without one; the rerun redoes
+    that stage and what depends on it, and keeps every earlier output."""
     from flows.pipeline import pipeline
 
     cfg, run_dir, _ = smoke_run
@@ -176,7 +176,8 @@ def test_train_round_command_trains_a_round_outside_the_flow(smoke_run, tmp_path
 
 
 def test_report_draws_a_single_run_as_one_arm(smoke_run, tmp_path):
-    """`sdfb report RUN_DIR` on a plain run: its analysis tables (one arm, no comparisons) and the HTML file."""
+    """`sdfb report RUN_DIR` on a plain run: its analysis tables (one
+    arm, no comparisons) and the HTML file."""
     import shutil
 
     from typer.testing import CliRunner
@@ -220,9 +221,14 @@ def test_a_failed_run_names_the_stage_and_the_reason_in_its_final_state(prefect_
     data.write_bytes(b'{"q": "caf\xe9?", "sol": "1 + 1 = 2", "ans": "2"}\n')
     cfg = load_config(
         ROOT / "configs" / "smoke.yaml",
-        ["data.source=jsonl", f"data.path={data}", "data.columns.question=q", "data.columns.solution=sol",
-         "data.columns.answer=ans"],
-    )  # fmt: skip
+        [
+            "data.source=jsonl",
+            f"data.path={data}",
+            "data.columns.question=q",
+            "data.columns.solution=sol",
+            "data.columns.answer=ans",
+        ],
+    )
     state = pipeline(cfg, str(tmp_path / "run"), return_state=True)
     assert state.is_failed()
     assert state.message.startswith("stage eval_problems failed: DataError: ")

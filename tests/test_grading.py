@@ -1,7 +1,9 @@
-"""Grading: answer extraction, normalisation, the two checks and the worker pool, one recorded status per pair.
+"""Grading: answer extraction, normalisation, the two checks and the
+worker pool, one recorded status per pair.
 
-Each grade_pairs / grade_completions call starts a spawn pool (about two seconds of imports), so cases share
-calls: all of tests/fixtures/grading_cases.yaml and grading_structure_cases.yaml go through one grade_completions call.
+Each grade_pairs / grade_completions call starts a spawn pool (about two seconds of imports),
+so cases share calls: all of tests/fixtures/grading_cases.yaml and grading_structure_cases.yaml
+go through one grade_completions call.
 """
 
 import logging
@@ -27,11 +29,13 @@ from sdfb.grading.worker import LOG_CAP, cap_checker_logs
 from sdfb.names import GradeStatus
 
 FIXTURE = Path(__file__).parent / "fixtures" / "grading_cases.yaml"
-# Cases written for the structured grader: each says why, and a case a simplifying rule could get wrong names it.
+# Cases written for the structured grader: each says why, and a case a simplifying rule could get wrong names
+# it.
 STRUCTURE_FIXTURE = Path(__file__).parent / "fixtures" / "grading_structure_cases.yaml"
-# Every normalisation that drops or rewrites something, each with fixture cases where doing so carelessly would
-# make two different answers equal (docs/grading.md).
-_RULES = "thousands units percent currency degrees last_number text light_form several_boxes connectives assignment"
+# Every normalisation that drops or rewrites something, each with fixture cases where doing so carelessly
+# would make two different answers equal (docs/grading.md).
+_RULES = "thousands units percent currency degrees last_number text light_form several_boxes connectives"
+_RULES += " assignment"
 SIMPLIFYING_RULES = [*_RULES.split(), "plus_minus", "singleton", "sets"]
 SIDE_EFFECT = Path("/tmp/sdfb_grading_side_effect")  # what the code-shaped answer in the fixture would create
 
@@ -253,9 +257,9 @@ def test_the_second_check_compares_values_and_linear_equations_on_its_own(gold, 
 
 
 def test_math_verify_alone_accepts_these_wrong_answers():
-    """The cases the second check and the `$` wrapping exist for, run on math-verify 0.9.0 directly: plain text
-    `x - y = 3` parses to 3 (Math-Verify #60), plain `-x + 1` to 1, and six-decimal rounding equates 1e-7 and 4e-7
-    even inside `$...$`. If an upgrade fixes them, this test says so."""
+    """The cases the second check and the `$` wrapping exist for, run on math-verify 0.9.0 directly: plain
+    text `x - y = 3` parses to 3 (Math-Verify #60), plain `-x + 1` to 1, and six-decimal rounding equates
+    1e-7 and 4e-7 even inside `$...$`. If an upgrade fixes them, this test says so."""
     from math_verify import parse, verify
 
     def accepts(gold: str, predicted: str) -> bool:
@@ -293,7 +297,8 @@ def test_the_fixture_covers_every_answer_form(cases):
 def test_the_structure_fixture_has_150_cases_each_with_a_reason(structure_cases):
     assert len(structure_cases) >= 150
     assert all(isinstance(c.get("why"), str) and c["why"] for c in structure_cases)
-    forms = "several_boxes markers wordy separators text_answers identical tuples_intervals sets_lists units_guard"
+    forms = "several_boxes markers wordy separators text_answers identical tuples_intervals sets_lists"
+    forms += " units_guard"
     assert set(forms.split()) <= {c["category"] for c in structure_cases}
 
 
@@ -341,9 +346,10 @@ def test_pairs_without_any_answer_need_no_pool():
 
 
 def test_a_tiny_timeout_still_yields_one_recorded_status_per_pair_in_order():
-    """No real input reliably hangs math-verify, and the brief rules out mocks, so the hang path is driven by a
-    1e-4 s budget that a spawned worker cannot meet: every pair must still come back, in order, with a status
-    from the declared set (timeouts for the compared pairs, no_answer for the None one), never an exception."""
+    """No real input reliably hangs math-verify, and the brief rules out mocks, so the hang
+    path is driven by a 1e-4 s budget that a spawned worker cannot meet: every pair must still
+    come back, in order, with a status from the declared set (timeouts for the compared pairs,
+    no_answer for the None one), never an exception."""
     pairs = [("14", "14"), (None, "3"), ("13", "14"), ("7", "7")]
     grades = grade_pairs(pairs, timeout_seconds=1e-4, workers=2)
     assert len(grades) == len(pairs)
@@ -365,19 +371,20 @@ def test_gold_answers_are_checked_in_the_pool_under_the_time_limit():
     # Text golds and lists of plain numbers need no parser; a list with an unreadable part is unparseable.
     more = ["\\text{odd}", "odd", "\\text{(C)}", "1, 2, 3", "1, @@", "(1, \\frac{1}{2})"]
     assert gold_statuses(more, timeout_seconds=60, workers=1) == ["ok", "ok", "ok", "ok", "unparseable", "ok"]
-    # Plain numbers and unreadable golds need no parser; the others get the same 1e-4 s budget as the pairs above.
+    # Plain numbers and unreadable golds need no parser; the others get the same 1e-4 s budget as the pairs
+    # above.
     tight = gold_statuses(golds, timeout_seconds=1e-4, workers=1)
     assert tight[1:3] == ["ok", "unparseable"]
     assert "timeout" in {tight[0], tight[3]} and {tight[0], tight[3]} <= {"ok", "timeout"}
 
 
 def test_a_comparison_that_exhausts_memory_ends_as_a_recorded_status_not_a_timeout():
-    """Real, not simulated: comparing `x^{100000000} = 1` with `x = 1` sends math-verify into sympy's solver,
-    which builds a dense polynomial of degree 1e8 and grows past several GB for minutes (measured: still running
-    after 100 s under a 6 GB limit). Under 256 MiB the allocation fails within seconds; math-verify swallows the
-    MemoryError inside its comparison, so the pair ends `wrong` (which it is) well before the 60 s timeout.
-    Without the memory limit the same call would end `timeout`, so a pass means the limit was applied; the
-    status alone says it ended before the timeout, so no clock is read."""
+    """Real, not simulated: comparing `x^{100000000} = 1` with `x = 1` sends math-verify into sympy's
+    solver, which builds a dense polynomial of degree 1e8 and grows past several GB for minutes (measured:
+    still running after 100 s under a 6 GB limit). Under 256 MiB the allocation fails within seconds;
+    math-verify swallows the MemoryError inside its comparison, so the pair ends `wrong` (which it is) well
+    before the 60 s timeout. Without the memory limit the same call would end `timeout`, so a pass means
+    the limit was applied; the status alone says it ended before the timeout, so no clock is read."""
     [grade] = grade_pairs([("x^{100000000} = 1", "x = 1")], timeout_seconds=60, workers=1, memory_mb=256)
     assert grade.status == "wrong"
 

@@ -1,6 +1,6 @@
-"""Training health: the per-token metric math on hand-worked tensors, the thresholds, warnings and stop rule on
-hand-written numbers and tables, and two rounds of the tiny model: one made to collapse (a huge learning rate) and
-one that does not."""
+"""Training health: the per-token metric math on hand-worked tensors, the thresholds, warnings and
+stop rule on hand-written numbers and tables, and two rounds of the tiny model: one made to
+collapse (a huge learning rate) and one that does not."""
 
 import dataclasses
 import logging
@@ -32,7 +32,8 @@ def test_kl_to_start_is_zero_where_nothing_moved_and_k3_of_the_ratio_elsewhere()
 
 
 def test_kl_to_start_weighted_by_the_starting_policy_is_the_exact_kl():
-    # start q = (0.5, 0.5), now p = (0.8, 0.2): sum_y q(y) k3(y) = KL(q || p) = 0.5 log(0.5/0.8) + 0.5 log(0.5/0.2)
+    # start q = (0.5, 0.5), now p = (0.8, 0.2): sum_y q(y) k3(y) = KL(q || p) = 0.5 log(0.5/0.8) + 0.5
+    # log(0.5/0.2)
     q, p = torch.tensor([[0.5, 0.5]]), torch.tensor([[0.8, 0.2]])
     estimate = float((q * kl_to_start(torch.log(p), torch.log(q))).sum())
     assert estimate == pytest.approx(0.5 * math.log(0.5 / 0.8) + 0.5 * math.log(0.5 / 0.2))  # 0.2231
@@ -155,15 +156,16 @@ def test_the_artifact_rows_and_summary_name_each_crossing():
     ]
 
 
-# The tiny model on four samples, two per step, two epochs: four optimizer steps. Full fine-tuning at a learning
-# rate of 1.0 collapses it (KL to the start in the tens of nats per token by step 2, entropy ~0 by step 3); 1e-4
-# keeps both where they started (KL under 0.1, entropy ~6.1 nats: the random model is near uniform).
+# The tiny model on four samples, two per step, two epochs: four optimizer steps. Full fine-tuning at a
+# learning rate of 1.0 collapses it (KL to the start in the tens of nats per token by step 2, entropy ~0 by
+# step 3); 1e-4 keeps both where they started (KL under 0.1, entropy ~6.1 nats: the random model is near
+# uniform).
 COLLAPSE, HEALTHY = 1.0, 1e-4
 
 
 def _round(tokenizer, model):
-    """A round's rollouts, contexts and grades with the stored log-probs of `model` (the round's starting policy),
-    all samples in format with an answer."""
+    """A round's rollouts, contexts and grades with the stored log-probs of `model` (the round's starting
+    policy), all samples in format with an answer."""
     from sdfb.distill.teacher import student_logits
     from sdfb.losses import chunked_logprobs
 

@@ -1,7 +1,8 @@
-"""Pushing a round to the Hugging Face Hub: the model card names the base model by its Hub id, the upload carries
-the adapter pointing at that id, a failed push keeps the checkpoint and names the repo, and the token comes from a
-Prefect Secret block on a real (temporary) Prefect server. Offline: nothing is pushed to the real Hub; the upload is
-a stand-in that records what it was given, and the failure test relies on HF_HUB_OFFLINE=1 (tests/conftest.py)."""
+"""Pushing a round to the Hugging Face Hub: the model card names the base model by its Hub id, the
+upload carries the adapter pointing at that id, a failed push keeps the checkpoint and names the repo,
+and the token comes from a Prefect Secret block on a real (temporary) Prefect server. Offline: nothing
+is pushed to the real Hub; the upload is a stand-in that records what it was given, and the failure
+test relies on HF_HUB_OFFLINE=1 (tests/conftest.py)."""
 
 import json
 from pathlib import Path
@@ -20,7 +21,8 @@ def _front_matter(card: str) -> dict:
 
 
 def _checkpoint(tmp_path: Path, base: str = "/home/me/.cache/sdfb/models/smollm2-135m-instruct") -> Path:
-    """A finished round's folder as the distill stage leaves it: adapter, EMA teacher state, manifest beside it."""
+    """A finished round's folder as the distill stage leaves it: adapter,
+    EMA teacher state, manifest beside it."""
     folder = tmp_path / "checkpoints" / "round_0002"
     folder.mkdir(parents=True)
     (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base, "r": 8}))
@@ -126,7 +128,8 @@ def test_a_push_to_hub_that_is_not_a_repo_id_is_a_config_error():
         build_config({}, ["distill.push_to_hub=me/two/slashes"])
 
 
-# ------------------------------------------------------------------------------ the task side, on a real server
+# ------------------------------------------------------------------------------ the task side, on a real
+# server
 @pytest.mark.flow
 def test_the_token_is_read_from_a_prefect_secret_block_and_a_missing_block_says_how_to_create_it(
     prefect_server,
@@ -150,8 +153,16 @@ def test_the_round_is_pushed_to_its_repo_with_the_metrics_of_its_manifest(prefec
     from tasks._hub import hub_target, push_round
 
     Secret(value="hf_sdfb_test_token").save("sdfb-hf-push", overwrite=True)
-    cfg = build_config({}, ["name=demo", "context.condition=binary", "rollout.sampling.n=2",
-                            "distill.push_to_hub=me/demo-round{round}", "distill.hub_token_secret=sdfb-hf-push"])  # fmt: skip
+    cfg = build_config(
+        {},
+        [
+            "name=demo",
+            "context.condition=binary",
+            "rollout.sampling.n=2",
+            "distill.push_to_hub=me/demo-round{round}",
+            "distill.hub_token_secret=sdfb-hf-push",
+        ],
+    )
     target = hub_target(cfg)
     assert "hf_sdfb" not in repr(target)  # the token never reaches a log line
     push_round(cfg, target, 2, _checkpoint(tmp_path))

@@ -1,7 +1,7 @@
 """pip's resolver, in dry-run mode, over the pip lines that `make install` (CUDA) and both Dockerfiles run.
 
-The `install` tests read package metadata from the index (no wheel is downloaded whole) and install nothing; the
-device switch of `make install` is checked offline with `make -n`.
+The `install` tests read package metadata from the index (no wheel is downloaded whole) and install
+nothing; the device switch of `make install` is checked offline with `make -n`.
 """
 
 import json
@@ -25,11 +25,12 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
 VLLM_PIN = ROOT / "requirements" / "vllm-cuda.txt"
-# fast-deps reads a wheel's METADATA through HTTP range requests. Indexes that serve PEP 658 metadata files make it
-# redundant; the index here serves none, and without it pip downloads every wheel (over 4 GB for CUDA).
+# fast-deps reads a wheel's METADATA through HTTP range requests. Indexes that serve PEP 658 metadata files
+# make it redundant; the index here serves none, and without it pip downloads every wheel (over 4 GB for
+# CUDA).
 DRY_RUN = ["--dry-run", "--ignore-installed", "--quiet", "--report", "-", "--use-feature=fast-deps"]
-# pip evaluates environment markers for the interpreter it runs in, even with --python-version: this runs pip with
-# the target's Python in the marker environment of its vendored packaging, so that markers such as vLLM's
+# pip evaluates environment markers for the interpreter it runs in, even with --python-version: this runs pip
+# with the target's Python in the marker environment of its vendored packaging, so that markers such as vLLM's
 # `setuptools<81; python_version > "3.11"` apply as in the image.
 PIP_FOR_PYTHON = """
 import sys
@@ -67,9 +68,9 @@ class Target:
 
 
 HERE = Target()
-# Dockerfile.gpu: Ubuntu 24.04's python3.12 and glibc 2.39, all wheels from PyPI. Dockerfile.cpu resolves for this
-# interpreter: its torch comes from PyTorch's CPU index, which CI cannot reach, or the local wheel cache, built
-# for this Python only.
+# Dockerfile.gpu: Ubuntu 24.04's python3.12 and glibc 2.39, all wheels from PyPI. Dockerfile.cpu resolves for
+# this interpreter: its torch comes from PyTorch's CPU index, which CI cannot reach, or the local wheel cache,
+# built for this Python only.
 IMAGE_TARGETS = {"Dockerfile.gpu": Target("3.12", 39), "Dockerfile.cpu": HERE}
 
 
@@ -90,7 +91,8 @@ class Resolution:
         }
 
 
-# --- the commands, read from the Makefile and the Dockerfiles ---------------------------------------------------
+# --- the commands, read from the Makefile and the Dockerfiles
+# ---------------------------------------------------
 
 
 def pip_install_args(words: list[str]) -> list[str] | None:
@@ -147,7 +149,8 @@ def vllm_line(lines: list[list[str]]) -> list[str]:
     return line
 
 
-# --- running pip ------------------------------------------------------------------------------------------------
+# --- running pip
+# ------------------------------------------------------------------------------------------------
 
 
 def host_answers(url: str) -> bool:
@@ -160,8 +163,9 @@ def host_answers(url: str) -> bool:
 
 
 def without_unreachable_indexes(args: list[str]) -> list[str]:
-    """Drops --index-url/--extra-index-url options whose host does not answer: pip would skip them too, after
-    a minute of retries (PyTorch's CPU index, unreachable from CI; the local wheel cache serves the CPU torch)."""
+    """Drops --index-url/--extra-index-url options whose host does not answer: pip would
+    skip them too, after a minute of retries (PyTorch's CPU index, unreachable from CI; the
+    local wheel cache serves the CPU torch)."""
     kept, words = [], iter(args)
     for word in words:
         if word in ("--index-url", "--extra-index-url", "-i"):
@@ -211,7 +215,8 @@ def unmet(requirements: list[str], versions: dict[str, str], env: dict[str, str]
     return missing
 
 
-# --- the install tests (package index) --------------------------------------------------------------------------
+# --- the install tests (package index)
+# --------------------------------------------------------------------------
 
 
 @pytest.mark.install
@@ -254,7 +259,8 @@ def test_vllm_cuda_deps_file_is_the_pinned_vllms_metadata_with_only_fastapis_cap
     assert done.returncode == 0, f"{done.stderr[-3000:]}\n({OFFLINE_HINT})"
 
 
-# --- the device switch (offline) --------------------------------------------------------------------------------
+# --- the device switch (offline)
+# --------------------------------------------------------------------------------
 
 
 def path_env(tmp_path: Path, with_nvidia_smi: bool) -> dict[str, str]:

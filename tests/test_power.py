@@ -1,6 +1,6 @@
-"""The plan's power figure and split sizes: the minimum detectable Avg@k difference against a number worked by hand,
-against simulations of the paired design (numpy and the real `sdfb.stats.paired_difference`), and its monotonicity;
-measured base rates and expected split sizes."""
+"""The plan's power figure and split sizes: the minimum detectable Avg@k difference against a number worked
+by hand, against simulations of the paired design (numpy and the real `sdfb.stats.paired_difference`), and
+its monotonicity; measured base rates and expected split sizes."""
 
 import math
 
@@ -21,10 +21,11 @@ Z = 1.959964 + 0.841621  # z_{0.975} + z_{0.8} = 2.801585
 
 
 def test_the_minimum_detectable_difference_matches_the_number_worked_by_hand():
-    # n=100 problems, S=3 seeds, k=4 samples, p=0.5 everywhere. At base variance alone each problem's difference has
-    # variance 2 x 0.25 / (4 x 3) = 0.041667, so MDE = 2.801585 x sqrt(0.041667 / 100) = 0.05719. The arm's variance
-    # is taken at q = 0.5 + d, and 0.25 + q(1-q) = 0.5 - d^2, so d solves d = Z sqrt((0.5 - d^2) / 1200):
-    # d^2 = 0.5 Z^2 / (1200 + Z^2) = 3.924439 / 1207.848878 = 0.0032491, d = 0.057001.
+    # n=100 problems, S=3 seeds, k=4 samples, p=0.5 everywhere. At base variance alone each problem's
+    # difference has variance 2 x 0.25 / (4 x 3) = 0.041667, so MDE = 2.801585 x sqrt(0.041667 / 100) =
+    # 0.05719. The arm's variance is taken at q = 0.5 + d, and 0.25 + q(1-q) = 0.5 - d^2, so d solves d = Z
+    # sqrt((0.5 - d^2) / 1200): d^2 = 0.5 Z^2 / (1200 + Z^2) = 3.924439 / 1207.848878 = 0.0032491, d =
+    # 0.057001.
     found = minimum_detectable_difference(100, 3, 4, 0.5)
     assert found == pytest.approx(math.sqrt(0.5 * Z**2 / (1200 + Z**2)), abs=1e-6)
     assert found == pytest.approx(0.057001, abs=1e-6)
@@ -56,7 +57,8 @@ def test_a_paired_t_test_at_the_minimum_detectable_difference_rejects_four_times
     diffs = _simulated(n, seeds, k, rates, difference, np.random.default_rng(0), 4000)
     t = diffs.mean(axis=1) / (diffs.std(axis=1, ddof=1) / math.sqrt(n))
     rate = (np.abs(t) > scipy_stats.t.ppf(0.975, n - 1)).mean()
-    # 4000 repetitions: standard error 0.006; the t test's heavier tails put it a little under the normal's 0.8
+    # 4000 repetitions: standard error 0.006; the t test's heavier tails put it a little under the normal's
+    # 0.8
     assert 0.76 <= rate <= 0.84, rate
 
 

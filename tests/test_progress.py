@@ -1,5 +1,6 @@
-"""Terminal progress bars: on only when a caller turns them on, and the CLI turns them on only for a terminal that no
-Prefect worker owns; while on, every reporting callback draws and log lines print above the bars."""
+"""Terminal progress bars: on only when a caller turns them on, and the CLI turns them
+on only for a terminal that no Prefect worker owns; while on, every reporting callback
+draws and log lines print above the bars."""
 
 import io
 import logging

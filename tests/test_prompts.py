@@ -1,4 +1,5 @@
-"""Prompts: the step format parser, the equation parser, and student/teacher rendering through the chat template."""
+"""Prompts: the step format parser, the equation parser, and
+student/teacher rendering through the chat template."""
 
 import pytest
 
@@ -142,8 +143,8 @@ def test_unknown_condition_is_rejected(template):
 
 
 # ------------------------------------------------------------------------------------------- thinking models
-# Qwen3's switch, reduced: thinking off closes an empty think block in the prompt; this template also opens one
-# when thinking is asked for explicitly, so each of the three settings renders differently.
+# Qwen3's switch, reduced: thinking off closes an empty think block in the prompt; this template also opens
+# one when thinking is asked for explicitly, so each of the three settings renders differently.
 THINKING_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n"
@@ -185,11 +186,13 @@ def test_enable_thinking_leaves_a_template_without_the_switch_as_it_was(tiny_tok
         assert render_student_prompt(tiny_tokenizer, load_template("v1", setting), QUESTION) == plain
 
 
-# Each text with its steps, its answer and the step index of each of its lines (sdfb.localisation._line_labels),
-# worked out by hand: thinking (tags included) contributes neither steps nor an answer line.
+# Each text with its steps, its answer and the step index of each of its lines
+# (sdfb.localisation._line_labels), worked out by hand: thinking (tags included) contributes neither steps nor
+# an answer line.
 THINKING_TEXTS = {
     "a closed block, then the attempt": (
-        "<think>\nStep 1: 2 + 2 = 5\nAnswer: 5\n</think>\n\nStep 1: 2 + 2 = 4\nStep 2: 4 * 3 = 12\nAnswer: 12",
+        "<think>\nStep 1: 2 + 2 = 5\nAnswer: 5\n</think>\n\nStep 1: 2 + 2 "
+        "= 4\nStep 2: 4 * 3 = 12\nAnswer: 12",
         ("2 + 2 = 4", "4 * 3 = 12"),
         "12",
         [0, 0, 0, 0, 0, 1, 2, ANSWER],

@@ -15,28 +15,48 @@ from sdfb.report import write_report
 from sdfb.report.tokens import clip_scale, token_colour
 from sdfb.summary import comparison_markdown
 
-# As an experiment's analysis holds them: two seeds on the same eval problems, every ok arm trained two rounds and
-# scored at base, round_0001 and round_0002; the failed arm appears in the summary only (its runs are not analysed).
+# As an experiment's analysis holds them: two seeds on the same eval problems, every ok arm trained two rounds
+# and scored at base, round_0001 and round_0002; the failed arm appears in the summary only (its runs are not
+# analysed).
 ARMS = ("reference", "sdft", "sdft_critic")
 FAILED = "sdft_broken"
 SEEDS = (0, 1)
 ROUNDS = (1, 2)
 CHECKPOINTS = ("base", "round_0001", "round_0002")
 CHOSEN = {"reference": "round_0002", "sdft": "round_0001", "sdft_critic": "round_0002"}
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--no-first-run"]  # fmt: skip
-FIGURES = ("fig-scores", "fig-comparisons", "fig-localisation-mass", "fig-localisation-advantage",
-           "fig-localisation-active", "fig-training", "fig-critiques")  # fmt: skip
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+FIGURES = (
+    "fig-scores",
+    "fig-comparisons",
+    "fig-localisation-mass",
+    "fig-localisation-advantage",
+    "fig-localisation-active",
+    "fig-training",
+    "fig-critiques",
+)
 
 # (token_text, step_index, segment): two steps, the second wrong, then the answer line.
 ATTEMPT_TOKENS = [
-    ("Step 1:", 1, "prefix"), (" 2 + 3 = 5", 1, "prefix"), ("\n", 1, "prefix"),
-    ("Step 2:", 2, "wrong_step"), (" 5 * 2 = <b>11</b>", 2, "wrong_step"), ("\n", 2, "wrong_step"),
-    ("Answer:", -1, "answer"), (" 11", -1, "answer"),
-]  # fmt: skip
+    ("Step 1:", 1, "prefix"),
+    (" 2 + 3 = 5", 1, "prefix"),
+    ("\n", 1, "prefix"),
+    ("Step 2:", 2, "wrong_step"),
+    (" 5 * 2 = <b>11</b>", 2, "wrong_step"),
+    ("\n", 2, "wrong_step"),
+    ("Answer:", -1, "answer"),
+    (" 11", -1, "answer"),
+]
 WRONG_PER_ATTEMPT = sum(segment == "wrong_step" for _, _, segment in ATTEMPT_TOKENS)
-# Avg@k at the chosen checkpoint against the reference: (difference, low, high, p). Holm over the two arms by hand:
-# 0.02 * 2 = 0.04, then max(0.04, 0.04 * 1) = 0.04 for both. sdft's interval excludes 0, sdft_critic's does not.
+# Avg@k at the chosen checkpoint against the reference: (difference, low, high, p). Holm over the two arms by
+# hand: 0.02 * 2 = 0.04, then max(0.04, 0.04 * 1) = 0.04 for both. sdft's interval excludes 0, sdft_critic's
+# does not.
 PRIMARY = {"sdft": (0.03, 0.01, 0.05, 0.02, 0.04), "sdft_critic": (0.02, -0.01, 0.05, 0.04, 0.04)}
 
 
@@ -86,8 +106,8 @@ def _scores() -> pd.DataFrame:
 
 
 def _comparisons(primary: dict = PRIMARY) -> pd.DataFrame:
-    """Every (arm, metric, at) against the reference; the primary rows (avg, chosen) from `primary`, the others
-    clearly null (p 0.5, Holm over two arms 1.0)."""
+    """Every (arm, metric, at) against the reference; the primary rows (avg, chosen) from `primary`, the
+    others clearly null (p 0.5, Holm over two arms 1.0)."""
     rows = []
     for arm in ARMS[1:]:
         for metric in ("avg", "pass_k", "maj"):
@@ -131,7 +151,8 @@ MEASURES = {
 
 
 def _localisation() -> pd.DataFrame:
-    """Every ok arm and round, pooled over both seeds: 64 attempts that count on 30 problems (seeds share them)."""
+    """Every ok arm and round, pooled over both seeds: 64 attempts that
+    count on 30 problems (seeds share them)."""
     rows = []
     for a, arm in enumerate(ARMS):
         for r in ROUNDS:
@@ -153,7 +174,8 @@ def _localisation() -> pd.DataFrame:
 
 
 def _localisation_with_a_gap() -> pd.DataFrame:
-    """A round whose counted attempts have no token after their wrong step: that segment's mean is NaN, n 0."""
+    """A round whose counted attempts have no token after their wrong
+    step: that segment's mean is NaN, n 0."""
     table = _localisation()
     gap = (table["arm"] == "sdft_critic") & (table["round"] == 1) & (table["measure"] == "mean_adv_after")
     masked = {c: table[c].mask(gap) for c in ("mean", "low", "high")}
@@ -187,10 +209,20 @@ def _localisation_paired() -> pd.DataFrame:
 
 def _training() -> pd.DataFrame:
     return pd.DataFrame(
-        {"arm": arm, "seed": seed, "round": r, "step": step, "loss": (1 + a) / (1 + step + 4 * r),
-         "kl": 0.01 * step * (1 + a), "grad_norm": 1.5 - 0.1 * step - 0.2 * a}
-        for a, arm in enumerate(ARMS) for seed in SEEDS for r in ROUNDS for step in range(4)
-    )  # fmt: skip
+        {
+            "arm": arm,
+            "seed": seed,
+            "round": r,
+            "step": step,
+            "loss": (1 + a) / (1 + step + 4 * r),
+            "kl": 0.01 * step * (1 + a),
+            "grad_norm": 1.5 - 0.1 * step - 0.2 * a,
+        }
+        for a, arm in enumerate(ARMS)
+        for seed in SEEDS
+        for r in ROUNDS
+        for step in range(4)
+    )
 
 
 def _critiques() -> pd.DataFrame:
@@ -205,18 +237,29 @@ def _critiques() -> pd.DataFrame:
 
 
 def _attempts() -> pd.DataFrame:
-    """The token view's sample: the first seed's round 1, per arm an attempt with a wrong step and one without."""
+    """The token view's sample: the first seed's round 1, per arm an
+    attempt with a wrong step and one without."""
     return pd.DataFrame(
-        {"arm": arm, "seed": SEEDS[0], "round": 1, "problem_id": f"p{i}", "sample_index": i,
-         "question": "What is (2 + 3) * 2? <i>Show steps</i>", "context": "Teacher hint:\n  step 2 is wrong & why",
-         "completion_text": "Step 1: 2 + 3 = 5\nStep 2: 5 * 2 = <b>11</b>\nAnswer: 11", "correct": False,
-         "first_wrong_step": 2 if i == 0 else None}  # a critic that gave no verdict: unknown
-        for arm in ARMS for i in range(2)
-    )  # fmt: skip
+        {
+            "arm": arm,
+            "seed": SEEDS[0],
+            "round": 1,
+            "problem_id": f"p{i}",
+            "sample_index": i,
+            "question": "What is (2 + 3) * 2? <i>Show steps</i>",
+            "context": "Teacher hint:\n  step 2 is wrong & why",
+            "completion_text": "Step 1: 2 + 3 = 5\nStep 2: 5 * 2 = <b>11</b>\nAnswer: 11",
+            "correct": False,
+            "first_wrong_step": 2 if i == 0 else None,
+        }  # a critic that gave no verdict: unknown
+        for arm in ARMS
+        for i in range(2)
+    )
 
 
 def _tokens(attempts: pd.DataFrame) -> pd.DataFrame:
-    """Each sampled attempt's tokens; without a verdict its step tokens are "unknown", as annotate_tokens has it."""
+    """Each sampled attempt's tokens; without a verdict its step tokens are
+    "unknown", as annotate_tokens has it."""
     rows = []
     for a in attempts.itertuples():
         for pos, (text, step, seg) in enumerate(ATTEMPT_TOKENS):
@@ -298,21 +341,22 @@ def test_the_headline_names_only_an_arm_whose_holm_adjusted_difference_excludes_
     text = report.read_text(encoding="utf-8")
     # sdft: Holm p 0.04 < 0.05 and [+1.0, +5.0] excludes 0; sdft_critic: Holm p 0.04 but [-1.0, +5.0] holds 0
     assert _headline(text) == (
-        "Avg@k at the chosen checkpoint (Holm-adjusted over the 2 arms compared with reference): sdft is better "
-        "than reference by +3.0 pp [+1.0, +5.0], p = 0.04."
+        "Avg@k at the chosen checkpoint (Holm-adjusted over the 2 arms compared with reference): sdft is "
+        "better than reference by +3.0 pp [+1.0, +5.0], p = 0.04."
     )
     assert "Best chosen" not in text  # no arm is crowned on its score alone
 
 
 def test_the_headline_establishes_no_difference_when_only_unadjusted_p_values_are_small(tmp_path):
-    # p 0.03 and 0.04 are each below 0.05, but Holm over the two arms gives 0.03 * 2 = 0.06, max(0.06, 0.04) = 0.06
+    # p 0.03 and 0.04 are each below 0.05, but Holm over the two arms gives 0.03 * 2 = 0.06, max(0.06, 0.04) =
+    # 0.06
     primary = {"sdft": (0.03, 0.01, 0.05, 0.03, 0.06), "sdft_critic": (0.02, 0.005, 0.05, 0.04, 0.06)}
     folder = _analysis(tmp_path / "analysis", _comparisons(primary))
     text = write_report(folder, tmp_path / "report.html").read_text(encoding="utf-8")
 
     assert _headline(text) == (
-        "No difference in Avg@k from reference is established: no arm has p &lt; 0.05 (Holm-adjusted over the 2 "
-        "arms compared with reference) with a 95% interval that excludes 0."
+        "No difference in Avg@k from reference is established: no arm has p &lt; 0.05 (Holm-adjusted over "
+        "the 2 arms compared with reference) with a 95% interval that excludes 0."
     )
     markdown = comparison_markdown({"scores": _scores(), "comparisons": _comparisons(primary)}, _summary())
     assert "**No difference in Avg@k from reference is established" in markdown
@@ -382,14 +426,22 @@ def test_an_empty_analysis_folder_still_gives_a_page(tmp_path):
     assert "</html>" in text
 
 
-# --- a real browser ---------------------------------------------------------------------------------------------
+# --- a real browser
+# ---------------------------------------------------------------------------------------------
 
 
 def _chromium_or_skip() -> str:
-    """The system Chromium's path; without it or playwright the test skips, or fails when SDFB_REQUIRE_BROWSER=1."""
+    """The system Chromium's path; without it or playwright the test skips,
+    or fails when SDFB_REQUIRE_BROWSER=1."""
     chromium = os.environ.get("SDFB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    missing = [what for what, ok in (("the playwright package", importlib.util.find_spec("playwright")),
-                                      ("a chromium binary", chromium)) if not ok]  # fmt: skip
+    missing = [
+        what
+        for what, ok in (
+            ("the playwright package", importlib.util.find_spec("playwright")),
+            ("a chromium binary", chromium),
+        )
+        if not ok
+    ]
     if missing:
         message = f"{' and '.join(missing)} not found: run scripts/install-browser.sh (or set SDFB_CHROMIUM)"
         if os.environ.get("SDFB_REQUIRE_BROWSER") == "1":

@@ -12,7 +12,10 @@ import pytest
 from sdfb.runlock import RunFolderError, run_lock
 
 ROOT = Path(__file__).resolve().parents[1]
-HOLD = "import sys, time; from sdfb.runlock import run_lock\nwith run_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n"
+HOLD = (
+    "import sys, time; from sdfb.runlock import run_lock\n"
+    "with run_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n"
+)
 
 
 @pytest.fixture
@@ -75,5 +78,6 @@ def test_sdfb_run_on_a_folder_in_use_stops_at_once_and_keeps_its_outputs(holder,
     assert result.exit_code == 2, result.output
     assert f"in use by pid {holder.pid}" in " ".join(result.output.split())
     assert kept.read_bytes() == b"earlier output"
-    # the CLI ends only processes its own run started, never its caller's (here the holder, a child of this one)
+    # the CLI ends only processes its own run started, never its caller's (here the holder, a child of this
+    # one)
     assert holder.poll() is None

@@ -1,9 +1,9 @@
-"""Scheduled runs for real: a throwaway PostgreSQL, a real `prefect server` on it (docker/server.sh), a real process
-worker (docker/worker.sh), the smoke deployment registered by `sdfb deploy`, run through the worker to COMPLETED and
-checked through the REST API; an interval schedule that fires on its own; a worker stopped mid-run leaving a crashed
-flow run that the next run of the deployment resumes, recomputing no finished stage. The server runs with basic auth
-(PREFECT_SERVER_API_AUTH_STRING, as docker/server.sh requires): every client below sends PREFECT_API_AUTH_STRING, and
-a request or worker without it is refused.
+"""Scheduled runs for real: a throwaway PostgreSQL, a real `prefect server` on it (docker/server.sh), a
+real process worker (docker/worker.sh), the smoke deployment registered by `sdfb deploy`, run through the
+worker to COMPLETED and checked through the REST API; an interval schedule that fires on its own; a worker
+stopped mid-run leaving a crashed flow run that the next run of the deployment resumes, recomputing no
+finished stage. The server runs with basic auth (PREFECT_SERVER_API_AUTH_STRING, as docker/server.sh
+requires): every client below sends PREFECT_API_AUTH_STRING, and a request or worker without it is refused.
 
 Marker `server`: in the default run. Needs the PostgreSQL binaries (initdb, pg_ctl) on PATH.
 """
@@ -97,9 +97,9 @@ def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
 
 
 def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace: float = 20) -> None:
-    """`sig` to the process and every process it started, then SIGKILL to whatever is left after `grace` seconds:
-    how systemd stops a service (its whole control group). A worker starts each flow run in a session of its own,
-    so the runs get the signal too and report their state first."""
+    """`sig` to the process and every process it started, then SIGKILL to whatever is left after `grace`
+    seconds: how systemd stops a service (its whole control group). A worker starts each flow run in a
+    session of its own, so the runs get the signal too and report their state first."""
     import psutil
 
     try:
@@ -182,8 +182,8 @@ def _api(server, method: str, path: str, **body):
 
 
 def _deployments_file(tmp: Path, run_dir: Path) -> Path:
-    """The smoke deployment writing into `run_dir`, and one with a 2-second schedule (deployed to a pool no worker
-    polls: its runs are created by the scheduler and never executed)."""
+    """The smoke deployment writing into `run_dir`, and one with a 2-second schedule (deployed to a pool no
+    worker polls: its runs are created by the scheduler and never executed)."""
     file = tmp / "prefect.yaml"
     smoke = {"config": "configs/smoke.yaml", "overrides": ["rounds=1", "eval.k=1"], "run_dir": str(run_dir)}
     file.write_text(
@@ -282,9 +282,9 @@ def test_a_deployment_runs_through_a_worker_on_postgres_and_resumes_after_the_wo
         assert fired[0]["auto_scheduled"] or fired[0]["created_by"] is None
         _api(server, "POST", f"/deployments/{scheduled['id']}/pause_deployment")
 
-        # 3. A second run in a fresh folder; once round 1's critiques are written the worker and its flow run are
-        # killed outright (SIGKILL: a lost machine). Their heartbeats stop, and the automation `sdfb deploy`
-        # created marks the run CRASHED.
+        # 3. A second run in a fresh folder; once round 1's critiques are written the worker and its flow run
+        # are killed outright (SIGKILL: a lost machine). Their heartbeats stop, and the automation `sdfb
+        # deploy` created marks the run CRASHED.
         shutil.rmtree(run_dir)
         second = _run_deployment(server, "smoke-test")
         _wait(lambda: (run_dir / "round_0001" / "critiques.parquet.manifest.json").exists(), 600, "round 1")
@@ -339,7 +339,8 @@ def test_deploying_a_missing_or_invalid_config_fails_at_deploy_time(server, tmp_
 
 
 def test_sdfb_serve_runs_a_deployment_without_a_pool_or_worker(server, tmp_path):
-    """`sdfb serve` (Prefect's serve) registers the deployments and runs what is started from the API itself."""
+    """`sdfb serve` (Prefect's serve) registers the deployments and
+    runs what is started from the API itself."""
     run_dir = tmp_path / "served"
     params = {"config": "configs/smoke.yaml", "overrides": ["rounds=1", "eval.k=1"], "run_dir": str(run_dir)}
     entry = {"name": "served", "entrypoint": "flows/deployments.py:run_recipe", "parameters": params}
@@ -366,8 +367,8 @@ def _deployment_exists(server, name: str) -> bool:
 
 
 def _without_vllm(tmp_path: Path) -> str:
-    """A PYTHONPATH entry whose `vllm` module fails to import: how a machine without vLLM looks to Python (a stand-in
-    for the failure path: uninstalling vLLM from the shared test environment is not an option)."""
+    """A PYTHONPATH entry whose `vllm` module fails to import: how a machine without vLLM looks to Python
+    (a stand-in for the failure path: uninstalling vLLM from the shared test environment is not an option)."""
     shadow = tmp_path / "no-vllm"
     shadow.mkdir()
     (shadow / "vllm.py").write_text("raise ImportError('No module named vllm')\n")

@@ -1,5 +1,6 @@
-"""The stage table: paths and keys derived from it, a stage's compute sees only the config keys it declares, and
-changing one config key redoes exactly the stages that read it (and those whose inputs changed as a result)."""
+"""The stage table: paths and keys derived from it, a stage's compute sees only the config
+keys it declares, and changing one config key redoes exactly the stages that read it (and
+those whose inputs changed as a result)."""
 
 import json
 import shutil
@@ -14,8 +15,9 @@ from sdfb.config import build_config
 ROOT = Path(__file__).resolve().parents[1]
 ALL = {s.name for s in stages.TABLE}
 
-# One change per config section (and the keys inside `rollout` that only some stages read), with the stages that
-# read it: the specification the table must meet. `name` and `rounds` shape the flow, not any stage's output.
+# One change per config section (and the keys inside `rollout` that only some stages read), with the stages
+# that read it: the specification the table must meet. `name` and `rounds` shape the flow, not any stage's
+# output.
 CHANGES = {
     # the run seed never moves the eval problems: every seed of an experiment is scored on the same ones
     "seed=1": {"problems", "rollouts", "critiques", "teacher", "distill", "eval_samples"},
@@ -47,7 +49,8 @@ CHANGES = {
     "eval.k=1": {"eval_samples", "scores"},
     # each eval set's stages are keyed on the set (tests/test_eval_sets.py): adding one redoes nothing here
     'eval.sets=[{"name": "aime", "preset": "aime"}]': set(),
-    # where a run is reported and published: no stage's key (stages.UNHASHED), so a finished run stays finished
+    # where a run is reported and published: no stage's key (stages.UNHASHED), so a finished run stays
+    # finished
     "distill.report_to=[tensorboard]": set(),
     "distill.tracker_project=other": set(),
     "distill.push_to_hub=me/sdfb-round{round}": set(),
@@ -205,9 +208,9 @@ REAL_CHANGES = [
 def test_a_rerun_after_a_config_change_redoes_the_readers_and_only_stages_whose_inputs_changed(
     finished_run, tmp_path, change
 ):
-    """Every stage that reads the changed key is redone; every other stage is redone only when one of its inputs
-    now has different content (a stage redone with the same content, such as grades under a new timeout, does not
-    redo what follows it)."""
+    """Every stage that reads the changed key is redone; every other stage is redone only when one of its
+    inputs now has different content (a stage redone with the same content, such as grades under a new
+    timeout, does not redo what follows it)."""
     from flows.pipeline import pipeline
     from sdfb.generation import release_engines
 

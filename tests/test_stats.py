@@ -1,5 +1,5 @@
-"""Experiment statistics: per-problem metrics, bootstrap intervals and the paired sign-flip test, checked against
-values worked out by hand, an exact enumeration written here and a normal approximation."""
+"""Experiment statistics: per-problem metrics, bootstrap intervals and the paired sign-flip test, checked
+against values worked out by hand, an exact enumeration written here and a normal approximation."""
 
 import itertools
 import math
@@ -34,11 +34,17 @@ def _samples() -> pd.DataFrame:
         "c": (["4", "3.0", "3", "4"], [False, True, True, False]),  # 2-2 tie goes to "4", seen first
     }
     rows = [
-        {"problem_id": pid, "sample_index": i, "extracted_answer": answers[i], "correct": correct[i],
-         "format_ok": answers[i] is not None, "checkpoint": "step-0"}
+        {
+            "problem_id": pid,
+            "sample_index": i,
+            "extracted_answer": answers[i],
+            "correct": correct[i],
+            "format_ok": answers[i] is not None,
+            "checkpoint": "step-0",
+        }
         for i in range(4)
         for pid, (answers, correct) in problems.items()
-    ]  # fmt: skip
+    ]
     # object dtype keeps None: a pandas 3 str column would hold NaN, which metrics.score cannot normalise.
     answers = pd.Series([row["extracted_answer"] for row in rows], dtype=object)
     return pd.DataFrame(rows).assign(extracted_answer=answers)
@@ -103,7 +109,8 @@ def test_paired_difference_matches_the_hand_mean_and_counts_wins_losses_ties():
 
 def test_paired_permutation_p_value_matches_exact_enumeration_by_hand():
     result = paired_difference(_table(ARM), _table(REFERENCE), "avg", n_resamples=2000)
-    # |sum| >= 3 needs the flipped |d| to total <= 0.25: {}, {0}, {0.25}, {0, 0.25}, and their mirrors: 8 of 64.
+    # |sum| >= 3 needs the flipped |d| to total <= 0.25: {}, {0}, {0.25}, {0, 0.25}, and their mirrors:
+    # 8 of 64.
     assert _exact_sign_flip_p_value(DIFFS) == 8 / 64
     assert result["p_value"] == pytest.approx(8 / 64)
 
@@ -227,8 +234,8 @@ def test_mean_interval_drops_nans():
 
 
 def test_compare_arms_matches_differences_and_holm_adjusted_p_values_worked_by_hand():
-    # Four problems, the reference scores 0 everywhere, so each arm's per-problem differences are its own values.
-    # Exact sign-flip p-values (2**4 = 16 sign patterns, two-sided):
+    # Four problems, the reference scores 0 everywhere, so each arm's per-problem differences are its own
+    # values. Exact sign-flip p-values (2**4 = 16 sign patterns, two-sided):
     #   d = [1, 1, 1, 1]: only all + or all - reach |mean| 1            -> 2/16 = 0.125
     #   d = [1, 1, 1, 0]: the three ones share a sign (2 of 8), zero free -> 4/16 = 0.25
     #   d = [1, 1, 0, 0]: the two ones share a sign (2 of 4), zeros free  -> 8/16 = 0.5
@@ -295,8 +302,9 @@ def test_a_finding_needs_a_holm_p_below_005_and_an_interval_excluding_zero(p_hol
 
 
 def test_clustered_interval_of_two_unequal_problems_is_worked_by_hand():
-    # Problem A has three attempts at 0, problem B one at 1: the mean over attempts is 1/4. Resampling two problems:
-    # AA -> 0 (prob 1/4), AB or BA -> 1/4 (1/2), BB -> 1 (1/4); the 2.5% and 97.5% points are 0 and 1.
+    # Problem A has three attempts at 0, problem B one at 1: the mean over attempts is 1/4. Resampling two
+    # problems: AA -> 0 (prob 1/4), AB or BA -> 1/4 (1/2), BB -> 1 (1/4); the 2.5% and 97.5% points are 0 and
+    # 1.
     result = cluster_interval([0.0, 0.0, 0.0, 1.0], ["A", "A", "A", "B"], n_resamples=4000, seed=3)
 
     assert result == {"mean": 0.25, "low": 0.0, "high": 1.0, "n": 4, "n_clusters": 2}
@@ -312,9 +320,10 @@ def test_clustered_interval_of_one_problem_or_no_spread_is_a_point_and_of_nothin
 
 
 def test_clustering_widens_the_interval_when_attempts_of_a_problem_agree():
-    # Ten problems, ten identical attempts each, five problems at 0 and five at 1: the clustered resample mean is
-    # Binomial(10, 1/2) / 10, whose 2.5% and 97.5% points are 0.2 and 0.8 (P(X <= 1) = 11/1024 < 0.025 <
-    # P(X <= 2) = 56/1024). Treating the 100 attempts as independent gives Binomial(100, 1/2) / 100: about 0.4-0.6.
+    # Ten problems, ten identical attempts each, five problems at 0 and five at 1: the clustered resample mean
+    # is Binomial(10, 1/2) / 10, whose 2.5% and 97.5% points are 0.2 and 0.8 (P(X <= 1) = 11/1024 < 0.025 <
+    # P(X <= 2) = 56/1024). Treating the 100 attempts as independent gives Binomial(100, 1/2) / 100: about
+    # 0.4-0.6.
     values = np.repeat([0.0, 1.0] * 5, 10)
     problems = np.repeat(np.arange(10), 10)
 

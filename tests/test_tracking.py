@@ -1,7 +1,7 @@
-"""Trackers: a real training round on the tiny model reports its loss per step to TensorBoard files under the run
-folder, eval scores land in the same tracker run, names group rounds and conditions, a misspelt tracker is a config
-error, and the whole pipeline with a tracker on writes both (and keys its artifacts by condition). Offline: only
-local TensorBoard files are written."""
+"""Trackers: a real training round on the tiny model reports its loss per step to TensorBoard files under
+the run folder, eval scores land in the same tracker run, names group rounds and conditions, a misspelt
+tracker is a config error, and the whole pipeline with a tracker on writes both (and keys its artifacts by
+condition). Offline: only local TensorBoard files are written."""
 
 import json
 import logging
@@ -17,10 +17,16 @@ from sdfb.config import ConfigError, ModelConfig, build_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACKED = [
-    "name=demo", "model.name_or_path=tiny", "model.dtype=float32", "context.condition=step_aligned",
-    "distill.learning_rate=1e-3", "distill.batch_size=2", "distill.lora.r=8", "distill.lora.alpha=16",
+    "name=demo",
+    "model.name_or_path=tiny",
+    "model.dtype=float32",
+    "context.condition=step_aligned",
+    "distill.learning_rate=1e-3",
+    "distill.batch_size=2",
+    "distill.lora.r=8",
+    "distill.lora.alpha=16",
     "distill.report_to=[tensorboard]",
-]  # fmt: skip
+]
 
 
 def _scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
@@ -40,10 +46,16 @@ def tracked_round(tiny_model_path, tiny_tokenizer, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("tracked") / "run"
     run = tracking.tracker_run(cfg, run_dir, 1)
     result = distill.run_round(
-        ModelConfig(name_or_path="tiny", dtype="float32"), cfg.distill, "self_distillation", 0, 1,
-        *round_tables(tiny_tokenizer), previous=None, checkpoint=run_dir / "checkpoints" / "round_0001",
+        ModelConfig(name_or_path="tiny", dtype="float32"),
+        cfg.distill,
+        "self_distillation",
+        0,
+        1,
+        *round_tables(tiny_tokenizer),
+        previous=None,
+        checkpoint=run_dir / "checkpoints" / "round_0001",
         tracking=run,
-    )  # fmt: skip
+    )
     return run_dir, run, result
 
 
@@ -66,8 +78,15 @@ def test_a_tracked_round_writes_its_train_loss_per_step_to_tensorboard_files_in_
 @pytest.mark.train
 def test_eval_scores_are_logged_to_the_same_tracker_run_at_the_round(tracked_round):
     run_dir, run, _ = tracked_round
-    row = {"checkpoint": "round_0001", "k": 4, "n_problems": 20, "avg_at_k": 0.25, "pass_at_k": 0.5,
-           "maj_at_k": 0.3, "format_rate": 0.9}  # fmt: skip
+    row = {
+        "checkpoint": "round_0001",
+        "k": 4,
+        "n_problems": 20,
+        "avg_at_k": 0.25,
+        "pass_at_k": 0.5,
+        "maj_at_k": 0.3,
+        "format_rate": 0.9,
+    }
     assert tracking.log_metrics(run, tracking.score_metrics(row), step=1) == ["tensorboard"]
     logged = _scalars(run.tensorboard_dir)
     assert logged["eval/avg_at_4"] == [(1, pytest.approx(0.25))]
@@ -129,9 +148,16 @@ def test_tracker_settings_are_in_no_stage_key_so_turning_them_on_redoes_nothing(
     from sdfb import stages
 
     plain = build_config({}, ["name=demo"])
-    tracked = build_config({}, [*TRACKED[:1], "distill.report_to=[tensorboard, mlflow]",
-                                "distill.tracker_project=p", "distill.push_to_hub=me/r{round}",
-                                "distill.hub_token_secret=t"])  # fmt: skip
+    tracked = build_config(
+        {},
+        [
+            *TRACKED[:1],
+            "distill.report_to=[tensorboard, mlflow]",
+            "distill.tracker_project=p",
+            "distill.push_to_hub=me/r{round}",
+            "distill.hub_token_secret=t",
+        ],
+    )
     for spec in stages.TABLE:
         assert stages.config_part(plain, spec.name) == stages.config_part(tracked, spec.name), spec.name
     assert "report_to" not in stages.config_part(tracked, "distill")["distill"]

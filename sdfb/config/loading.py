@@ -1,4 +1,5 @@
-"""Reading recipes: YAML files plus `a.b=value` overrides, validated into a RunConfig, with errors naming keys.
+"""Reading recipes: YAML files plus `a.b=value` overrides, validated
+into a RunConfig, with errors naming keys.
 
 Precedence is defaults < YAML file < command-line overrides. Validation happens before any work starts.
 """
@@ -47,7 +48,8 @@ def _merge_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def merged_tree(tree: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `tree` with `updates` (dotted key -> value) merged in; mappings merge into existing sections."""
+    """A copy of `tree` with `updates` (dotted key -> value) merged in;
+    mappings merge into existing sections."""
     merged = copy.deepcopy(tree)
     for key, value in updates.items():
         _merge_dotted(merged, key, copy.deepcopy(value))

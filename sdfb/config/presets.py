@@ -1,5 +1,6 @@
-"""Dataset presets: what `data.preset` fills in for the datasets this field reports on (their columns, splits and
-how the gold answer is read), from a hub id or a local path. Keys the user sets win over the preset's."""
+"""Dataset presets: what `data.preset` fills in for the datasets this field reports on
+(their columns, splits and how the gold answer is read), from a hub id or a local path.
+Keys the user sets win over the preset's."""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ PRESETS: dict[str, Preset] = {
 
 
 def source_for(path: str) -> str:
-    """A file's format from its name; anything else is a hub id or a dataset folder (`datasets` reads both)."""
+    """A file's format from its name; anything else is a hub id or a
+    dataset folder (`datasets` reads both)."""
     if path.endswith((".jsonl", ".json")):
         return "jsonl"
     if path.endswith(".parquet"):

@@ -19,8 +19,8 @@ def known_trackers() -> tuple[str, ...]:
 
 
 def check_report_to(names: str | Iterable[str] | None) -> tuple[str, ...]:
-    """The tracker names, in order and without repeats; a single name may be given as a string. A name transformers
-    does not know is an error naming it and the ones it knows."""
+    """The tracker names, in order and without repeats; a single name may be given as a string. A name
+    transformers does not know is an error naming it and the ones it knows."""
     if names is None:
         return ()
     names = tuple(dict.fromkeys((names,) if isinstance(names, str) else names))

@@ -78,8 +78,8 @@ class GradingConfig(_Frozen):
     memory_mb: int = Field(
         1024,
         ge=256,
-        description="Address space (RLIMIT_AS) each grading worker may add to what it holds once its imports are "
-        "done, MiB.",
+        description="Address space (RLIMIT_AS) each grading worker may add to what it "
+        "holds once its imports are done, MiB.",
     )
 
 
@@ -89,8 +89,8 @@ class ContextConfig(_Frozen):
     condition: Condition = Field(
         Condition.STEP_ALIGNED,
         description="step_aligned and its two style ablations are all derived from the same critique: "
-        "aligned_no_repeat shows only the critique from its first changed step on; aligned_with_error quotes the "
-        "wrong step before the fix.",
+        "aligned_no_repeat shows only the critique from its first changed step on; aligned_with_error "
+        "quotes the wrong step before the fix.",
     )
     critique_statuses: tuple[CritiqueStatus, ...] = Field(
         (CritiqueStatus.OK,),
@@ -111,7 +111,8 @@ class LoraConfig(_Frozen):
 
 
 class GRPOConfig(_Frozen):
-    """PPO-style clipped surrogate on group-normalised 0/1 rewards; ratio against the rollout's stored log-probs."""
+    """PPO-style clipped surrogate on group-normalised 0/1 rewards; ratio
+    against the rollout's stored log-probs."""
 
     clip_low: float = Field(0.2, ge=0.0, description="The ratio is clipped below at 1 - clip_low.")
     clip_high: float = Field(0.2, ge=0.0, description="The ratio is clipped above at 1 + clip_high.")
@@ -128,10 +129,10 @@ class DistillConfig(_Frozen):
     )
     mode: Literal["sampled_token", "full_logits", "topk_logits"] = Field(
         "sampled_token",
-        description="sampled_token: policy gradient with A_t = log p_teacher - log p_student on the sampled token "
-        "(the paper's). full_logits: full-vocabulary divergence; alpha 0 forward KL, 1 reverse KL, between "
-        "generalised JSD. topk_logits: the divergence on the student's top-k tokens, plus a bucket for the tail "
-        "mass if topk_tail.",
+        description="sampled_token: policy gradient with A_t = log p_teacher - log p_student on the "
+        "sampled token (the paper's). full_logits: full-vocabulary divergence; alpha 0 forward KL, 1 "
+        "reverse KL, between generalised JSD. topk_logits: the divergence on the student's top-k tokens, "
+        "plus a bucket for the tail mass if topk_tail.",
     )
     alpha: float = Field(
         1.0, ge=0.0, le=1.0, description="full_logits and topk_logits: the divergence's alpha."
@@ -141,7 +142,8 @@ class DistillConfig(_Frozen):
     importance_clip: float | None = Field(
         None,
         gt=0.0,
-        description="Cap on the importance ratio pi_now / pi_rollout (TRL's clip_coeff); None: no correction.",
+        description="Cap on the importance ratio pi_now / pi_rollout "
+        "(TRL's clip_coeff); None: no correction.",
     )
     teacher: Literal["base", "live", "ema"] = Field(
         "base",
@@ -150,11 +152,11 @@ class DistillConfig(_Frozen):
     )
     teacher_source: Literal["trainer", "engine"] = Field(
         "trainer",
-        description="Where the teacher's log-probs come from. trainer: a teacher forward inside each training "
-        "step. engine: a stage before training scores every sampled completion under the teacher prompt in the "
-        "generation engine (vLLM prompt log-probs; HF when rollout.engine is hf), stored in "
-        "<round>/teacher.parquet, and training runs only the student. For the base teacher, and for the live "
-        "teacher frozen at the start of the round; sampled_token only.",
+        description="Where the teacher's log-probs come from. trainer: a teacher forward inside each "
+        "training step. engine: a stage before training scores every sampled completion under the teacher "
+        "prompt in the generation engine (vLLM prompt log-probs; HF when rollout.engine is hf), stored in "
+        "<round>/teacher.parquet, and training runs only the student. For the base teacher, and for the "
+        "live teacher frozen at the start of the round; sampled_token only.",
     )
     ema_rate: float = Field(
         0.05, gt=0.0, le=1.0, description="ema teacher: the weight of the current weights."
@@ -163,8 +165,8 @@ class DistillConfig(_Frozen):
     max_length: int = Field(
         4096,
         ge=16,
-        description="Longest teacher (or student) sequence in tokens; longer teacher prompts lose the middle of "
-        "their context.",
+        description="Longest teacher (or student) sequence in tokens; longer teacher "
+        "prompts lose the middle of their context.",
     )
     learning_rate: float = Field(5e-6, gt=0, description="Peak learning rate.")
     epochs: int = Field(1, ge=1, description="Passes over a round's samples.")
@@ -174,8 +176,8 @@ class DistillConfig(_Frozen):
     save_steps: int = Field(
         0,
         ge=0,
-        description="Save optimizer/scheduler/RNG/teacher state every N optimizer steps inside a round (0: only "
-        "at its end); a rerun after a crash resumes from the last one.",
+        description="Save optimizer/scheduler/RNG/teacher state every N optimizer steps inside a round (0: "
+        "only at its end); a rerun after a crash resumes from the last one.",
     )
     lora: LoraConfig = LoraConfig()
     grpo: GRPOConfig = GRPOConfig()
@@ -192,12 +194,13 @@ class DistillConfig(_Frozen):
     )
     tracker_project: str | None = Field(
         None,
-        description="The trackers' project; None: the run's name (an experiment's arms: the experiment's name).",
+        description="The trackers' project; None: the run's name (an "
+        "experiment's arms: the experiment's name).",
     )
     push_to_hub: HubRepo = Field(
         None,
-        description="A Hub repo id (`{round}` filled in) each round's adapter is pushed to; the token is in a "
-        "Prefect Secret block. Outside every stage key.",
+        description="A Hub repo id (`{round}` filled in) each round's adapter is pushed to; the token is "
+        "in a Prefect Secret block. Outside every stage key.",
     )
     hub_token_secret: str = Field("hf-token", description="The Prefect Secret block holding the Hub token.")
 
@@ -205,8 +208,9 @@ class DistillConfig(_Frozen):
     def _engine_teacher(self) -> DistillConfig:
         if self.teacher_source == "engine" and (self.mode != "sampled_token" or self.teacher == "ema"):
             raise ValueError(
-                "distill.teacher_source=engine needs distill.mode=sampled_token and distill.teacher base or live "
-                f"(got mode {self.mode!r}, teacher {self.teacher!r}); set distill.teacher_source=trainer"
+                "distill.teacher_source=engine needs distill.mode=sampled_token and "
+                f"distill.teacher base or live (got mode {self.mode!r}, teacher {self.teacher!r}); "
+                "set distill.teacher_source=trainer"
             )
         return self
 
@@ -230,8 +234,9 @@ class EvalConfig(_Frozen):
     sampling: SamplingConfig = SamplingConfig(temperature=0.7, top_p=1.0, top_k=0)
     sets: tuple[EvalSetConfig, ...] = Field(
         (),
-        description="More benchmarks scored at every scored checkpoint, each reported on its own (e.g. MATH-500 "
-        "beside GSM8K's test split); the eval split above stays the one checkpoints are chosen on.",
+        description="More benchmarks scored at every scored checkpoint, each reported "
+        "on its own (e.g. MATH-500 beside GSM8K's test split); the eval split above "
+        "stays the one checkpoints are chosen on.",
     )
 
     @model_validator(mode="after")
@@ -273,8 +278,8 @@ class RunConfig(_Frozen):
     def _eval_samples_differ(self) -> RunConfig:
         if self.eval.sampling.temperature == 0 and self.eval.k > 1:
             raise ValueError(
-                f"eval.sampling.temperature 0 (greedy) gives eval.k={self.eval.k} identical samples per problem: "
-                "set eval.k to 1 or eval.sampling.temperature above 0"
+                f"eval.sampling.temperature 0 (greedy) gives eval.k={self.eval.k} identical samples per "
+                "problem: set eval.k to 1 or eval.sampling.temperature above 0"
             )
         return self
 
@@ -283,8 +288,9 @@ class RunConfig(_Frozen):
         rank = self.distill.lora.r
         if self.distill.finetune == "lora" and rank > self.rollout.vllm.max_lora_rank:
             raise ValueError(
-                f"distill.lora.r={rank} exceeds rollout.vllm.max_lora_rank={self.rollout.vllm.max_lora_rank}: "
-                f"set rollout.vllm.max_lora_rank to {rank} or more, so the engine can apply the adapter"
+                f"distill.lora.r={rank} exceeds "
+                f"rollout.vllm.max_lora_rank={self.rollout.vllm.max_lora_rank}: set "
+                f"rollout.vllm.max_lora_rank to {rank} or more, so the engine can apply the adapter"
             )
         return self
 

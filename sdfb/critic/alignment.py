@@ -59,7 +59,8 @@ def align(attempt: ParsedAttempt, critique_text: str, first_wrong_step: int, cut
 
 
 def final_status(critic_status: str, answer_correct: bool, dropped_steps: int) -> CritiqueStatus:
-    """A critique the critic returned as ok is demoted when its answer is wrong, then when it dropped steps."""
+    """A critique the critic returned as ok is demoted when its answer
+    is wrong, then when it dropped steps."""
     if critic_status != CritiqueStatus.OK:
         return CritiqueStatus(critic_status)
     if not answer_correct:

@@ -1,7 +1,7 @@
 """What every critic shares: the request it reads, the critique it returns, and the interface.
 
-A critique is always rendered in the solver's own step format ("Step k: ...", then "Answer: ..."), whatever the
-critic, so alignment checks and teacher contexts treat all critics alike. Nothing here calls a model.
+A critique is always rendered in the solver's own step format ("Step k: ...", then "Answer: ..."), whatever
+the critic, so alignment checks and teacher contexts treat all critics alike. Nothing here calls a model.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ class Critic(Protocol):
 
 
 def answer_number(answer: str | None) -> float | None:
-    """The first number of an answer, ignoring markdown, `$` and units, as the grader reads `9 pens` or `$9$`."""
+    """The first number of an answer, ignoring markdown, `$` and units,
+    as the grader reads `9 pens` or `$9$`."""
     if not answer:
         return None
     found = _NUMBER.search(answer.replace("**", "").replace("$", "").replace(",", ""))

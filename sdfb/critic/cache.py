@@ -1,8 +1,8 @@
 """A content-addressed cache of critic replies, one small JSON file per key, written atomically.
 
-The key covers everything that decides a greedy critic's reply: the problem's content, the attempt's sampled token
-ids, the critic model and revision, the prompt (version and file content) and the decoding settings. Only replies
-are cached, never failures, so a rerun asks again exactly what did not come back.
+The key covers everything that decides a greedy critic's reply: the problem's content, the attempt's
+sampled token ids, the critic model and revision, the prompt (version and file content) and the decoding
+settings. Only replies are cached, never failures, so a rerun asks again exactly what did not come back.
 """
 
 from __future__ import annotations

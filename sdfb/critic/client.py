@@ -1,9 +1,9 @@
 """A bounded-concurrency client for OpenAI-compatible chat endpoints (vLLM's server, hosted APIs).
 
-Retries with exponential back-off on 408/409/429/5xx, connection errors and timeouts are the `openai` SDK's own;
-this module adds the concurrency bound, a deadline per request (all retries included), per-request results that
-never raise, and a callback per finished request so callers can keep partial progress. The API key is passed in,
-never logged and never part of an error message.
+Retries with exponential back-off on 408/409/429/5xx, connection errors and timeouts are the `openai` SDK's
+own; this module adds the concurrency bound, a deadline per request (all retries included), per-request
+results that never raise, and a callback per finished request so callers can keep partial progress. The API
+key is passed in, never logged and never part of an error message.
 """
 
 from __future__ import annotations
@@ -86,9 +86,11 @@ def chat_many(
     sampling: dict,
     on_done: Callable[[int, ChatResult], None] | None = None,
 ) -> tuple[list[ChatResult], ClientStats]:
-    """One chat completion per conversation, at most `endpoint.concurrency` in flight; never raises for a request.
+    """One chat completion per conversation, at most `endpoint.concurrency`
+    in flight; never raises for a request.
 
-    `on_done(i, result)` runs as each request finishes, so a failure later in the batch loses nothing finished.
+    `on_done(i, result)` runs as each request finishes, so a failure
+    later in the batch loses nothing finished.
     """
     coro = _chat_all(conversations, endpoint, sampling, on_done)
     try:
@@ -122,7 +124,8 @@ def _client(endpoint: Endpoint, stats: ClientStats):
 
 
 async def _chat_one(client, messages, endpoint: Endpoint, sampling: dict, stats: ClientStats) -> ChatResult:
-    """One request under its deadline (all retries included); every failure becomes a ChatResult with a reason."""
+    """One request under its deadline (all retries included); every
+    failure becomes a ChatResult with a reason."""
     import openai
 
     started = time.perf_counter()

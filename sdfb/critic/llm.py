@@ -1,5 +1,6 @@
-"""LLM critics: a frozen model prompted with the versioned critic prompt, served by an in-process vLLM engine or
-any OpenAI-compatible endpoint, with every reply kept in the content-addressed cache as soon as it arrives."""
+"""LLM critics: a frozen model prompted with the versioned critic prompt, served by an
+in-process vLLM engine or any OpenAI-compatible endpoint, with every reply kept in the
+content-addressed cache as soon as it arrives."""
 
 from __future__ import annotations
 
@@ -54,9 +55,10 @@ class OpenAIBackend:
 
 
 class VLLMBackend:
-    """The critic on an in-process engine of its own, started once per process (flow run), never with an adapter:
-    the critic is frozen. Beside the solver's engine on one GPU, give the two engines memory shares that fit
-    together (`critic.vllm.gpu_memory_utilization` and `rollout.vllm.gpu_memory_utilization`)."""
+    """The critic on an in-process engine of its own, started once per process (flow run), never with an
+    adapter: the critic is frozen. Beside the solver's engine on one GPU, give the two engines memory
+    shares that fit together (`critic.vllm.gpu_memory_utilization` and
+    `rollout.vllm.gpu_memory_utilization`)."""
 
     def __init__(self, cfg: CriticConfig, seed: int):
         self.cfg = cfg
@@ -92,7 +94,8 @@ class VLLMBackend:
         results: list[ChatResult] = [
             ChatResult(
                 None,
-                f"the critic prompt has {n} tokens, more than critic.vllm.max_model_len={engine.max_model_len}",
+                f"the critic prompt has {n} tokens, more than "
+                f"critic.vllm.max_model_len={engine.max_model_len}",
             )
             for n in lengths
         ]

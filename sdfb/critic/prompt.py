@@ -1,6 +1,6 @@
-"""The versioned critic prompt (files in sdfb/critic/prompts/, selected by name) and the reading of its reply:
-the critic's own `<think>` reasoning is stripped, its tagged steps are parsed and rendered in the solver's format.
-No model is called here."""
+"""The versioned critic prompt (files in sdfb/critic/prompts/, selected by name) and the reading of its
+reply: the critic's own `<think>` reasoning is stripped, its tagged steps are parsed and rendered in the
+solver's format. No model is called here."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ _CASE = re.compile(r"<case>\s*([A-D])\b[^<]*</case>", re.IGNORECASE)
 _FIRST_ERROR = re.compile(r"<first_error>\s*([^<]*?)\s*</first_error>", re.IGNORECASE)
 _TAGGED_STEP = re.compile(r"<step_(\d+)>(.*?)</step_\1>", re.DOTALL | re.IGNORECASE)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
-# A critic that repeats the solver's label inside the tag ("<step_1>Step 1: ...</step_1>"): the label is not content.
+# A critic that repeats the solver's label inside the tag ("<step_1>Step 1: ...</step_1>"): the label is not
+# content.
 _LABEL = re.compile(r"^\s*(?:\*\*)?step\s*\d+\s*[:.)]\s*(?:\*\*)?\s*", re.IGNORECASE)
 _DIGITS = re.compile(r"\d+")
 
@@ -74,10 +75,11 @@ def load_critic_prompt(name: str) -> CriticPrompt:
 
 
 def strip_think(text: str) -> str | None:
-    """The reply without the critic's reasoning, or None when the reasoning never ended (cut off while thinking).
+    """The reply without the critic's reasoning, or None when the reasoning
+    never ended (cut off while thinking).
 
-    Reasoning models (QwQ, Qwen3) often have `<think>` in the chat template, so the reply holds only `</think>`:
-    everything up to the last `</think>` is reasoning.
+    Reasoning models (QwQ, Qwen3) often have `<think>` in the chat template, so the reply holds only
+    `</think>`: everything up to the last `</think>` is reasoning.
     """
     text = _THINK.sub("", text)
     if "</think>" in text.lower():
@@ -88,15 +90,17 @@ def strip_think(text: str) -> str | None:
 
 
 def _render(attempt: ParsedAttempt, steps: list[str], answer: str) -> str:
-    """Critique steps in the solver's format: a step the critic copied keeps the attempt's own line, byte for byte
-    (renumbered only when an inserted step moved it), so the teacher sees exactly the tokens the student wrote."""
+    """Critique steps in the solver's format: a step the critic copied keeps the attempt's own
+    line, byte for byte (renumbered only when an inserted step moved it), so the teacher sees
+    exactly the tokens the student wrote."""
     lines = [f"Step {k}: {' '.join(step.split())}" for k, step in enumerate(steps, start=1)]
     matcher = difflib.SequenceMatcher(
         None, [normalise_step(s) for s in attempt.steps], [normalise_step(s) for s in steps], autojunk=False
     )
     for block in matcher.get_matching_blocks():
         for offset in range(block.size):
-            j, i = block.a + offset, block.b + offset
+            j = block.a + offset
+            i = block.b + offset
             line = attempt.step_lines[j]
             lines[i] = line if i == j else renumber(line, i + 1)
     same_answer = attempt.answer_line and normalise_step(answer) == normalise_step(attempt.answer or "")
@@ -104,7 +108,8 @@ def _render(attempt: ParsedAttempt, steps: list[str], answer: str) -> str:
 
 
 def parse_reply(reply: str | None, attempt: ParsedAttempt) -> Critique:
-    """A critic's reply -> a critique in the solver's format, or a `malformed` one that says what was missing."""
+    """A critic's reply -> a critique in the solver's format, or a
+    `malformed` one that says what was missing."""
     raw = reply or ""
 
     def malformed(why: str) -> Critique:

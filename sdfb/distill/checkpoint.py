@@ -1,5 +1,6 @@
-"""A round's weights on disk: the final checkpoint (saved atomically, with the EMA teacher's state), the EMA state in
-intra-round checkpoints, and which process of a multi-process launch writes. Writes no tables or manifests."""
+"""A round's weights on disk: the final checkpoint (saved atomically, with the EMA teacher's
+state), the EMA state in intra-round checkpoints, and which process of a multi-process launch
+writes. Writes no tables or manifests."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def is_main_process() -> bool:
 
 
 def save_teacher_state(teacher: TeacherState | None, folder: Path) -> None:
-    """The EMA teacher's weights into `folder`; the other teachers are rebuilt from the model and need no file."""
+    """The EMA teacher's weights into `folder`; the other teachers are
+    rebuilt from the model and need no file."""
     import torch
 
     if teacher is not None and teacher.mode == "ema":
@@ -33,8 +35,9 @@ def save_teacher_state(teacher: TeacherState | None, folder: Path) -> None:
 
 
 def load_teacher_state(teacher: TeacherState, folder: Path | str | None) -> bool:
-    """Continue the EMA teacher saved in `folder` (the previous round's checkpoint, or the intra-round one a round
-    resumes from), if it is there; without it the EMA starts at the current student. Other teachers load nothing."""
+    """Continue the EMA teacher saved in `folder` (the previous round's checkpoint, or the
+    intra-round one a round resumes from), if it is there; without it the EMA starts at the current
+    student. Other teachers load nothing."""
     import torch
 
     path = Path(folder) / EMA_FILE if folder else None
@@ -60,8 +63,8 @@ def load_round_stats(folder: Path | str | None) -> dict | None:
 
 
 def save_checkpoint(model, teacher: TeacherState | None, checkpoint: Path) -> Path:
-    """The adapter (or full weights), and the EMA teacher's state when there is one, replacing `checkpoint` whole:
-    a crash while saving leaves the previous folder (or none), never a half-written one."""
+    """The adapter (or full weights), and the EMA teacher's state when there is one, replacing `checkpoint`
+    whole: a crash while saving leaves the previous folder (or none), never a half-written one."""
     with atomic_path(checkpoint) as staging:
         model.save_pretrained(staging)
         save_teacher_state(teacher, staging)

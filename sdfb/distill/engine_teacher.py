@@ -1,5 +1,6 @@
-"""The teacher scored by the generation engine: the log-prob of every sampled completion token under the teacher
-prompt exactly as training builds it, computed before training, so each training step runs only the student."""
+"""The teacher scored by the generation engine: the log-prob of every sampled completion
+token under the teacher prompt exactly as training builds it, computed before training, so
+each training step runs only the student."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ def score_teacher(
     generator,
     max_length: int,
 ) -> pd.DataFrame:
-    """One row per trainable sample with the teacher's log-probs of its completion tokens. `generator` holds the
-    teacher's weights (the base model, or the live student's adapter at the start of the round)."""
+    """One row per trainable sample with the teacher's log-probs of its completion tokens. `generator`
+    holds the teacher's weights (the base model, or the live student's adapter at the start of the round)."""
     examples, _ = prepare_examples(rollouts, contexts, tokenizer, grades, max_length)
     if not examples:
         return pd.DataFrame(columns=COLUMNS)
@@ -38,7 +39,8 @@ def score_teacher(
 
 
 def attach_teacher_logprobs(examples: list[Example], scores: pd.DataFrame) -> list[Example]:
-    """`examples` carrying their stored teacher log-probs; every example must have them, one per completion token."""
+    """`examples` carrying their stored teacher log-probs; every example
+    must have them, one per completion token."""
     found = {(p, int(i)): list(lp) for p, i, lp in scores[COLUMNS].itertuples(index=False)}
     attached = []
     for e in examples:

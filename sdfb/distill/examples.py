@@ -1,5 +1,6 @@
-"""Training examples from stored rollouts: the sampled completion ids (never re-tokenised) behind the student's
-prompt and behind the teacher's prompt, length-grouped batches and the collator. No model code here."""
+"""Training examples from stored rollouts: the sampled completion ids (never
+re-tokenised) behind the student's prompt and behind the teacher's prompt,
+length-grouped batches and the collator. No model code here."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ class Example:
     completion_ids: list[int]
     rollout_logprobs: list[float] = field(repr=False)
     advantage: float = 0.0  # GRPO group advantage of the sample's 0/1 reward; 0 without grades
-    # log p_teacher per completion token, scored by the engine before training (distill.teacher_source: engine)
+    # log p_teacher per completion token, scored by the engine before training (distill.teacher_source:
+    # engine)
     teacher_logprobs: list[float] | None = field(default=None, repr=False)
 
 
@@ -42,9 +44,10 @@ class ExampleStats:
 def fit_teacher_prompt(
     prefix: list[int], context: list[int], suffix: list[int], budget: int, marker: list[int]
 ) -> tuple[list[int], int]:
-    """Teacher prompt ids within `budget` tokens. Only the context is cut, from its middle (the marker stands in
-    for what was removed); the prefix (system prompt, question) and suffix are never cut. Returns the ids and the
-    number of context tokens removed; raises ValueError when even an empty context does not fit."""
+    """Teacher prompt ids within `budget` tokens. Only the context is cut, from its middle
+    (the marker stands in for what was removed); the prefix (system prompt, question) and
+    suffix are never cut. Returns the ids and the number of context tokens removed; raises
+    ValueError when even an empty context does not fit."""
     if len(prefix) + len(context) + len(suffix) <= budget:
         return prefix + context + suffix, 0
     keep = budget - len(prefix) - len(suffix) - len(marker)
@@ -52,7 +55,8 @@ def fit_teacher_prompt(
         raise ValueError(
             f"the teacher prompt without its context needs {len(prefix) + len(suffix)} tokens > {budget}"
         )
-    head, tail = keep - keep // 2, keep // 2
+    head = keep - keep // 2
+    tail = keep // 2
     kept = context[:head] + marker + (context[len(context) - tail :] if tail else [])
     return prefix + kept + suffix, len(context) - keep
 
@@ -60,7 +64,8 @@ def fit_teacher_prompt(
 def _trainable_rows(
     rollouts: pd.DataFrame, contexts: pd.DataFrame, grades: pd.DataFrame | None, grpo_scale: bool
 ) -> pd.DataFrame:
-    """Rollouts joined with their contexts (and rewards), only the rows marked for training with a completion."""
+    """Rollouts joined with their contexts (and rewards), only the rows
+    marked for training with a completion."""
     if "context" not in contexts:
         contexts = contexts.assign(context="")  # without the context text nothing can be cut from it
     table = rollouts.merge(
@@ -81,8 +86,8 @@ def _trainable_rows(
 
 
 def _teacher_prompt_ids(row, encode, budget: int, stats: ExampleStats) -> list[int] | None:
-    """The teacher prompt's ids within `budget`, its context cut in the middle if needed; None (and counted) when
-    it cannot fit: no context to cut, or too long even without one."""
+    """The teacher prompt's ids within `budget`, its context cut in the middle if needed; None (and
+    counted) when it cannot fit: no context to cut, or too long even without one."""
     teacher = encode(row.teacher_prompt)
     if len(teacher) <= budget:
         return teacher
@@ -90,7 +95,8 @@ def _teacher_prompt_ids(row, encode, budget: int, stats: ExampleStats) -> list[i
     if at < 0:
         stats.teacher_too_long += 1
         return None
-    prefix, suffix = row.teacher_prompt[:at], row.teacher_prompt[at + len(row.context) :]
+    prefix = row.teacher_prompt[:at]
+    suffix = row.teacher_prompt[at + len(row.context) :]
     try:
         ids, cut = fit_teacher_prompt(
             encode(prefix), encode(row.context), encode(suffix), budget, encode(_MARKER)
@@ -111,16 +117,19 @@ def prepare_examples(
     max_length: int | None = None,
     grpo_scale: bool = True,
 ) -> tuple[list[Example], ExampleStats]:
-    """Training examples from the stored token ids (the completion is never re-tokenised); only the teacher prompt
-    is tokenised here. With `grades`, each example carries its GRPO group advantage. A student sequence over
-    `max_length` is left out (the student prompt is never cut); a teacher prompt over it loses its context's middle."""
+    """Training examples from the stored token ids (the completion is never re-tokenised); only the
+    teacher prompt is tokenised here. With `grades`, each example carries its GRPO group advantage.
+    A student sequence over `max_length` is left out (the student prompt is never cut); a teacher
+    prompt over it loses its context's middle."""
     table = _trainable_rows(rollouts, contexts, grades, grpo_scale)
-    stats, examples = ExampleStats(), []
+    stats = ExampleStats()
+    examples = []
     has_logprobs = "logprobs" in table  # rollouts always carry them; hand-made test tables may not
     encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
     limit = max_length or 10**9
     for row in table.itertuples(index=False):
-        completion, prompt = [int(t) for t in row.completion_ids], [int(t) for t in row.prompt_ids]
+        completion = [int(t) for t in row.completion_ids]
+        prompt = [int(t) for t in row.prompt_ids]
         if len(prompt) + len(completion) > limit:
             stats.student_too_long += 1
             continue
@@ -130,10 +139,18 @@ def prepare_examples(
         logprobs = [float(x) for x in row.logprobs] if has_logprobs else [0.0] * len(completion)
         examples.append(
             Example(
-                len(examples), row.problem_id, int(row.sample_index), prompt + completion, list(teacher) + completion,
-                len(prompt), len(teacher), completion, logprobs, float(getattr(row, "advantage", 0.0)),
+                len(examples),
+                row.problem_id,
+                int(row.sample_index),
+                prompt + completion,
+                list(teacher) + completion,
+                len(prompt),
+                len(teacher),
+                completion,
+                logprobs,
+                float(getattr(row, "advantage", 0.0)),
             )
-        )  # fmt: skip
+        )
     return examples, stats
 
 
@@ -143,16 +160,18 @@ def build_examples(rollouts: pd.DataFrame, contexts: pd.DataFrame, tokenizer) ->
 
 
 def bucket_by_length(examples: list[Example], batch_size: int, seed: int, window: int = 16) -> list[Example]:
-    """Examples in transformers' length-grouped order (random mega-batches of `window` batches, sorted by length
-    inside, the longest batch first), by student plus teacher length: neighbours in a batch pad little, the order
-    across mega-batches stays random. transformers' default mega-batch (at least four per epoch) leaves twice the
-    padding on a round of 64 samples (`benchmarks/distill.py`: 0.101 against 0.057 with windows of 16 batches).
+    """Examples in transformers' length-grouped order (random mega-batches of `window` batches, sorted
+    by length inside, the longest batch first), by student plus teacher length: neighbours in a batch
+    pad little, the order across mega-batches stays random. transformers' default mega-batch (at least
+    four per epoch) leaves twice the padding on a round of 64 samples (`benchmarks/distill.py`: 0.101
+    against 0.057 with windows of 16 batches).
 
     This calls transformers' own `get_length_grouped_indices` once instead of setting the Trainer's
-    `train_sampling_strategy="group_by_length"` (transformers 5.19): that sampler always uses the default mega-batch,
-    and it reads lengths only from a `datasets.Dataset` column or the items' `input_ids`, while an example here is a
-    dataclass with two sequences (`"batch_rebalance"` reads lengths the same way and varies the batch size). The
-    Trainer then reads this order sequentially, so a resumed round sees the same batches."""
+    `train_sampling_strategy="group_by_length"` (transformers 5.19): that sampler always uses the
+    default mega-batch, and it reads lengths only from a `datasets.Dataset` column or the items'
+    `input_ids`, while an example here is a dataclass with two sequences (`"batch_rebalance"` reads
+    lengths the same way and varies the batch size). The Trainer then reads this order sequentially, so
+    a resumed round sees the same batches."""
     import torch
     from transformers.trainer_pt_utils import get_length_grouped_indices
 
@@ -163,8 +182,8 @@ def bucket_by_length(examples: list[Example], batch_size: int, seed: int, window
 
 
 def padding_waste(examples: list[Example], batch_size: int) -> float:
-    """Share of padded positions in the student and teacher batches, in this order, as `Collator` lays them out
-    (prompts padded to the longest prompt, completions to the longest completion)."""
+    """Share of padded positions in the student and teacher batches, in this order, as `Collator` lays them
+    out (prompts padded to the longest prompt, completions to the longest completion)."""
     real = padded = 0
     for start in range(0, len(examples), batch_size):
         batch = examples[start : start + batch_size]
@@ -177,9 +196,9 @@ def padding_waste(examples: list[Example], batch_size: int) -> float:
 
 @dataclass
 class Collator:
-    """Batches with every completion starting at one column: prompts are padded on the left, completions on the
-    right, and position ids count only real tokens (so padding changes no logit). The model's output projection
-    then runs on the last `width + 1` positions only (`logits_to_keep`), never over the prompts."""
+    """Batches with every completion starting at one column: prompts are padded on the left, completions on
+    the right, and position ids count only real tokens (so padding changes no logit). The model's output
+    projection then runs on the last `width + 1` positions only (`logits_to_keep`), never over the prompts."""
 
     pad_token_id: int
     with_teacher: bool = True
@@ -215,7 +234,8 @@ class Collator:
         import torch
 
         start = max(prompt_len for _, prompt_len in rows)
-        ids, mask = [], []
+        ids = []
+        mask = []
         for seq, prompt_len in rows:
             left = start - prompt_len
             right = start + width - left - len(seq)

@@ -1,12 +1,14 @@
-"""Where the self-teacher's weights come from (the frozen initial policy, the live student, or an EMA of it) and
-the teacher and student forward passes on one batch. No optimisation and no files here (see `checkpoint`).
+"""Where the self-teacher's weights come from (the frozen initial policy, the live
+student, or an EMA of it) and the teacher and student forward passes on one batch. No
+optimisation and no files here (see `checkpoint`).
 
-TRL 1.16's SDFT/SDPO teacher callbacks are not used. `SyncTeacherModelCallback` keeps the EMA in a second full model
-and reads its rate from TRL's own config (`teacher_update_rate`, `teacher_sync_steps`), which the stock
-`TrainingArguments` lack. `PEFTAdapterEMACallback` keeps it in a second LoRA adapter that it re-creates with zero
-weights at every `on_train_begin`, so the EMA can neither continue from the previous round's nor survive a resume
-from an intra-round checkpoint (neither callback saves its weights on `on_save`). Here the teacher's weights are one
-copy of the trainable tensors, swapped into the single model for the teacher pass and saved with every checkpoint.
+TRL 1.16's SDFT/SDPO teacher callbacks are not used. `SyncTeacherModelCallback` keeps the EMA in a second
+full model and reads its rate from TRL's own config (`teacher_update_rate`, `teacher_sync_steps`), which
+the stock `TrainingArguments` lack. `PEFTAdapterEMACallback` keeps it in a second LoRA adapter that it
+re-creates with zero weights at every `on_train_begin`, so the EMA can neither continue from the previous
+round's nor survive a resume from an intra-round checkpoint (neither callback saves its weights on
+`on_save`). Here the teacher's weights are one copy of the trainable tensors, swapped into the single model
+for the teacher pass and saved with every checkpoint.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from sdfb.config import DistillConfig
 
 
 class TeacherState:
-    """`base` with LoRA: the adapters disabled. `base` with full fine-tuning: a saved copy of the initial weights.
-    `ema`: a copy updated after every optimizer step. Copies are swapped into the model under no_grad for the
-    teacher pass, which runs before the student pass so no tensor saved for backward is ever modified."""
+    """`base` with LoRA: the adapters disabled. `base` with full fine-tuning: a saved copy of
+    the initial weights. `ema`: a copy updated after every optimizer step. Copies are swapped
+    into the model under no_grad for the teacher pass, which runs before the student pass so no
+    tensor saved for backward is ever modified."""
 
     def __init__(self, model, mode: str, finetune: str, rate: float, initial: dict | None = None):
-        self.mode, self.finetune, self.rate = mode, finetune, rate
+        self.mode = mode
+        self.finetune = finetune
+        self.rate = rate
         self.names = [n for n, p in model.named_parameters() if p.requires_grad]
         self.copy = None
         params = dict(model.named_parameters())
@@ -91,8 +96,9 @@ def make_teacher(
     previous: Path | None,
     trust_remote_code: bool = False,
 ) -> TeacherState:
-    """The teacher for this round. Full fine-tuning against the base reloads the initial weights from `model_name`;
-    an EMA teacher starts at the student until `checkpoint.load_teacher_state` restores the previous round's."""
+    """The teacher for this round. Full fine-tuning against the base reloads the initial
+    weights from `model_name`; an EMA teacher starts at the student until
+    `checkpoint.load_teacher_state` restores the previous round's."""
     initial = None
     if cfg.teacher == "base" and cfg.finetune == "full" and previous is not None:
         from sdfb.models import load_model
@@ -103,8 +109,9 @@ def make_teacher(
 
 
 def forward_completion_logits(model, ids, mask, positions, width):
-    """The model's logits at the positions that predict each completion token. The batch is aligned (`Collator`):
-    every completion starts at one column, so the output projection runs on the last width + 1 positions only."""
+    """The model's logits at the positions that predict each completion token. The batch is
+    aligned (`Collator`): every completion starts at one column, so the output projection runs
+    on the last width + 1 positions only."""
     logits = model(
         input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=width + 1
     ).logits

@@ -23,15 +23,17 @@ from sdfb.distill.checkpoint import (
 )
 from sdfb.distill.engine_teacher import attach_teacher_logprobs
 from sdfb.distill.examples import Collator, Example, bucket_by_length, padding_waste, prepare_examples
+from sdfb.distill.records import metrics as round_metrics
+from sdfb.distill.records import per_sample_records, token_records, training_curve
 from sdfb.distill.teacher import TeacherState, make_teacher
 from sdfb.generation.base import Progress
-from sdfb.health import STEP_METRICS, HealthStop, HealthWatch, check_round
+from sdfb.health import HealthStop, HealthWatch, check_round
 from sdfb.localisation import annotate_tokens
 from sdfb.seeds import training_seed
 from sdfb.tracking import TrackerRun, environment, training_arguments
 
 if TYPE_CHECKING:
-    from sdfb.distill.trainer import RoundStats
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +77,28 @@ def _training_args(
     from transformers import TrainingArguments
 
     return TrainingArguments(
-        output_dir=str(output_dir), per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps, num_train_epochs=cfg.epochs,
-        max_steps=max_steps, learning_rate=cfg.learning_rate, lr_scheduler_type="constant",
-        max_grad_norm=cfg.max_grad_norm, logging_steps=1, save_strategy="steps" if cfg.save_steps else "no",
-        save_steps=cfg.save_steps or 500, **training_arguments(tracking), remove_unused_columns=False,
-        use_cpu=not torch.cuda.is_available(), bf16=torch.cuda.is_available(), seed=seed, data_seed=seed,
-        dataloader_num_workers=0, disable_tqdm=True,
+        output_dir=str(output_dir),
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        num_train_epochs=cfg.epochs,
+        max_steps=max_steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="constant",
+        max_grad_norm=cfg.max_grad_norm,
+        logging_steps=1,
+        save_strategy="steps" if cfg.save_steps else "no",
+        save_steps=cfg.save_steps or 500,
+        **training_arguments(tracking),
+        remove_unused_columns=False,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=torch.cuda.is_available(),
+        seed=seed,
+        data_seed=seed,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
         # the examples arrive in bucket_by_length's order, which the Trainer must keep (and keeps on resume)
         train_sampling_strategy="sequential",
-    )  # fmt: skip
+    )
 
 
 def train_round(
@@ -101,48 +115,77 @@ def train_round(
     progress: Progress | None = None,
     round_index: int = 1,
 ) -> RoundResult:
-    """Train `model` in place on `examples`; resumes from the newest checkpoint in `output_dir` if there is one.
-    `tracking`: the trackers (`cfg.report_to`) and run names the Trainer reports the training curve to;
-    `progress(step, steps)` after every optimizer step. Each step is judged by `cfg.health`; with its stop rule,
-    a crossing raises `HealthStop` (carrying the curve so far) once the Trainer has stopped."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    from sdfb.distill.trainer import RoundStats, SelfDistillationTrainer, StepProgress, gathered
+    """Train `model` in place on `examples`; resumes from the newest checkpoint in `output_dir` if there is
+    one. `tracking`: the trackers (`cfg.report_to`) and run names the Trainer reports the training curve
+    to; `progress(step, steps)` after every optimizer step. Each step is judged by `cfg.health`; with its
+    stop rule, a crossing raises `HealthStop` (carrying the curve so far) once the Trainer has stopped."""
+    from sdfb.distill.trainer import RoundStats, StepProgress, gathered
 
     _check_inputs(examples, cfg, tracking)
     teacher = teacher or TeacherState(model, cfg.teacher, cfg.finetune, cfg.ema_rate)
     if objective == "control":  # the same loop and records, weights left as they are
         cfg = cfg.model_copy(update={"learning_rate": 0.0})
-    ordered, stats = bucket_by_length(examples, cfg.batch_size, seed), RoundStats()
+    ordered = bucket_by_length(examples, cfg.batch_size, seed)
+    stats = RoundStats()
     watch = HealthWatch(cfg.health, round_index, objective)
     with environment(tracking):  # the integrations read it when the Trainer is built and while it trains
-        trainer = SelfDistillationTrainer(
-            model=model, args=_training_args(cfg, output_dir, seed, max_steps, tracking), train_dataset=ordered,
-            data_collator=Collator(tokenizer.pad_token_id, with_teacher=objective != "grpo"),
-            distill=cfg, objective=objective, stats=stats, teacher=teacher, health=watch,
-        )  # fmt: skip
+        args = _training_args(cfg, output_dir, seed, max_steps, tracking)
+        trainer = _trainer(model, tokenizer, ordered, cfg, args, objective, stats, teacher, watch)
         if progress:
             trainer.add_callback(StepProgress(progress))
-        resume = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
-        load_teacher_state(teacher, resume)
-        if (saved := load_round_stats(resume)) is not None:
-            stats.restore(saved)  # records of the samples trained on before the crash
+        resume = _resume(output_dir, teacher, stats)
         started = time.perf_counter()
         result = trainer.train(resume_from_checkpoint=resume)
     processes = trainer.accelerator.num_processes
     stats = gathered(stats, processes)  # every process's samples, so rank 0 records the whole round
-    history = _history(trainer.state.log_history, stats.kls, cfg.gradient_accumulation_steps * processes)
+    history = training_curve(
+        trainer.state.log_history, stats.kls, cfg.gradient_accumulation_steps * processes
+    )
     if watch.stopped is not None:
         raise HealthStop(watch.stopped, history)
-    seen, per_sample = _per_sample(examples, stats)
+    seen, per_sample = per_sample_records(examples, stats)
     grad_norms = [h["grad_norm"] for h in trainer.state.log_history if "grad_norm" in h]
-    metrics = _metrics(per_sample, stats, grad_norms) | {
-        "objective": objective, "examples": len(examples), "steps": int(result.global_step),
-        "resumed_from": resume, "padding_waste": padding_waste(ordered, cfg.batch_size),
+    metrics = round_metrics(per_sample, stats, grad_norms) | {
+        "objective": objective,
+        "examples": len(examples),
+        "steps": int(result.global_step),
+        "resumed_from": resume,
+        "padding_waste": padding_waste(ordered, cfg.batch_size),
         "train_seconds": time.perf_counter() - started,
-        "processes": processes, "history": history, "health_alarms": [a.record() for a in watch.found],
-    }  # fmt: skip
+        "processes": processes,
+        "history": history,
+        "health_alarms": [a.record() for a in watch.found],
+    }
     return RoundResult(metrics, per_sample, token_records(seen, stats), stats.losses, teacher)
+
+
+def _trainer(model, tokenizer, ordered, cfg: DistillConfig, args, objective: str, stats, teacher, watch):
+    """The round's Trainer: the student, its examples in their bucketed order, the loss and the records."""
+    from sdfb.distill.trainer import SelfDistillationTrainer
+
+    return SelfDistillationTrainer(
+        model=model,
+        args=args,
+        train_dataset=ordered,
+        data_collator=Collator(tokenizer.pad_token_id, with_teacher=objective != "grpo"),
+        distill=cfg,
+        objective=objective,
+        stats=stats,
+        teacher=teacher,
+        health=watch,
+    )
+
+
+def _resume(output_dir: Path, teacher: TeacherState, stats) -> str | None:
+    """The newest checkpoint in `output_dir` (None: the round starts afresh), with the teacher's state and the
+    records of the samples trained on before the crash loaded from it."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    resume = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+    load_teacher_state(teacher, resume)
+    if (saved := load_round_stats(resume)) is not None:
+        stats.restore(saved)
+    return resume
 
 
 def _check_inputs(examples: list[Example], cfg: DistillConfig, tracking: TrackerRun | None) -> None:
@@ -154,69 +197,45 @@ def _check_inputs(examples: list[Example], cfg: DistillConfig, tracking: Tracker
         )
 
 
-def _per_sample(examples: list[Example], stats: RoundStats) -> tuple[list[Example], pd.DataFrame]:
-    """The examples trained on, in their order (a max_steps limit may leave some out), and their records
-    (schemas.DISTILL)."""
-    seen = [e for e in examples if e.index in stats.per_sample]
-    rows = [
-        {"problem_id": e.problem_id, "sample_index": e.sample_index, **stats.per_sample[e.index]}
-        for e in seen
-    ]
-    return seen, pd.DataFrame(rows, columns=schemas.DISTILL.names)
-
-
-def _history(log_history: list[dict], kls: list[float], accumulation: int) -> list[dict]:
-    """The training curve, one entry per optimizer step: loss, grad norm and the health metrics as the Trainer
-    logged them, and the mean KL(student || teacher) of the step's micro-batches."""
-    steps = [h for h in log_history if "loss" in h and "step" in h]
-    return [
-        {"step": int(h["step"]), "loss": float(h["loss"]), "grad_norm": float(h.get("grad_norm", math.nan)),
-         "kl": _mean(kls[(int(h["step"]) - 1) * accumulation : int(h["step"]) * accumulation]),
-         **{m: float(h.get(f"health/{m}", math.nan)) for m in STEP_METRICS}}
-        for h in steps
-    ]  # fmt: skip
-
-
-def _mean(values: list[float]) -> float:
-    return float(sum(values) / len(values)) if values else math.nan
-
-
-def _metrics(per_sample: pd.DataFrame, stats: RoundStats, grad_norms: list[float]) -> dict:
-    n_tokens = int(per_sample["n_tokens"].sum())
-    weighted = lambda col: float((per_sample[col] * per_sample["n_tokens"]).sum() / max(n_tokens, 1))  # noqa: E731
-    return {
-        "tokens": n_tokens,
-        "loss": _mean(stats.losses),
-        "mean_kl": _mean(stats.kls),
-        "mean_advantage": weighted("mean_advantage"),
-        "frac_negative_advantage": weighted("frac_negative"),
-        "grad_norm": _mean(grad_norms),
-    }
-
-
-def token_records(examples: list[Example], stats: RoundStats) -> pd.DataFrame:
-    """One row per trained token: its position, id, student and teacher log-prob and advantage."""
-    frames = []
-    for e in examples:
-        rec = stats.tokens[e.index]
-        n = len(rec["token_id"])
-        frames.append(
-            pd.DataFrame(
-                {"problem_id": e.problem_id, "sample_index": e.sample_index, "position": range(n), **rec}
-            )
-        )
-    columns = [c for c in schemas.TOKENS.names if c not in ("step_index", "segment")]  # added by localisation
-    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
-
-
 def empty_round() -> RoundResult:
     """Metrics and records of a round with nothing to train on (e.g. condition `none`)."""
-    metrics = {"examples": 0, "steps": 0, "tokens": 0, "loss": math.nan, "mean_kl": math.nan,
-               "mean_advantage": math.nan, "frac_negative_advantage": math.nan, "grad_norm": math.nan,
-               "padding_waste": 0.0, "train_seconds": 0.0}  # fmt: skip
+    metrics = {
+        "examples": 0,
+        "steps": 0,
+        "tokens": 0,
+        "loss": math.nan,
+        "mean_kl": math.nan,
+        "mean_advantage": math.nan,
+        "frac_negative_advantage": math.nan,
+        "grad_norm": math.nan,
+        "padding_waste": 0.0,
+        "train_seconds": 0.0,
+    }
     return RoundResult(
         metrics, pd.DataFrame(columns=schemas.DISTILL.names), pd.DataFrame(columns=schemas.TOKENS.names)
     )
+
+
+def _round_examples(
+    rollouts, contexts, grades, tokenizer, distill: DistillConfig, objective: str, teacher_scores
+):
+    """The round's examples from its stored token ids, with the engine-scored teacher's log-probs attached
+    when there are any (GRPO needs no teacher); sequences over distill.max_length are counted and logged."""
+    examples, counts = prepare_examples(
+        rollouts, contexts, tokenizer, grades, distill.max_length, distill.grpo.scale_rewards
+    )
+    if teacher_scores is not None and objective != "grpo":
+        examples = attach_teacher_logprobs(examples, teacher_scores)
+    if counts.teacher_truncated or counts.teacher_too_long or counts.student_too_long:
+        log.warning("distill: sequences over distill.max_length=%d: %s", distill.max_length, counts)
+    return examples, counts
+
+
+def _add_round_records(result: RoundResult, counts, rates: dict, round_alarms: list) -> None:
+    """The round's example counts, format and answer rates and its round-level alarms, beside the steps'."""
+    result.metrics |= {f"examples_{k}": v for k, v in vars(counts).items()} | rates
+    step_alarms = result.metrics.get("health_alarms", [])
+    result.metrics["health_alarms"] = [a.record() for a in round_alarms] + step_alarms
 
 
 def run_round(
@@ -234,18 +253,19 @@ def run_round(
     tracking: TrackerRun | None = None,
     progress: Progress | None = None,
 ) -> RoundResult:
-    """The distillation stage's work: train this round from the previous round's weights (resuming from the
-    intra-round checkpoints beside `checkpoint`) and save the new weights to `checkpoint` (main process only).
-    `teacher_scores`: the engine-scored teacher's log-probs (`engine_teacher.score_teacher`); the trainer then runs
-    no teacher forward. `tracking`: where the training curve is reported (`sdfb.tracking.tracker_run`)."""
+    """The distillation stage's work: train this round from the previous round's weights (resuming from
+    the intra-round checkpoints beside `checkpoint`) and save the new weights to `checkpoint` (main
+    process only). `teacher_scores`: the engine-scored teacher's log-probs
+    (`engine_teacher.score_teacher`); the trainer then runs no teacher forward. `tracking`: where the
+    training curve is reported (`sdfb.tracking.tracker_run`)."""
     from transformers import set_seed
 
     from sdfb.models import load_tokenizer
 
     # judged first: with the stop rule, a collapsed previous round costs no model loading
     rates, round_alarms = check_round(grades, rollouts, distill.health, round_index, previous is not None)
-    # Everything training draws (new LoRA weights, dropout, the buckets' order) starts from the round's seed, not
-    # from whatever the process drew before: a resumed run or another order of arms trains alike.
+    # Everything training draws (new LoRA weights, dropout, the buckets' order) starts from the round's seed,
+    # not from whatever the process drew before: a resumed run or another order of arms trains alike.
     seed = training_seed(seed, round_index)
     set_seed(seed)
     tokenizer = load_tokenizer(model.name_or_path, model.trust_remote_code)
@@ -253,24 +273,27 @@ def run_round(
     student = prepare_model(model.name_or_path, model.dtype, distill, previous, trust)
     teacher = make_teacher(student, model.name_or_path, model.dtype, distill, previous, trust)
     load_teacher_state(teacher, previous)
-    examples, counts = prepare_examples(
-        rollouts, contexts, tokenizer, grades, distill.max_length, distill.grpo.scale_rewards
+    examples, counts = _round_examples(
+        rollouts, contexts, grades, tokenizer, distill, objective, teacher_scores
     )
-    if teacher_scores is not None and objective != "grpo":
-        examples = attach_teacher_logprobs(examples, teacher_scores)
-    if counts.teacher_truncated or counts.teacher_too_long or counts.student_too_long:
-        log.warning("distill: sequences over distill.max_length=%d: %s", distill.max_length, counts)
     if examples:
         result = train_round(
-            student, tokenizer, examples, distill, partial_dir(checkpoint), seed, objective, teacher,
-            tracking=tracking, progress=progress, round_index=round_index,
-        )  # fmt: skip
+            student,
+            tokenizer,
+            examples,
+            distill,
+            partial_dir(checkpoint),
+            seed,
+            objective,
+            teacher,
+            tracking=tracking,
+            progress=progress,
+            round_index=round_index,
+        )
     else:
         log.warning("distill: no trainable samples this round (the condition gave none); weights unchanged")
         result = empty_round()
-    result.metrics |= {f"examples_{k}": v for k, v in vars(counts).items()} | rates
-    step_alarms = result.metrics.get("health_alarms", [])
-    result.metrics["health_alarms"] = [a.record() for a in round_alarms] + step_alarms
+    _add_round_records(result, counts, rates, round_alarms)
     result.tokens = annotate_tokens(result.tokens, rollouts, contexts, tokenizer)
     if is_main_process():
         save_checkpoint(student, teacher, checkpoint)

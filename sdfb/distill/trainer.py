@@ -1,8 +1,8 @@
-"""The training loop: a `transformers.Trainer` whose only override is the loss (self-distillation or GRPO); the
-math lives in `sdfb.losses`. Also what the loop records per sample and per token before updating on it.
+"""The training loop: a `transformers.Trainer` whose only override is the loss (self-distillation or GRPO);
+the math lives in `sdfb.losses`. Also what the loop records per sample and per token before updating on it.
 
-This module imports torch and transformers; only `train.train_round` imports it, inside the function, so importing
-`sdfb.distill` stays light.
+This module imports torch and transformers; only `train.train_round` imports it, inside the function,
+so importing `sdfb.distill` stays light.
 """
 
 from __future__ import annotations
@@ -54,14 +54,16 @@ class RoundStats:
 
     def restore(self, state: dict) -> None:
         """Continue from a saved state (JSON turned the row indices into strings)."""
-        self.losses, self.kls = list(state["losses"]), list(state["kls"])
+        self.losses = list(state["losses"])
+        self.kls = list(state["kls"])
         self.per_sample = {int(k): v for k, v in state["per_sample"].items()}
         self.tokens = {int(k): v for k, v in state["tokens"].items()}
         self.health = list(state.get("health", []))  # absent in checkpoints saved before health was recorded
 
     def record_health(self, inputs, mask, logp, adv, kl, entropy, threshold: float) -> None:
-        """The micro-batch's step metrics (docs/health.md): the student's entropy, the k3 KL to the round's
-        starting policy from the rollouts' log-probs, the completions' mean length, the share of active tokens."""
+        """The micro-batch's step metrics (docs/health.md): the student's entropy, the k3
+        KL to the round's starting policy from the rollouts' log-probs, the completions'
+        mean length, the share of active tokens."""
         self.health.append(
             {
                 "entropy": float(masked_mean(entropy, mask)),
@@ -80,7 +82,8 @@ class RoundStats:
             if row in self.per_sample:
                 continue
             m = mask[i].bool()
-            a, k = adv[i][m], kl[i][m]
+            a = adv[i][m]
+            k = kl[i][m]
             self.per_sample[row] = {
                 "n_tokens": int(a.numel()),
                 "mean_advantage": float(a.mean()),
@@ -97,9 +100,10 @@ class RoundStats:
 
 
 def gathered(stats: RoundStats, processes: int) -> RoundStats:
-    """Every process's records in one RoundStats (on every process). Each process of a multi-process launch sees only
-    its share of the batches: accelerate hands process k the batches k, k + n, k + 2n, ... of the one sequence, so
-    interleaving the processes' per-batch losses and KLs restores the order one process would have recorded."""
+    """Every process's records in one RoundStats (on every process). Each process of a
+    multi-process launch sees only its share of the batches: accelerate hands process k the batches
+    k, k + n, k + 2n, ... of the one sequence, so interleaving the processes' per-batch losses and
+    KLs restores the order one process would have recorded."""
     if processes == 1:
         return stats
     from accelerate.utils import gather_object
@@ -116,10 +120,10 @@ def gathered(stats: RoundStats, processes: int) -> RoundStats:
 
 
 def grpo_loss(model, inputs, cfg: DistillConfig, unwrapped=None):
-    """Per-token clipped surrogate on the group advantages (plus the k3 KL to the base policy when kl_beta > 0);
-    returns it with the log-probs, teacher log-probs (NaN: no teacher), advantages, KL and entropy to record.
-    `unwrapped`: the model without its multi-process wrapper (default `model`), for the reference pass (see
-    `compute_loss`)."""
+    """Per-token clipped surrogate on the group advantages (plus the k3 KL to the base policy when
+    kl_beta > 0); returns it with the log-probs, teacher log-probs (NaN: no teacher), advantages, KL
+    and entropy to record. `unwrapped`: the model without its multi-process wrapper (default `model`),
+    for the reference pass (see `compute_loss`)."""
     logits = student_logits(model, inputs)
     logp = chunked_logprobs(logits, inputs["completion_ids"])
     adv = inputs["advantages"][:, None]
@@ -129,15 +133,16 @@ def grpo_loss(model, inputs, cfg: DistillConfig, unwrapped=None):
         with torch.no_grad(), disabled_adapter(reference):
             ref = chunked_logprobs(student_logits(reference, inputs), inputs["completion_ids"])
         per_token = per_token + cfg.grpo.kl_beta * k3_kl(logp, ref)
-    nan, zero = torch.full_like(logp, math.nan), torch.zeros_like(logp)
+    nan = torch.full_like(logp, math.nan)
+    zero = torch.zeros_like(logp)
     return per_token, logp, nan, adv.expand_as(logp), zero, token_entropy(logits)
 
 
 def distillation_loss(model, inputs, cfg: DistillConfig, teacher: TeacherState, unwrapped=None):
-    """Per-token self-distillation loss of the configured mode (importance-clipped when configured); returns it
-    with the student's and teacher's log-probs of the sampled tokens, A_t = teacher - student, the KL and the
-    student's entropy. `unwrapped`: the model without its multi-process wrapper (default `model`), for the teacher
-    pass."""
+    """Per-token self-distillation loss of the configured mode (importance-clipped when configured);
+    returns it with the student's and teacher's log-probs of the sampled tokens, A_t = teacher -
+    student, the KL and the student's entropy. `unwrapped`: the model without its multi-process wrapper
+    (default `model`), for the teacher pass."""
     ids = inputs["completion_ids"]
     if "teacher_logprobs" in inputs:
         return _engine_teacher_loss(model, inputs, cfg)
@@ -153,7 +158,8 @@ def distillation_loss(model, inputs, cfg: DistillConfig, teacher: TeacherState, 
 def _engine_teacher_loss(model, inputs, cfg: DistillConfig):
     """The sampled-token loss against the engine-scored teacher: only the student runs. The KL reported is the
     sampled-token estimate log p_s - log p_t (the full-vocabulary one needs the teacher's logits)."""
-    ids, teacher_lp = inputs["completion_ids"], inputs["teacher_logprobs"]
+    ids = inputs["completion_ids"]
+    teacher_lp = inputs["teacher_logprobs"]
     logits = student_logits(model, inputs)
     logp = chunked_logprobs(logits, ids)
     per_token = sampled_token_loss(logp, teacher_lp)
@@ -179,7 +185,8 @@ class RoundStateCallback(TrainerCallback):
     `teacher` for why TRL's teacher callbacks are not used)."""
 
     def __init__(self, teacher: TeacherState, stats: RoundStats):
-        self.teacher, self.stats = teacher, stats
+        self.teacher = teacher
+        self.stats = stats
 
     def on_step_end(self, args, state, control, model=None, **_):
         self.teacher.update(model)
@@ -193,9 +200,10 @@ class RoundStateCallback(TrainerCallback):
 
 
 class SelfDistillationTrainer(Trainer):
-    """The stock Trainer with the loss of one objective: optimizer, accumulation, clipping, checkpoints, devices,
-    accelerate/DeepSpeed launch and the sampler (`train_sampling_strategy="sequential"` over examples ordered by
-    `bucket_by_length`) are the stock ones. The attribute names avoid the Trainer's own (it has `objective`)."""
+    """The stock Trainer with the loss of one objective: optimizer, accumulation, clipping,
+    checkpoints, devices, accelerate/DeepSpeed launch and the sampler
+    (`train_sampling_strategy="sequential"` over examples ordered by `bucket_by_length`) are the stock
+    ones. The attribute names avoid the Trainer's own (it has `objective`)."""
 
     def __init__(
         self,
@@ -208,15 +216,18 @@ class SelfDistillationTrainer(Trainer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.distill_cfg, self.loss_objective, self.round_stats = distill, objective, stats
-        self.teacher_state, self.health = teacher, health
+        self.distill_cfg = distill
+        self.loss_objective = objective
+        self.round_stats = stats
+        self.teacher_state = teacher
+        self.health = health
         self.add_callback(RoundStateCallback(teacher, stats))
         self.remove_callback(PrinterCallback)  # its prints bypass logging; round metrics are logged instead
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        # Under a multi-process launch `model` is DDP's wrapper, which has neither PEFT's `disable_adapter` nor
-        # the parameter names the teacher swaps: the no-grad teacher and reference passes run on the model inside
-        # (no gradient to synchronise), the student pass through the wrapper.
+        # Under a multi-process launch `model` is DDP's wrapper, which has neither PEFT's `disable_adapter`
+        # nor the parameter names the teacher swaps: the no-grad teacher and reference passes run on the model
+        # inside (no gradient to synchronise), the student pass through the wrapper.
         unwrapped = self.accelerator.unwrap_model(model)
         if self.loss_objective == "grpo":
             per_token, logp, teacher_lp, adv, kl, entropy = grpo_loss(
@@ -234,8 +245,8 @@ class SelfDistillationTrainer(Trainer):
         return (loss, {"logits": logp}) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Each optimizer step's log also carries its health metrics (`health/<metric>`, to every tracker), judged
-        by `distill.health`: a crossing is warned, and with `stop` ends training after this step."""
+        """Each optimizer step's log also carries its health metrics (`health/<metric>`, to every tracker),
+        judged by `distill.health`: a crossing is warned, and with `stop` ends training after this step."""
         if "loss" in logs:
             step = int(self.state.global_step)
             values = step_means(self.round_stats.health, step, self.args.gradient_accumulation_steps)

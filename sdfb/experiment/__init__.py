@@ -1,5 +1,6 @@
-"""Experiments: feedback conditions (arms) side by side on shared first-round work, over one or more seeds, with
-paired statistics and the per-token localisation of the signal, gathered into tables a report is drawn from."""
+"""Experiments: feedback conditions (arms) side by side on shared first-round work, over
+one or more seeds, with paired statistics and the per-token localisation of the signal,
+gathered into tables a report is drawn from."""
 
 from __future__ import annotations
 
@@ -39,10 +40,23 @@ from sdfb.experiment.records import (
 from sdfb.shared import shared_uses
 
 __all__ = [
-    "FIRST_ROUND", "Arm", "ExperimentConfig", "ExperimentError", "Plan", "analyse", "arm_config", "arm_dir",
-    "by_arm", "by_run", "fingerprint", "load_experiment", "plan_experiment", "resolve_arms",
-    "shared_dir", "split_of",
-]  # fmt: skip
+    "FIRST_ROUND",
+    "Arm",
+    "ExperimentConfig",
+    "ExperimentError",
+    "Plan",
+    "analyse",
+    "arm_config",
+    "arm_dir",
+    "by_arm",
+    "by_run",
+    "fingerprint",
+    "load_experiment",
+    "plan_experiment",
+    "resolve_arms",
+    "shared_dir",
+    "split_of",
+]
 
 
 def arm_dir(root: Path | str, arm: str, seed: int) -> Path:
@@ -64,8 +78,8 @@ def analyse(
     n_resamples: int = BOOTSTRAP_RESAMPLES,
     shared: dict | None = None,
 ) -> tuple[dict[str, pd.DataFrame], dict]:
-    """Every table of the report (see `sdfb.report`) and the summary, from the finished runs in `runs` (arm, seed)
-    and each arm's outcome ({"status": "ok" | "failed", "error": ...})."""
+    """Every table of the report (see `sdfb.report`) and the summary, from the finished runs in `runs`
+    (arm, seed) and each arm's outcome ({"status": "ok" | "failed", "error": ...})."""
     table = per_problem_table(runs, k, validation_share)
     chosen = choose_checkpoints(table)
     kw = {"n_resamples": n_resamples}
@@ -88,19 +102,24 @@ def analyse(
         else pd.DataFrame(),
     }
     problems = table.drop_duplicates("problem_id")["split"].value_counts()
-    arms = {arm: {**outcome, **chosen.get(arm, {"chosen_checkpoint": None, "validation": {}})}
-            for arm, outcome in outcomes.items()}  # fmt: skip
+    arms = {
+        arm: {**outcome, **chosen.get(arm, {"chosen_checkpoint": None, "validation": {}})}
+        for arm, outcome in outcomes.items()
+    }
     summary = {
         "name": name,
         "kind": "experiment" if reference else "run",
         "reference": reference,
         "arms": arms,
-        "split": {"validation_problems": int(problems.get("validation", 0)), "test_problems": int(problems.get("test", 0))},
+        "split": {
+            "validation_problems": int(problems.get("validation", 0)),
+            "test_problems": int(problems.get("test", 0)),
+        },
         "shared": shared or {"stage_outputs": 0, "uses": 0, "executions_saved": 0},
         "localisation_paired": as_records(tables["localisation_paired"]),
         "eval_sets": sorted(sets["eval_set"].unique()),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }  # fmt: skip
+    }
     return tables, summary
 
 

@@ -1,5 +1,6 @@
-"""An experiment's results with the statistics a reviewer asks for: per-problem tables, each arm's checkpoint chosen
-on held-out validation problems, scores with intervals and paired differences on the test problems only."""
+"""An experiment's results with the statistics a reviewer asks for: per-problem tables, each
+arm's checkpoint chosen on held-out validation problems, scores with intervals and paired
+differences on the test problems only."""
 
 from __future__ import annotations
 
@@ -32,9 +33,9 @@ def run_config(run_dir: Path) -> RunConfig:
 
 
 def checkpoints(run_dir: Path) -> list[str]:
-    """The checkpoints the run's current config scores, base first, then rounds in order. Never a glob of the
-    folder: scores left by an earlier config with more rounds are not candidates. Raises ValueError when one of
-    them has no finished scoring (its manifest)."""
+    """The checkpoints the run's current config scores, base first, then rounds in order. Never a glob of
+    the folder: scores left by an earlier config with more rounds are not candidates. Raises ValueError
+    when one of them has no finished scoring (its manifest)."""
     cfg = run_config(run_dir)
     names = scored_checkpoints(cfg.rounds, cfg.eval.every)
     for name in names:
@@ -63,8 +64,9 @@ def per_problem_table(runs: dict[tuple[str, int], Path], k: int, validation_shar
 
 
 def choose_checkpoints(table: pd.DataFrame) -> dict[str, dict]:
-    """Per arm: the checkpoint with the best mean Avg@k on the validation problems (over seeds; ties go to the
-    earlier checkpoint, the one trained less) and every checkpoint's validation score. Test problems never count."""
+    """Per arm: the checkpoint with the best mean Avg@k on the validation problems (over
+    seeds; ties go to the earlier checkpoint, the one trained less) and every checkpoint's
+    validation score. Test problems never count."""
     chosen = {}
     validation = table[table["split"] == "validation"]
     for arm, rows in validation.groupby("arm", sort=False):

@@ -1,5 +1,5 @@
-"""Experiment recipes: one base recipe, named arms (each a set of overrides), seeds and a reference arm, resolved
-into one validated RunConfig per arm and seed. Every problem is found before any work starts."""
+"""Experiment recipes: one base recipe, named arms (each a set of overrides), seeds and a reference arm,
+resolved into one validated RunConfig per arm and seed. Every problem is found before any work starts."""
 
 from __future__ import annotations
 
@@ -43,29 +43,29 @@ class ExperimentConfig(BaseModel):
     arms: tuple[Arm, ...] = Field(description="The arms, at least two.")
     shared_rollouts: bool = Field(
         True,
-        description="Arms claim to train on the same first-round rollouts (a paired design): checked before any "
-        "work starts.",
+        description="Arms claim to train on the same first-round rollouts (a paired "
+        "design): checked before any work starts.",
     )
     validation_share: float = Field(
         0.5,
         gt=0.0,
         lt=1.0,
-        description="Share of the eval problems held out to choose each arm's checkpoint; results are reported "
-        "on the rest.",
+        description="Share of the eval problems held out to choose each arm's "
+        "checkpoint; results are reported on the rest.",
     )
     min_split_problems: int = Field(
         MIN_SPLIT_PROBLEMS,
         ge=1,
-        description="Fewer eval problems than this in either split and the plan is refused (docs/power.md says "
-        "why 10).",
+        description="Fewer eval problems than this in either split and the plan is "
+        "refused (docs/power.md says why 10).",
     )
     base_success_rate: float = Field(
         0.5,
         gt=0.0,
         lt=1.0,
-        description="The base model's success rate assumed by the plan's power figure until a base scoring of the "
-        "reference arm exists in the experiment folder; then the measured per-problem rates are used "
-        "(docs/power.md).",
+        description="The base model's success rate assumed by the plan's power figure until a base "
+        "scoring of the reference arm exists in the experiment folder; then the measured "
+        "per-problem rates are used (docs/power.md).",
     )
     bootstrap_resamples: int = Field(
         BOOTSTRAP_RESAMPLES, ge=100, description="Bootstrap resamples behind every interval."
@@ -113,8 +113,8 @@ def load_experiment(
 
 
 def arm_config(exp: ExperimentConfig, recipe: Path, arm: Arm, seed: int) -> RunConfig:
-    """The run config of one arm and seed: the recipe, the experiment's overrides, the arm's, then the seed; the
-    trackers' project is the experiment's name unless the recipe or an override names one."""
+    """The run config of one arm and seed: the recipe, the experiment's overrides, the arm's, then the
+    seed; the trackers' project is the experiment's name unless the recipe or an override names one."""
     try:
         tree = merged_tree(
             merged_tree(load_tree(recipe), exp.set), arm.set

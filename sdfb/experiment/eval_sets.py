@@ -1,6 +1,7 @@
-"""An experiment's scores on its extra eval sets (`eval.sets`), each reported on its own: at every scored
-checkpoint, with intervals over problems and seeds, and each arm against the reference at the checkpoint chosen
-on the eval split's validation problems (a set never chooses a checkpoint: all its problems are test problems)."""
+"""An experiment's scores on its extra eval sets (`eval.sets`), each reported on its own: at
+every scored checkpoint, with intervals over problems and seeds, and each arm against the
+reference at the checkpoint chosen on the eval split's validation problems (a set never chooses
+a checkpoint: all its problems are test problems)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ def set_table(runs: dict[tuple[str, int], Path], k: int) -> pd.DataFrame:
 
 
 def set_score_rows(table: pd.DataFrame, chosen: dict[str, dict], **kw) -> pd.DataFrame:
-    """Scores with 95% intervals per eval set, arm, checkpoint and metric; `chosen` marks each arm's checkpoint."""
+    """Scores with 95% intervals per eval set, arm, checkpoint and metric;
+    `chosen` marks each arm's checkpoint."""
     rows = []
     for (eval_set, arm, checkpoint), group in table.groupby(["eval_set", "arm", "checkpoint"], sort=False):
         pick = chosen.get(arm, {}).get("chosen_checkpoint") == checkpoint

@@ -1,6 +1,7 @@
-"""What an experiment will do before it does it: the stages each seed computes once and shares between arms (the
-paired design), the checks that arms claiming to share rollouts really can and that both splits are large enough to
-report, the work it implies and the smallest difference it can detect. Reads only an existing experiment folder."""
+"""What an experiment will do before it does it: the stages each seed computes once and shares
+between arms (the paired design), the checks that arms claiming to share rollouts really can and
+that both splits are large enough to report, the work it implies and the smallest difference it can
+detect. Reads only an existing experiment folder."""
 
 from __future__ import annotations
 
@@ -69,7 +70,8 @@ def _reads(cfg: RunConfig, name: str) -> dict[str, Any]:
 
 
 def differing_keys(a: RunConfig, b: RunConfig, name: str) -> list[str]:
-    left, right = _reads(a, name), _reads(b, name)
+    left = _reads(a, name)
+    right = _reads(b, name)
     return sorted(k for k in left.keys() | right.keys() if left.get(k) != right.get(k))
 
 
@@ -94,8 +96,9 @@ class Plan:
 def plan_experiment(
     exp: ExperimentConfig, configs: dict[tuple[str, int], RunConfig], root: Path | str | None = None
 ) -> Plan:
-    """Group each seed's arms by first-round stage; refuse arms that claim shared rollouts they cannot have and
-    splits too small to report. `root`, the experiment folder, lends measured base rates when it has them."""
+    """Group each seed's arms by first-round stage; refuse arms that claim shared rollouts
+    they cannot have and splits too small to report. `root`, the experiment folder, lends
+    measured base rates when it has them."""
     seeds = [_seed_plan(exp, configs, seed) for seed in exp.seeds]
     root = Path(root) if root is not None else None
     splits = {}
@@ -116,7 +119,8 @@ def _seed_plan(exp: ExperimentConfig, configs: dict[tuple[str, int], RunConfig],
             by_print.setdefault(fingerprint(cfg, name), []).append(arm)
         groups[name] = list(by_print.values())
     if exp.shared_rollouts and len(groups["rollouts"]) > 1:
-        first, other = groups["rollouts"][0][0], groups["rollouts"][1][0]
+        first = groups["rollouts"][0][0]
+        other = groups["rollouts"][1][0]
         keys = differing_keys(arms[first], arms[other], "rollouts")
         raise ExperimentError(
             f"arms {first!r} and {other!r} cannot share first-round rollouts (shared_rollouts: true): they "
@@ -126,7 +130,8 @@ def _seed_plan(exp: ExperimentConfig, configs: dict[tuple[str, int], RunConfig],
     return SeedPlan(seed, groups)
 
 
-# --- splits and power -----------------------------------------------------------------------------------------------
+# --- splits and power
+# -----------------------------------------------------------------------------------------------
 
 
 def _arm_folder(root: Path, arm: str, seed: int) -> Path:
@@ -135,9 +140,9 @@ def _arm_folder(root: Path, arm: str, seed: int) -> Path:
 
 
 def eval_problem_ids(cfg: RunConfig, folder: Path | None) -> tuple[list[str], str] | None:
-    """The eval problem ids, where they are known before any work: generated (the arithmetic source; pure and
-    cheap, the same call the eval_problems stage makes) or read from a finished eval/problems.parquet in `folder`.
-    None for a data file no run has read yet: this never reads data files."""
+    """The eval problem ids, where they are known before any work: generated (the arithmetic source; pure
+    and cheap, the same call the eval_problems stage makes) or read from a finished eval/problems.parquet
+    in `folder`. None for a data file no run has read yet: this never reads data files."""
     if cfg.data.source == "arithmetic":
         try:
             frame, _ = sample_eval(cfg.data)
@@ -170,8 +175,8 @@ def _checked_splits(exp: ExperimentConfig, cfg: RunConfig, group: list[str], roo
             about = "" if splits.exact else "about "
             raise ExperimentError(
                 f"{whose}the {name} split would hold {about}{size} of {splits.total} eval problems "
-                f"({splits.how}); at least {exp.min_split_problems} are needed to choose a checkpoint and report "
-                f"on it: raise data.eval_problems to {_suggested_total(exp, cfg, splits)} or change "
+                f"({splits.how}); at least {exp.min_split_problems} are needed to choose a checkpoint and "
+                f"report on it: raise data.eval_problems to {_suggested_total(exp, cfg, splits)} or change "
                 f"validation_share ({exp.validation_share}); min_split_problems sets the minimum"
             )
     return splits
@@ -197,8 +202,8 @@ def _suggested_total(exp: ExperimentConfig, cfg: RunConfig, splits: Splits) -> i
 
 
 def measured_base_rates(root: Path, arm: str, seeds: tuple[int, ...]) -> tuple[pd.Series, list[Path]] | None:
-    """Per-problem base rates from every finished base scoring of `arm` under the experiment folder (pooled over
-    seeds: more samples per problem), with their paths; None when there is none yet."""
+    """Per-problem base rates from every finished base scoring of `arm` under the experiment folder (pooled
+    over seeds: more samples per problem), with their paths; None when there is none yet."""
     paths = [output_path(_arm_folder(root, arm, seed), "eval_samples", checkpoint=BASE) for seed in seeds]
     paths = [p for p in paths if verified_manifest(p) is not None]
     if not paths:
@@ -208,9 +213,11 @@ def measured_base_rates(root: Path, arm: str, seeds: tuple[int, ...]) -> tuple[p
 
 
 def plan_power(exp: ExperimentConfig, cfg: RunConfig, splits: Splits, root: Path | None) -> Power:
-    """The minimum detectable Avg@k difference on the test split over every seed at the reference's eval.k: from
-    the reference's measured base rates on the test problems when the folder has them, else the configured rate."""
-    rates, assumption = [exp.base_success_rate], f"base rate {exp.base_success_rate:.2f} configured"
+    """The minimum detectable Avg@k difference on the test split over every seed at the
+    reference's eval.k: from the reference's measured base rates on the test problems when the
+    folder has them, else the configured rate."""
+    rates = [exp.base_success_rate]
+    assumption = f"base rate {exp.base_success_rate:.2f} configured"
     found = measured_base_rates(root, exp.reference, exp.seeds) if root is not None else None
     if found is not None:
         measured, paths = found
@@ -221,7 +228,8 @@ def plan_power(exp: ExperimentConfig, cfg: RunConfig, splits: Splits, root: Path
                 test.to_numpy(),
                 f"base rates measured from {paths[0]}{more} ({len(test)} problems)",
             )
-    n_seeds, k = len(exp.seeds), cfg.eval.k
+    n_seeds = len(exp.seeds)
+    k = cfg.eval.k
     difference = minimum_detectable_difference(splits.test, n_seeds, k, rates)
     return Power(difference, splits.test, n_seeds, k, float(sum(rates) / len(rates)), assumption)
 
@@ -233,8 +241,8 @@ def _scored_checkpoints(cfg: RunConfig) -> int:
 def _work(
     exp: ExperimentConfig, configs: dict[tuple[str, int], RunConfig], seeds: list[SeedPlan]
 ) -> dict[str, int]:
-    """Generations and an upper bound on trained tokens, counting shared first-round work once. Eval sets count
-    at most their `problems` (a smaller set scores all it has); the difficulty filter once per seed."""
+    """Generations and an upper bound on trained tokens, counting shared first-round work once. Eval sets
+    count at most their `problems` (a smaller set scores all it has); the difficulty filter once per seed."""
     work = {"runs": len(configs), "eval_generations": 0, "rollout_generations": 0, "max_trained_tokens": 0}
     work["filter_generations"] = 0
     for plan in seeds:

@@ -1,6 +1,7 @@
-"""Power before paying: the smallest true Avg@k difference the paired comparison detects, from the design alone
-(test problems, seeds, samples) and per-problem base success rates, and the sizes of the validation/test splits.
-Pure numpy/scipy over values handed in; reads no files. The model and its limits: docs/power.md."""
+"""Power before paying: the smallest true Avg@k difference the paired comparison detects, from
+the design alone (test problems, seeds, samples) and per-problem base success rates, and the
+sizes of the validation/test splits. Pure numpy/scipy over values handed in; reads no files.
+The model and its limits: docs/power.md."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-# Fewer problems than this in the validation or the test split and a plan is refused (see docs/power.md): below it
-# the choice of checkpoint is noise, the bootstrap interval undercovers, and at 5 or fewer test problems the
-# sign-flip test cannot reach p < 0.05 at all (its smallest two-sided p-value is 2 / 2**n).
+# Fewer problems than this in the validation or the test split and a plan is refused (see docs/power.md):
+# below it the choice of checkpoint is noise, the bootstrap interval undercovers, and at 5 or fewer test
+# problems the sign-flip test cannot reach p < 0.05 at all (its smallest two-sided p-value is 2 / 2**n).
 MIN_SPLIT_PROBLEMS = 10
 ALPHA = 0.05  # two-sided, as `sdfb.stats.paired_difference` tests
 POWER = 0.8
@@ -33,7 +34,8 @@ class Splits:
 
 @dataclass(frozen=True)
 class Power:
-    """The minimum detectable Avg@k difference (absolute proportion; inf when no difference is) and its design."""
+    """The minimum detectable Avg@k difference (absolute proportion; inf
+    when no difference is) and its design."""
 
     difference: float
     n_problems: int
@@ -56,12 +58,13 @@ def minimum_detectable_difference(
     """The smallest true mean difference in Avg@k (arm - reference) that a two-sided test at `alpha` over
     `n_problems` paired problems detects with probability `power`, by the normal approximation.
 
-    Each problem i has a base rate p_i (one rate for all, or rates whose spread stands for the test problems); the
-    reference's samples are Bernoulli(p_i), the arm's Bernoulli(q_i), q_i = min(p_i + shift, 1). A problem's
-    difference, averaged over k samples and n_seeds seeds, has variance (p_i(1-p_i) + q_i(1-q_i)) / (k n_seeds):
-    sampling noise only. The answer is the mean of q_i - p_i at the smallest shift where it reaches
-    (z_{1-alpha/2} + z_power) * sqrt(mean variance / n_problems); the variance is taken at q_i, not at p_i, so a
-    low base rate whose improvement adds variance is not flattered. inf when even shift 1 falls short."""
+    Each problem i has a base rate p_i (one rate for all, or rates whose spread stands for the test
+    problems); the reference's samples are Bernoulli(p_i), the arm's Bernoulli(q_i), q_i = min(p_i +
+    shift, 1). A problem's difference, averaged over k samples and n_seeds seeds, has variance
+    (p_i(1-p_i) + q_i(1-q_i)) / (k n_seeds): sampling noise only. The answer is the mean of q_i - p_i
+    at the smallest shift where it reaches (z_{1-alpha/2} + z_power) * sqrt(mean variance /
+    n_problems); the variance is taken at q_i, not at p_i, so a low base rate whose improvement adds
+    variance is not flattered. inf when even shift 1 falls short."""
     rates = np.atleast_1d(np.asarray(base_rates, dtype=float))
     _check_design(n_problems, n_seeds, k, rates, alpha, power)
     scale = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
@@ -74,7 +77,8 @@ def minimum_detectable_difference(
 
     if (rates >= 1).all():  # no problem has room to improve
         return math.inf
-    # A positive shift: at shift 0 a base without noise (every rate 0 or 1) would "detect" a difference of zero.
+    # A positive shift: at shift 0 a base without noise (every rate 0 or 1) would "detect" a difference of
+    # zero.
     shifts = np.concatenate([[1e-9], np.linspace(0.005, 1.0, 200)])
     detected = [i for i, s in enumerate(shifts) if shortfall(s) >= 0]
     if not detected:
@@ -99,9 +103,10 @@ def _check_design(
 
 
 def per_problem_base_rates(samples: pd.DataFrame) -> pd.Series:
-    """Each problem's share of correct samples (problem_id -> rate) in a base scoring (`eval/base.parquet`, one row
-    per sample with problem_id and correct), in first-appearance order. With k samples a problem's p(1-p) is
-    underestimated by a factor 1 - 1/k on average; docs/power.md says what that does to the figure."""
+    """Each problem's share of correct samples (problem_id -> rate) in a base scoring
+    (`eval/base.parquet`, one row per sample with problem_id and correct), in first-appearance
+    order. With k samples a problem's p(1-p) is underestimated by a factor 1 - 1/k on average;
+    docs/power.md says what that does to the figure."""
     missing = [c for c in ("problem_id", "correct") if c not in samples.columns]
     if missing:
         raise ValueError(f"base samples lack columns {missing}; they have {list(samples.columns)}")
@@ -115,7 +120,8 @@ def per_problem_base_rates(samples: pd.DataFrame) -> pd.Series:
 
 
 def expected_splits(total: int, validation_share: float) -> Splits:
-    """Expected split sizes when the problem ids are not known yet: total x share, rounded down, for each split."""
+    """Expected split sizes when the problem ids are not known yet:
+    total x share, rounded down, for each split."""
     return Splits(
         total=total,
         validation=_floor(total * validation_share),

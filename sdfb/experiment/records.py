@@ -40,9 +40,10 @@ LOCALISATION_COLUMNS = ["arm", "round", "measure", "mean", "low", "high", "n", "
 
 
 def localisation_rows(runs: Runs, n_resamples: int = BOOTSTRAP_RESAMPLES) -> pd.DataFrame:
-    """arm, round, measure, mean, low, high, n, n_problems: the attempts that count (`localisation.per_attempt`)
-    pooled over seeds, 95% intervals resampling problems (one problem under several seeds is one cluster);
-    the active shares of samples and tokens are counted over every attempt, with no interval."""
+    """arm, round, measure, mean, low, high, n, n_problems: the attempts that count
+    (`localisation.per_attempt`) pooled over seeds, 95% intervals resampling problems (one
+    problem under several seeds is one cluster); the active shares of samples and tokens are
+    counted over every attempt, with no interval."""
     rows = []
     for (arm, r), tokens in _pooled_tokens(runs).items():
         attempts = localisation.per_attempt(tokens)
@@ -98,7 +99,8 @@ def localisation_pairs(runs: Runs, n_resamples: int = BOOTSTRAP_RESAMPLES) -> pd
     attempt, with a 95% interval resampling problems, both arms' means on those attempts, n (attempts),
     n_problems and n_seeds (seeds that contribute pairs). A pair with nothing in common has n = 0."""
     attempts = {arm: localisation.per_attempt(t) for (arm, _), t in _pooled_tokens(runs, (1,)).items()}
-    keys, column = ["seed", "problem_id", "sample_index"], PAIRED_MEASURE
+    keys = ["seed", "problem_id", "sample_index"]
+    column = PAIRED_MEASURE
     rows = []
     for arm, other in itertools.combinations(attempts, 2):
         seeds = _shared_seeds(runs, arm, other)
@@ -106,7 +108,8 @@ def localisation_pairs(runs: Runs, n_resamples: int = BOOTSTRAP_RESAMPLES) -> pd
             attempts[a].loc[attempts[a]["seed"].isin(seeds), [*keys, column]] for a in (arm, other)
         )
         pairs = mine.merge(theirs, on=keys, suffixes=("_arm", "_other"))
-        own, their = pairs[f"{column}_arm"], pairs[f"{column}_other"]
+        own = pairs[f"{column}_arm"]
+        their = pairs[f"{column}_other"]
         found = stats.cluster_interval(own - their, pairs["problem_id"], n_resamples=n_resamples)
         rows.append(
             dict(
@@ -157,9 +160,11 @@ def critique_rows(runs: Runs) -> pd.DataFrame:
 
 
 def token_samples(runs: Runs, tokenizer, per_arm: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A few first-round attempts per arm (first seed) with a known wrong step where there are any: the attempts
-    (question, teacher context, completion, correctness) and their tokens (text, advantage, step, segment)."""
-    attempts, tokens = [], []
+    """A few first-round attempts per arm (first seed) with a known wrong step where there
+    are any: the attempts (question, teacher context, completion, correctness) and their
+    tokens (text, advantage, step, segment)."""
+    attempts = []
+    tokens = []
     for arm, run_dir in _first_seed(runs).items():
         table = pd.read_parquet(output_path(run_dir, "distill", "tokens", round=1))
         if table.empty:
@@ -184,10 +189,30 @@ def token_samples(runs: Runs, tokenizer, per_arm: int = 3) -> tuple[pd.DataFrame
         rows = table.merge(picked, on=keys)
         text = [tokenizer.decode([t], skip_special_tokens=False) for t in rows["token_id"]]
         tokens.append(rows.assign(arm=arm, seed=_seed_of(runs, run_dir), round=1, token_text=text))
-    attempt_cols = ["arm", "seed", "round", "problem_id", "sample_index", "question", "context", "completion_text",
-                    "correct", "first_wrong_step"]  # fmt: skip
-    token_cols = ["arm", "seed", "round", "problem_id", "sample_index", "position", "token_text", "advantage",
-                  "step_index", "segment"]  # fmt: skip
+    attempt_cols = [
+        "arm",
+        "seed",
+        "round",
+        "problem_id",
+        "sample_index",
+        "question",
+        "context",
+        "completion_text",
+        "correct",
+        "first_wrong_step",
+    ]
+    token_cols = [
+        "arm",
+        "seed",
+        "round",
+        "problem_id",
+        "sample_index",
+        "position",
+        "token_text",
+        "advantage",
+        "step_index",
+        "segment",
+    ]
     return _frame(attempts, attempt_cols), _frame(tokens, token_cols)
 
 

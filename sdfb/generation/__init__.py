@@ -1,5 +1,6 @@
-"""Generation: the `Generator` interface (`base`), its Hugging Face (`hf`) and vLLM (`vllm_backend`) backends, and
-the one engine registry (`engines`). `make_generator` picks the configured backend; nothing heavy is imported here.
+"""Generation: the `Generator` interface (`base`), its Hugging Face (`hf`) and vLLM
+(`vllm_backend`) backends, and the one engine registry (`engines`). `make_generator` picks the
+configured backend; nothing heavy is imported here.
 """
 
 from __future__ import annotations
@@ -14,9 +15,21 @@ from sdfb.generation.hf import HFGenerator
 from sdfb.generation.vllm_backend import EngineStartError, PromptTooLongError
 
 __all__ = [
-    "Completion", "EngineStartError", "Generation", "Generator", "HFGenerator", "Progress", "PromptTooLongError",
-    "live_engines", "make_generator", "policy_engine", "release_engines", "resolve_engine", "sleep_engines", "vllm_engine",
-]  # fmt: skip
+    "Completion",
+    "EngineStartError",
+    "Generation",
+    "Generator",
+    "HFGenerator",
+    "Progress",
+    "PromptTooLongError",
+    "live_engines",
+    "make_generator",
+    "policy_engine",
+    "release_engines",
+    "resolve_engine",
+    "sleep_engines",
+    "vllm_engine",
+]
 
 
 def resolve_engine(engine: str) -> str:
@@ -29,8 +42,9 @@ def resolve_engine(engine: str) -> str:
 def make_generator(
     model: ModelConfig, engine: str, vllm: VLLMConfig, seed: int, adapter: Path | str | None, batch_size: int
 ) -> Generator:
-    """The configured backend (`rollout.engine`) with `adapter` applied. The vLLM engine comes from the registry
-    (one per flow run); HF models are loaded per call (about 2 s for the default model). `batch_size`: HF only."""
+    """The configured backend (`rollout.engine`) with `adapter` applied. The vLLM engine comes
+    from the registry (one per flow run); HF models are loaded per call (about 2 s for the
+    default model). `batch_size`: HF only."""
     if resolve_engine(engine) == "hf":
         return HFGenerator(
             model.name_or_path, model.dtype, adapter, batch_size, trust_remote_code=model.trust_remote_code

@@ -44,5 +44,6 @@ class Generator(Protocol):
         ...
 
     def prompt_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[list[float]]:
-        """Teacher forcing: the log-prob of each sequence's tokens from `start` on, given all tokens before."""
+        """Teacher forcing: the log-prob of each sequence's tokens from
+        `start` on, given all tokens before."""
         ...

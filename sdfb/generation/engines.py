@@ -1,5 +1,6 @@
-"""The one registry of in-process vLLM engines: started on first use, shared by every later stage and round of a
-flow run (the solver's and an LLM critic's), put to sleep while training runs, released when the flow run ends.
+"""The one registry of in-process vLLM engines: started on first use, shared by every later
+stage and round of a flow run (the solver's and an LLM critic's), put to sleep while training
+runs, released when the flow run ends.
 
 Nothing else holds an engine across calls; callers ask here and never keep one.
 """
@@ -36,9 +37,9 @@ def vllm_engine(
     trust_remote_code: bool = False,
     lora: bool = True,
 ) -> VLLMGenerator:
-    """The process's vLLM engine for these settings, started on first use. `section` names where the settings
-    live in the config (`rollout.vllm`, `critic.vllm`), for error messages; `lora`: whether requests may carry an
-    adapter (engines that never get one run without vLLM's LoRA layers)."""
+    """The process's vLLM engine for these settings, started on first use. `section` names where the
+    settings live in the config (`rollout.vllm`, `critic.vllm`), for error messages; `lora`: whether
+    requests may carry an adapter (engines that never get one run without vLLM's LoRA layers)."""
     key = (model_name, dtype, vllm, seed, trust_remote_code, lora)
     if key not in _ENGINES:
         log.info("starting the vLLM engine for %s", model_name)
@@ -48,9 +49,10 @@ def vllm_engine(
 
 
 def _release_at_exit() -> None:
-    """Release what is still running when the interpreter exits, before the handlers of the libraries the engine
-    imported (atexit runs the last registered first): an engine left to interpreter teardown loses its worker
-    processes to multiprocessing's exit handler while its own threads still wait on them. Registered once."""
+    """Release what is still running when the interpreter exits, before the handlers of the
+    libraries the engine imported (atexit runs the last registered first): an engine left to
+    interpreter teardown loses its worker processes to multiprocessing's exit handler while its own
+    threads still wait on them. Registered once."""
     if not _AT_EXIT:
         atexit.register(_release_left_over)
         _AT_EXIT.append(True)
@@ -65,9 +67,10 @@ def _release_left_over() -> None:
 def policy_engine(
     model: ModelConfig, vllm: VLLMConfig, seed: int, adapter: Path | str | None, section: str = "rollout.vllm"
 ) -> VLLMGenerator:
-    """The engine that samples from the base model plus `adapter`: the base engine with the LoRA adapter applied per
-    request, or (merging, the CPU default) an engine over the merged weights. A full fine-tune's checkpoint is a
-    model folder of its own and always gets its own engine. One checkpoint engine lives at a time."""
+    """The engine that samples from the base model plus `adapter`: the base engine with the
+    LoRA adapter applied per request, or (merging, the CPU default) an engine over the merged
+    weights. A full fine-tune's checkpoint is a model folder of its own and always gets its own
+    engine. One checkpoint engine lives at a time."""
     trust = model.trust_remote_code
     folder = Path(adapter) if adapter is not None else None
     full = (
@@ -89,8 +92,8 @@ def policy_engine(
 
 
 def adapters_per_request(vllm: VLLMConfig) -> bool:
-    """Whether the policy's LoRA adapters are applied per request (`rollout.vllm.merge_adapters: false`, the GPU
-    default) rather than merged into an engine of their own (the CPU default)."""
+    """Whether the policy's LoRA adapters are applied per request (`rollout.vllm.merge_adapters: false`,
+    the GPU default) rather than merged into an engine of their own (the CPU default)."""
     return on_gpu() if vllm.merge_adapters is None else not vllm.merge_adapters
 
 

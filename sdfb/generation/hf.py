@@ -39,8 +39,8 @@ class HFGenerator:
         too_long = [len(ids) for ids in encoded if limit and len(ids) + max_new_tokens > limit]
         if too_long:
             raise PromptTooLongError(
-                f"{len(too_long)} of {len(encoded)} prompts (longest {max(too_long)} tokens) leave no room for "
-                f"max_new_tokens={max_new_tokens} within the model's {limit} positions; lower "
+                f"{len(too_long)} of {len(encoded)} prompts (longest {max(too_long)} tokens) leave no room "
+                f"for max_new_tokens={max_new_tokens} within the model's {limit} positions; lower "
                 "data.max_question_chars or the sampling's max_new_tokens. Prompts are never truncated."
             )
 
@@ -93,7 +93,8 @@ class HFGenerator:
     ) -> list[list[Completion]]:
         import torch
 
-        tok, model = self.tokenizer, self.model
+        tok = self.tokenizer
+        model = self.model
         width = max(len(ids) for ids in batch)
         pad = tok.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch])

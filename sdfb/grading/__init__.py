@@ -1,5 +1,6 @@
-"""Grading: extract each completion's final answer and compare it with the gold answer, math-verify plus a second
-independent check, in a worker pool with time and memory limits. Statuses are recorded, never raised."""
+"""Grading: extract each completion's final answer and compare it with the gold answer,
+math-verify plus a second independent check, in a worker pool with time and memory
+limits. Statuses are recorded, never raised."""
 
 from sdfb.grading.extract import extract_answer
 from sdfb.grading.grade import Grade, gold_statuses, grade_completions, grade_pairs

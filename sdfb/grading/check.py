@@ -1,29 +1,37 @@
 """The second answer check: numbers, expressions and linear equations compared numerically with sympy.
 
-It parses with latex2sympy directly (not math-verify's extraction) and never sees math-verify's verdict; it
-abstains (None) on what it does not handle: sets, intervals, tuples, matrices, inequalities, nonlinear equations.
+It parses with latex2sympy directly (not math-verify's extraction) and never sees
+math-verify's verdict; it abstains (None) on what it does not handle: sets, intervals,
+tuples, matrices, inequalities, nonlinear equations.
 """
 
 from __future__ import annotations
 
 # Exact inputs are evaluated to 50 digits; values that agree to 30 are equal.
-_DIGITS, _RTOL_EXACT = 50, 1e-30
-# With a decimal written on either side: equal within 2e-6 relative, or within math-verify's six decimal places
-# as long as that hides less than 0.1% (1e-7 and 4e-7 round alike, but they are not the same answer).
-_RTOL, _ATOL_ROUNDED, _RTOL_ROUNDED = 2e-6, 1e-6, 1e-3
-# Expressions with unknowns are compared at four fixed points, up to 12 unknowns: positive, so square roots and
-# logarithms are defined, and spread by the golden ratio over [0.3, 2.7), so no two unknowns share a value.
+_DIGITS = 50
+_RTOL_EXACT = 1e-30
+# With a decimal written on either side: equal within 2e-6 relative, or within math-verify's six decimal
+# places as long as that hides less than 0.1% (1e-7 and 4e-7 round alike, but they are not the same answer).
+_RTOL = 2e-6
+_ATOL_ROUNDED = 1e-6
+_RTOL_ROUNDED = 1e-3
+# Expressions with unknowns are compared at four fixed points, up to 12 unknowns: positive, so square roots
+# and logarithms are defined, and spread by the golden ratio over [0.3, 2.7), so no two unknowns share a
+# value.
 _POINTS = [[0.3 + (k * 12 + j + 1) * 0.6180339887498949 % 2.4 for j in range(12)] for k in range(4)]
 
 
 def independent_check(gold: str, predicted: str) -> bool | None:
-    """Whether two checker forms (`sdfb.grading.normalise.checker_form`) are the same answer; None: no opinion.
+    """Whether two checker forms (`sdfb.grading.normalise.checker_form`)
+    are the same answer; None: no opinion.
 
-    An equation against a value is read as math-verify reads it: `x = 5` (or `x + y = 3`) answers with its right
-    side, a gold `x = 5` asks for 5 (a gold `x + y = 3` against a value: no opinion). Two equations are compared side by side: their differences of sides must be
-    proportional (`x + y = 3` is `2x + 2y = 6`, not `x - y = 3`); only linear equations are judged.
+    An equation against a value is read as math-verify reads it: `x = 5` (or `x + y = 3`) answers with its
+    right side, a gold `x = 5` asks for 5 (a gold `x + y = 3` against a value: no opinion). Two equations
+    are compared side by side: their differences of sides must be proportional (`x + y = 3` is `2x + 2y =
+    6`, not `x - y = 3`); only linear equations are judged.
     """
-    gold_expr, pred_expr = _parse(gold), _parse(predicted)
+    gold_expr = _parse(gold)
+    pred_expr = _parse(predicted)
     if gold_expr is None or pred_expr is None:
         return None
     try:
@@ -71,7 +79,8 @@ def _same_value(gold, pred) -> bool | None:
 
 def _same_equation(gold, pred) -> bool | None:
     """Linear equations are equivalent exactly when their coefficient vectors are proportional."""
-    gold_side, pred_side = gold.lhs - gold.rhs, pred.lhs - pred.rhs
+    gold_side = gold.lhs - gold.rhs
+    pred_side = pred.lhs - pred.rhs
     symbols = sorted(gold_side.free_symbols | pred_side.free_symbols, key=str)
     if not symbols or len(symbols) > len(_POINTS[0]):
         return None
@@ -94,7 +103,8 @@ def _same_equation(gold, pred) -> bool | None:
 
 
 def _coefficients(side, symbols):
-    """[a_1, ..., a_n, c] of a linear `side` = sum(a_i * x_i) + c, as numbers; None when `side` is not linear."""
+    """[a_1, ..., a_n, c] of a linear `side` = sum(a_i * x_i) + c, as
+    numbers; None when `side` is not linear."""
     coefficients = [side.diff(s) for s in symbols]
     if any(c.free_symbols for c in coefficients):
         return None
@@ -112,11 +122,13 @@ def _close(gold, pred, rounded: bool, point: dict) -> bool | None:
     """Numeric comparison at `point`; None when either side is not a finite number there."""
     from sympy import Abs, nan
 
-    a, b = gold.evalf(_DIGITS, subs=point), pred.evalf(_DIGITS, subs=point)
+    a = gold.evalf(_DIGITS, subs=point)
+    b = pred.evalf(_DIGITS, subs=point)
     if not (_finite(a) and _finite(b)):
         comparable = a.is_number and b.is_number and not (a.has(nan) or b.has(nan))
         return bool(a == b) if comparable else None  # oo is oo; nan is no number
-    difference, scale = Abs(a - b).evalf(_DIGITS), max(Abs(a).evalf(_DIGITS), Abs(b).evalf(_DIGITS))
+    difference = Abs(a - b).evalf(_DIGITS)
+    scale = max(Abs(a).evalf(_DIGITS), Abs(b).evalf(_DIGITS))
     if not rounded:
         return bool(difference <= _RTOL_EXACT * scale)
     return bool(

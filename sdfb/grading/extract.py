@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
-# What may stand between boxes that give one answer together: `\boxed{1}, \boxed{2}`, `$\boxed{2}$ and $\boxed{6}$`.
+# What may stand between boxes that give one answer together: `\boxed{1}, \boxed{2}`, `$\boxed{2}$ and
+# $\boxed{6}$`.
 _BOX_JOIN = re.compile(
     r"(?:\s|[,;&$]|\\[()\[\],;!: ]|\\q?quad\b|\\text\s*\{\s*(?:and|or|,)?\s*\}|\band\b|\bor\b)*",
     re.IGNORECASE,
 )
-# "Answer: 14", "**Final Answer:** 14", "> answer = 14" at the start of a line, "Answer $14$" / "Answer \[ 14 \]"
-# (no colon, a formula after it), or a "**Final Answer**" heading line (its value on the next line).
+# "Answer: 14", "**Final Answer:** 14", "> answer = 14" at the start of a line, "Answer $14$" / "Answer \[ 14
+# \]" (no colon, a formula after it), or a "**Final Answer**" heading line (its value on the next line).
 _ANSWER_LINE = re.compile(
     r"^[ \t>#*_-]*(?:the[ \t]+)?(?:final[ \t]+)?answer[ \t]*(?:\*\*)?[ \t]*"
     r"(?:[:=][ \t]*(?:\*\*)?[ \t]*(?P<value>[^\n]*)|(?P<formula>(?:\$|\\\[|\\\()[^\n]*)|[ \t*:]*$)",
@@ -29,7 +30,8 @@ _ANSWER_IS = re.compile(
     r"\b(?:(?:final\s+)?answers?\s+(?:is|are|would\s+be|will\s+be|should\s+be)\b(?:\s+(?:therefore|thus|then|clearly))?"
     r"\s*:?|(?:final|my)\s+answer\s*(?:\*\*)?\s*:)"
     r"(?:\*\*)?[ \t]*"
-    r"(?P<value>(?=[-+$\\(\[{*.\d\u2212]|[A-E][ \t]*(?:[.,)]|$)|(?:even|odd|neither|yes|no)\b[ \t]*(?:[.,!]|$))"
+    r"(?P<value>(?=[-+$\\(\[{*.\d\u2212]|[A-E][ \t]*(?:[.,)]|$)"
+    r"|(?:even|odd|neither|yes|no)\b[ \t]*(?:[.,!]|$))"
     r"[^\n]*)",
     re.IGNORECASE | re.MULTILINE,
 )
@@ -41,15 +43,17 @@ _SENTENCE_END = re.compile(r"\.\s+(?=[A-Z])")
 
 
 def extract_answer(text: str) -> str | None:
-    """The completion's final answer: whichever answer marker comes last in the text, or None when there is none.
+    """The completion's final answer: whichever answer marker comes last in
+    the text, or None when there is none.
 
-    Markers: an `Answer:` / `Final Answer:` line (its value, or the next line when it is empty), `Answer $9$`
-    and `Answer \\[ 9 \\]` without a colon, `the answer is ...` or `answer: ...` inside a line, a GSM8K `#### ...`
-    line, and `\\boxed{...}` (braces may nest: `\\boxed{\\frac{1}{2}}`). Boxes that only commas, `and`, `or` or
-    math delimiters separate are one answer, their contents joined by commas (`\\boxed{1}, \\boxed{2}` -> `1, 2`).
-    A marker whose value holds a box counts as that box. The last one counts because models revise ("Answer: 12
-    ... wait, that is wrong ... Answer: 14"); an answer line after a box overrides it for the same reason. Prose
-    with no marker at all (`so 5 + 9 = 14`) is no answer: the number a model happens to write last is not one.
+    Markers: an `Answer:` / `Final Answer:` line (its value, or the next line when it is empty), `Answer
+    $9$` and `Answer \\[ 9 \\]` without a colon, `the answer is ...` or `answer: ...` inside a line, a
+    GSM8K `#### ...` line, and `\\boxed{...}` (braces may nest: `\\boxed{\\frac{1}{2}}`). Boxes that only
+    commas, `and`, `or` or math delimiters separate are one answer, their contents joined by commas
+    (`\\boxed{1}, \\boxed{2}` -> `1, 2`). A marker whose value holds a box counts as that box. The last one
+    counts because models revise ("Answer: 12 ... wait, that is wrong ... Answer: 14"); an answer line
+    after a box overrides it for the same reason. Prose with no marker at all (`so 5 + 9 = 14`) is no
+    answer: the number a model happens to write last is not one.
     """
     candidates = _boxes(text)
     for pattern in (_ANSWER_LINE, _ANSWER_IS, _HASHES):

@@ -101,8 +101,8 @@ def grade_completions(
     missing = set(completions["problem_id"]) - set(gold.index)
     if missing:
         raise ValueError(
-            f"completions refer to unknown problems: {sorted(missing)[:5]}; grade them with the problems table "
-            "they were sampled from"
+            f"completions refer to unknown problems: {sorted(missing)[:5]}; grade them with the "
+            "problems table they were sampled from"
         )
     parsed = [parse_attempt(t) for t in completions["completion_text"]]
     answers = [extract_answer(t) for t in completions["completion_text"]]

@@ -1,24 +1,41 @@
-"""Answer normalisation: notation rewritten by the same rules for gold and prediction, one answer part at a time.
+"""Answer normalisation: notation rewritten by the same rules for gold and
+prediction, one answer part at a time.
 
-It rewrites notation (unicode, delimiters, thousands separators, units, currency, percent) with regexes and evaluates
-nothing; splitting an answer into its parts is `sdfb.grading.structure`'s job. Every rule that drops something
-(a unit, a separator, the words around a number) is refused where the result could equal a different answer.
+It rewrites notation (unicode, delimiters, thousands separators, units, currency, percent) with
+regexes and evaluates nothing; splitting an answer into its parts is `sdfb.grading.structure`'s
+job. Every rule that drops something (a unit, a separator, the words around a number) is refused
+where the result could equal a different answer.
 """
 
 from __future__ import annotations
 
 import re
 
-# Longer answers are `unparseable` without being parsed: no final answer is this long, and math-verify would log
-# the whole input on failure.
+# Longer answers are `unparseable` without being parsed: no final answer is this long, and math-verify would
+# log the whole input on failure.
 MAX_ANSWER_CHARS = 1000
 
 _UNICODE = {
-    "\u2212": "-", "\u2013": "-", "\u00d7": r"\times ", "\u00f7": r"\div ", "\u00b7": r"\cdot ",
-    "\u03c0": r"\pi ", "\u221e": r"\infty ", "\u221a": r"\sqrt", "\u00b0": r"^\circ", "\u00b2": "^2",
-    "\u00b3": "^3", "\u2264": r"\le ", "\u2265": r"\ge ", "\u2260": r"\ne ", "\u00a0": " ",
-    "\u20ac": "", "\u00a3": "", "\u00a5": "", "\u20b9": "",
-}  # fmt: skip
+    "\u2212": "-",
+    "\u2013": "-",
+    "\u00d7": r"\times ",
+    "\u00f7": r"\div ",
+    "\u00b7": r"\cdot ",
+    "\u03c0": r"\pi ",
+    "\u221e": r"\infty ",
+    "\u221a": r"\sqrt",
+    "\u00b0": r"^\circ",
+    "\u00b2": "^2",
+    "\u00b3": "^3",
+    "\u2264": r"\le ",
+    "\u2265": r"\ge ",
+    "\u2260": r"\ne ",
+    "\u00a0": " ",
+    "\u20ac": "",
+    "\u00a3": "",
+    "\u00a5": "",
+    "\u20b9": "",
+}
 _SPACES = {"\u202f": " ", "\u2009": " "}  # narrow and thin spaces: `1\u202f000`
 # Python, not mathematics: such an answer is never handed to a parser.
 _CODE = re.compile(r"\*\*|__|`|\bimport\b|\blambda\b|\w\(\s*['\"]|[A-Za-z_]\w*\.[A-Za-z_]\w*\(")
@@ -33,8 +50,8 @@ _REWRITES = [
     (re.compile(r"\\\$|\$"), ""),
     (re.compile(r"\\mathrm\s*\{\s*([ei])\s*\}"), r"\1"),  # Euler's e, the imaginary unit
     (re.compile(r"\\(?:text|textbf|textrm|mathrm|mbox)\s*\{\s*([-+]?\d[\d.,]*)\s*\}"), r"\1"),  # \text{13}
-    # Thousands written as LaTeX (1{,}234, MATH's 10,\!000, thin spaces 1\,234) are never list separators; a plain
-    # comma or space is one only when the whole answer is that number (`whole_number`).
+    # Thousands written as LaTeX (1{,}234, MATH's 10,\!000, thin spaces 1\,234) are never list separators; a
+    # plain comma or space is one only when the whole answer is that number (`whole_number`).
     (re.compile(r"(?<=\d)(?:\{,\}|,\s*\\!\s*|\\[,;: ]|~)(?=\d{3}(?!\d))"), ""),
     (re.compile(r"(?<!\\)\\[,;!: ]|~"), " "),  # spacing commands, not the row break \\
 ]
@@ -45,8 +62,8 @@ _LEAF_REWRITES = [
 ]
 _GROUPED_NUMBER = re.compile(r"[-+]?\d{1,3}(?P<sep>[, ])\d{3}(?:(?P=sep)\d{3})*(?:\.\d+)?")
 
-# Units: a trailing percent or degree sign, a trailing \text{...} (with an optional power), or a trailing run of
-# words after a number. Words that change what the number means are never a unit.
+# Units: a trailing percent or degree sign, a trailing \text{...} (with an optional power), or a trailing run
+# of words after a number. Words that change what the number means are never a unit.
 _PERCENT = re.compile(r"\s*(?:\\?%|\bper\s*cent\b|\bpercent(?:age)?\b)\s*$")
 _DEGREES = re.compile(r"\s*(?:\^\s*\{?\s*\\circ\s*\}?|\\circ\b|\\degree\b|\bdegrees?\b)\s*$")
 _TEXT_UNIT = re.compile(
@@ -63,8 +80,9 @@ def words(text: str) -> frozenset[str]:
 
 # Words that bound, negate, scale or join: `5 million`, `5 or more`, `not 5`, `less than 5` are not 5.
 BLOCKERS = words(
-    """not no non never neither nor either less more fewer greater smaller larger least most than except without
-    between above below under over before after almost nearly within plus minus times divided half twice double
+    """not no non never neither nor either less more fewer greater smaller larger least most than except
+    without between above below under over before after almost nearly within plus minus times divided half
+    twice double
     triple hundred thousand million billion trillion dozen hundreds thousands millions billions dozens
     squared cubed root roots"""
 )
@@ -90,8 +108,8 @@ _ENGLISH_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]+|[aI]")
 def prepare(answer: str) -> str | None:
     """The answer with notation rewritten, or None when it must not be parsed at all.
 
-    None: longer than MAX_ANSWER_CHARS, or written as code (`**`, `__`, `import`, a call with a string argument
-    such as `eval('1+1')`, an attribute call such as `os.system(...)`).
+    None: longer than MAX_ANSWER_CHARS, or written as code (`**`, `__`, `import`, a call with a string
+    argument such as `eval('1+1')`, an attribute call such as `os.system(...)`).
     """
     if len(answer) > MAX_ANSWER_CHARS:
         return None
@@ -107,8 +125,8 @@ def prepare(answer: str) -> str | None:
 
 
 def whole_number(text: str) -> str:
-    """`1,234` and `1 000` (groups of exactly three digits) as one number, but only when the whole answer, units
-    aside, is that number: in `(1,234)`, `\\{1,234\\}` or `1, 234` the comma separates two values."""
+    """`1,234` and `1 000` (groups of exactly three digits) as one number, but only when the whole answer,
+    units aside, is that number: in `(1,234)`, `\\{1,234\\}` or `1, 234` the comma separates two values."""
     stripped, _ = strip_units(text)
     if _GROUPED_NUMBER.fullmatch(stripped):
         return stripped.replace(",", "").replace(" ", "") + text[len(stripped) :]
@@ -164,7 +182,8 @@ def _canonical_unit(raw: list[str]) -> str:
         text = unit.lower().replace("sq.", "square")
         power = re.search(r"\^\s*\{?(\d)", text)
         words = [w for w in re.findall(r"[a-z]+|/|%", text) if w not in _GENERIC_UNITS]
-        squared, cubed = {"square", "squared", "sq"} & set(words), {"cubic", "cubed"} & set(words)
+        squared = {"square", "squared", "sq"} & set(words)
+        cubed = {"cubic", "cubed"} & set(words)
         suffix = "^2" if squared else "^3" if cubed else f"^{power.group(1)}" if power else ""
         words = [_UNIT_ALIASES.get(_singular(w), _singular(w)) for w in words if w not in squared | cubed]
         if words:
@@ -183,9 +202,10 @@ def _singular(word: str) -> str:
 def prose_value(text: str) -> str | None:
     """The value a sentence states, or None when it states none or several.
 
-    After `is` / `are` / `equals` when what follows is one value (`The volume of ABCDEFGH is 120`); else its one
-    run of mathematics (`She has 14 apples left` -> 14). None when a word bounds, negates or scales the value
-    (`less than 5`, `not 5`, `5 million`) or when there are two runs (`In 2 hours she walks 14 miles`).
+    After `is` / `are` / `equals` when what follows is one value (`The volume of ABCDEFGH is
+    120`); else its one run of mathematics (`She has 14 apples left` -> 14). None when a word
+    bounds, negates or scales the value (`less than 5`, `not 5`, `5 million`) or when there are
+    two runs (`In 2 hours she walks 14 miles`).
     """
     words = {w.lower() for w in re.findall(r"[A-Za-z]+", _COMMAND.sub(" ", text))}
     if words & BLOCKERS:
@@ -201,7 +221,8 @@ def after_predicate(text: str) -> str | None:
 
 
 def _math_spans(text: str) -> list[str]:
-    """Runs of tokens that are not words (single letters count as variables), each holding a digit or a command."""
+    """Runs of tokens that are not words (single letters count as
+    variables), each holding a digit or a command."""
     spans: list[list[str]] = [[]]
     for token in text.split():
         bare = token.strip(".,;:!?")

@@ -42,8 +42,8 @@ def _run_until_a_hang(check, jobs: list[tuple], timeout_seconds: float, workers:
             ready.wait(timeout=_START_TIMEOUT)
         except threading.BrokenBarrierError:
             raise RuntimeError(
-                f"grading workers did not start within {_START_TIMEOUT:.0f} s; check that math-verify imports "
-                "in a fresh interpreter (python -c 'import math_verify')"
+                f"grading workers did not start within {_START_TIMEOUT:.0f} s; check that math-verify "
+                "imports in a fresh interpreter (python -c 'import math_verify')"
             ) from None
         pending = [pool.apply_async(check, job) for job in jobs]
         results = []

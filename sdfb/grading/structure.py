@@ -1,5 +1,5 @@
-"""An answer's structure: its parts (a list of solutions, a set, a tuple, an interval, a union, a ratio) as a tree
-whose leaves are single values, each normalised on its own. It reads notation; it compares nothing."""
+"""An answer's structure: its parts (a list of solutions, a set, a tuple, an interval, a union, a ratio) as
+a tree whose leaves are single values, each normalised on its own. It reads notation; it compares nothing."""
 
 from __future__ import annotations
 
@@ -52,9 +52,9 @@ Node = Leaf | Group
 def parse_answer(answer: str) -> Node | None:
     """The answer's tree, or None when it must not be parsed (code, over-long: see `normalise.prepare`).
 
-    Words only (`Alice and Bob`, `\\text{odd}`) stay one leaf. An answer with a part that mixes words and numbers
-    is read as a sentence: what follows `is` when that is one value or structure, else its one run of mathematics
-    (`prose_value`); a sentence with none or several is a leaf no checker reads (form None).
+    Words only (`Alice and Bob`, `\\text{odd}`) stay one leaf. An answer with a part that mixes words and
+    numbers is read as a sentence: what follows `is` when that is one value or structure, else its one run
+    of mathematics (`prose_value`); a sentence with none or several is a leaf no checker reads (form None).
     """
     text = prepare(answer)
     if text is None:
@@ -129,12 +129,13 @@ def _parse(text: str) -> Node:
 
 
 def _plus_minus(text: str) -> Group | None:
-    """`1 \\pm \\sqrt{2}`, `x = \\pm 3`, `\\frac{1 \\pm \\sqrt{5}}{2}` as the two values they stand for (the sign
-    binds as a written sign does); None unless there is exactly one `\\pm`."""
+    """`1 \\pm \\sqrt{2}`, `x = \\pm 3`, `\\frac{1 \\pm \\sqrt{5}}{2}` as the two values they stand for
+    (the sign binds as a written sign does); None unless there is exactly one `\\pm`."""
     found = list(_PM.finditer(text))
     if len(found) != 1:
         return None
-    head, tail = text[: found[0].start()], text[found[0].end() :]
+    head = text[: found[0].start()]
+    tail = text[found[0].end() :]
     binary = head and not head.endswith(("=", "(", "{"))
     plus, minus = (
         (f"{head} + {tail}", f"{head} - {tail}") if binary else (f"{head} {tail}", f"{head} -{tail}")
@@ -157,7 +158,8 @@ def _bracketed(opener: str, inner: str, closer: str) -> Node:
 
 
 def _brackets(text: str):
-    """(index, token, depth change) for every bracket in `text`; escaped braces `\\{` `\\}` count as brackets."""
+    """(index, token, depth change) for every bracket in `text`; escaped
+    braces `\\{` `\\}` count as brackets."""
     index = 0
     while index < len(text):
         for token in ("\\{", "\\}", "\\langle", "\\rangle"):
@@ -178,7 +180,8 @@ def _split_top(text: str, separator: re.Pattern) -> list[str]:
     for index, token, change in _brackets(text):
         changes[index + len(token)] += change
     depth_after = list(accumulate(changes))
-    parts, start = [], 0
+    parts = []
+    start = 0
     for found in separator.finditer(text):
         if found.end() > found.start() and found.start() >= start and depth_after[found.start()] == 0:
             parts.append(text[start : found.start()].strip())
@@ -187,7 +190,8 @@ def _split_top(text: str, separator: re.Pattern) -> list[str]:
 
 
 def _enclosing(text: str) -> tuple[str, str, str] | None:
-    """(opener, inside, closer) when one pair of brackets encloses all of `text`; `[1, 2)` counts as a pair."""
+    """(opener, inside, closer) when one pair of brackets encloses all
+    of `text`; `[1, 2)` counts as a pair."""
     tokens = list(_brackets(text))
     if not tokens or tokens[0][0] != 0 or tokens[0][2] != 1:
         return None

@@ -33,17 +33,18 @@ def light_form(answer: str) -> str:
 def text_key(answer: str, loose: bool = False) -> str | None:
     """The answer as text (`text:odd`, `choice:C`), or None when it is not a text answer.
 
-    Text answers: a whole `\\text{...}` (or `\\textbf`, `\\mathrm`, `\\mbox`) of words, a letter choice `(C)`, and
-    the words in ANSWER_WORDS (`odd`, `Even`, `neither`). With `loose`, any words and a bare letter count too: that
-    reading is used only against a text answer (`Evelyn` against `\\text{Evelyn}`, `C` against `\\text{(C)}`).
-    Case is ignored; `The function is odd` reads as `odd`.
+    Text answers: a whole `\\text{...}` (or `\\textbf`, `\\mathrm`, `\\mbox`) of words, a letter choice
+    `(C)`, and the words in ANSWER_WORDS (`odd`, `Even`, `neither`). With `loose`, any words and a bare
+    letter count too: that reading is used only against a text answer (`Evelyn` against `\\text{Evelyn}`,
+    `C` against `\\text{(C)}`). Case is ignored; `The function is odd` reads as `odd`.
     """
     text = prepare(answer)
     if text is None:
         return None
     explicit = False
     while (found := _WRAPPER.fullmatch(text)) is not None:
-        text, explicit = found.group("inner").strip().rstrip(".").strip(), True
+        text = found.group("inner").strip().rstrip(".").strip()
+        explicit = True
     choice = _CHOICE.fullmatch(text)
     if choice:
         letter = choice.group("paren") or choice.group("bare")

@@ -1,5 +1,6 @@
-"""The verdict on one (prediction, gold) pair: same string, then structure part by part, each part by text or by
-math-verify plus the second check. It runs inside a grading worker; time and memory limits are the pool's."""
+"""The verdict on one (prediction, gold) pair: same string, then structure part by part,
+each part by text or by math-verify plus the second check. It runs inside a grading worker;
+time and memory limits are the pool's."""
 
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ _PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 def verdict(predicted: str, gold: str) -> tuple[GradeStatus, bool]:
-    """(status, checks_disagree): `correct`, `wrong` or `unparseable`, and whether the two checks split on it.
+    """(status, checks_disagree): `correct`, `wrong` or `unparseable`,
+    and whether the two checks split on it.
 
     Rules, in order: an answer written as code or over-long is `unparseable`; the same string after light
-    normalisation is `correct`; otherwise the two trees must match (`compare_trees`). The second check can only
-    take `correct` away, and a disagreement is recorded only on a `wrong` verdict.
+    normalisation is `correct`; otherwise the two trees must match (`compare_trees`). The second check can
+    only take `correct` away, and a disagreement is recorded only on a `wrong` verdict.
     """
-    gold_tree, pred_tree = parse_answer(gold), parse_answer(predicted)
+    gold_tree = parse_answer(gold)
+    pred_tree = parse_answer(predicted)
     if pred_tree is None or gold_tree is None:
         return GradeStatus.UNPARSEABLE, False
     if light_form(predicted) == light_form(gold):
@@ -31,7 +34,8 @@ def verdict(predicted: str, gold: str) -> tuple[GradeStatus, bool]:
 
 
 def gold_verdict(gold: str) -> GoldStatus:
-    """ok when every part of the gold answer is readable (text, or parsed by math-verify), else unparseable."""
+    """ok when every part of the gold answer is readable (text, or
+    parsed by math-verify), else unparseable."""
     quick = quick_gold_status(gold)
     if quick is not None:
         return quick
@@ -148,7 +152,8 @@ class LeafJudge:
     def _math(self, gold: str, pred: str) -> GradeStatus:
         from math_verify import verify
 
-        gold_parsed, pred_parsed = self.parsed(gold), self.parsed(pred)
+        gold_parsed = self.parsed(gold)
+        pred_parsed = self.parsed(pred)
         if not gold_parsed or not pred_parsed:
             return GradeStatus.UNPARSEABLE
         first = verify(gold_parsed, pred_parsed, timeout_seconds=None)
@@ -177,7 +182,8 @@ def _text_verdict(gold: str, pred: str) -> GradeStatus | None:
 
     A text gold against a value is `wrong`; a text prediction against a numeric gold is `wrong` when it is a
     text answer on its own (`odd`), else left to the checkers (`banana` is `unparseable` there)."""
-    gold_key, pred_key = text_key(gold), text_key(pred)
+    gold_key = text_key(gold)
+    pred_key = text_key(pred)
     if gold_key is None and pred_key is None:
         return None
     gold_key = gold_key or text_key(gold, loose=True)

@@ -23,8 +23,8 @@ _CHECKER_LOGGERS = (
 
 
 class _CapLength(logging.Filter):
-    """Cuts a record's message and traceback to `max_chars`; drops the warning that the checker's own timeout is
-    off (it is off on purpose: the parent process enforces the limit)."""
+    """Cuts a record's message and traceback to `max_chars`; drops the warning that the checker's own
+    timeout is off (it is off on purpose: the parent process enforces the limit)."""
 
     def __init__(self, max_chars: int):
         super().__init__()
@@ -39,7 +39,8 @@ class _CapLength(logging.Filter):
         message = record.getMessage()
         if message.startswith("Timeout is disabled"):
             return False
-        record.msg, record.args = self._cut(message), ()
+        record.msg = self._cut(message)
+        record.args = ()
         if record.exc_info:
             record.exc_text = self._cut("".join(traceback.format_exception(*record.exc_info)))
             record.exc_info = None
@@ -57,8 +58,9 @@ def cap_checker_logs(max_chars: int = LOG_CAP) -> None:
 def start_worker(ready, memory_mb: int) -> None:
     """Pool initializer: import the checkers, cap their logs, wait for the other workers, then cap memory.
 
-    The address-space limit is what the worker holds once imported plus `memory_mb`: a spawned worker re-imports
-    the parent's main module, so its own footprint depends on the program that started it, not on the checks.
+    The address-space limit is what the worker holds once imported plus `memory_mb`: a
+    spawned worker re-imports the parent's main module, so its own footprint depends on the
+    program that started it, not on the checks.
     """
     import math_verify  # noqa: F401  (import cost must not count against the first comparison's time limit)
 
@@ -83,9 +85,9 @@ def _address_space() -> int:
 def compare(predicted: str, gold: str) -> tuple[GradeStatus, bool]:
     """(status, checks_disagree) for one pair, in a worker process (`sdfb.grading.verdict.verdict`).
 
-    A MemoryError that reaches this function (the worker's address-space limit) is `timeout`: the check ran out
-    of its budget. math-verify swallows most errors inside its comparison, so a limit hit there usually ends as
-    `wrong`.
+    A MemoryError that reaches this function (the worker's address-space limit) is `timeout`:
+    the check ran out of its budget. math-verify swallows most errors inside its comparison, so
+    a limit hit there usually ends as `wrong`.
     """
     try:
         return verdict(predicted, gold)

@@ -1,5 +1,6 @@
-"""One self-contained HTML report (plotly.js inlined, no network) of an experiment's analysis folder: header,
-scores, paired differences, localisation, training, critiques and a token view. Draws; computes no statistics."""
+"""One self-contained HTML report (plotly.js inlined, no network) of an experiment's
+analysis folder: header, scores, paired differences, localisation, training, critiques and
+a token view. Draws; computes no statistics."""
 
 from __future__ import annotations
 

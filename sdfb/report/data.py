@@ -1,5 +1,6 @@
-"""The report's inputs: the analysis folder's summary and tables read leniently (missing or empty is no data), arm
-order and colours, and the small formatting helpers every section shares. No plotting, no HTML layout."""
+"""The report's inputs: the analysis folder's summary and tables read leniently
+(missing or empty is no data), arm order and colours, and the small formatting helpers
+every section shares. No plotting, no HTML layout."""
 
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 
 def _arm_order(summary: dict[str, Any], tables: dict[str, pd.DataFrame]) -> tuple[str, ...]:
-    """The summary's arms in its order (the reference first when it names one), then any other arm in the tables."""
+    """The summary's arms in its order (the reference first when it names
+    one), then any other arm in the tables."""
     order = list((summary.get("arms") or {}).keys())
     reference = summary.get("reference")
     if reference in order:

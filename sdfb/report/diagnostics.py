@@ -1,5 +1,6 @@
-"""Sections 3 to 5: where the negative advantage lands per round (localisation), the training curves, and the
-critic's cases and statuses. Reads the localisation, training and critiques tables; no statistics of its own."""
+"""Sections 3 to 5: where the negative advantage lands per round (localisation), the
+training curves, and the critic's cases and statuses. Reads the localisation, training and
+critiques tables; no statistics of its own."""
 
 from __future__ import annotations
 
@@ -9,35 +10,60 @@ from sdfb.names import CriticCase, CritiqueStatus
 from sdfb.report.data import Inputs, arm_label, esc, html_table, interval, no_data, pct
 from sdfb.report.page import figure_html, section, style_figure
 
-SEGMENTS = {"mean_adv_prefix": "before the wrong step", "mean_adv_wrong_step": "wrong step",
-            "mean_adv_after": "after the wrong step"}  # fmt: skip
+SEGMENTS = {
+    "mean_adv_prefix": "before the wrong step",
+    "mean_adv_wrong_step": "wrong step",
+    "mean_adv_after": "after the wrong step",
+}
 ACTIVE = {"active_samples": "attempts with any |A| > 0", "active_tokens": "tokens with |A| > 0"}
-CASE_COLOURS = {CriticCase.REPRODUCE: "#0072B2", CriticCase.INSERT_STEP: "#56B4E9", CriticCase.FINISH: "#E69F00",
-                CriticCase.FIX_ERROR: "#D55E00", CriticCase.NONE: "#BFC5CC"}  # fmt: skip
-STATUS_COLOURS = {CritiqueStatus.OK: "#009E73", CritiqueStatus.WRONG_ANSWER: "#E69F00",
-                  CritiqueStatus.DROPPED_STEPS: "#CC79A7", CritiqueStatus.MALFORMED: "#D55E00",
-                  CritiqueStatus.FAILED: "#A61B1B", CritiqueStatus.NO_STEPS: "#8C6D31",
-                  CritiqueStatus.UNAVAILABLE: "#9AA5B1"}  # fmt: skip
+CASE_COLOURS = {
+    CriticCase.REPRODUCE: "#0072B2",
+    CriticCase.INSERT_STEP: "#56B4E9",
+    CriticCase.FINISH: "#E69F00",
+    CriticCase.FIX_ERROR: "#D55E00",
+    CriticCase.NONE: "#BFC5CC",
+}
+STATUS_COLOURS = {
+    CritiqueStatus.OK: "#009E73",
+    CritiqueStatus.WRONG_ANSWER: "#E69F00",
+    CritiqueStatus.DROPPED_STEPS: "#CC79A7",
+    CritiqueStatus.MALFORMED: "#D55E00",
+    CritiqueStatus.FAILED: "#A61B1B",
+    CritiqueStatus.NO_STEPS: "#8C6D31",
+    CritiqueStatus.UNAVAILABLE: "#9AA5B1",
+}
 
 
 def _line(go, inputs: Inputs, rows: pd.DataFrame, arm: str, show: bool, scale: float = 1.0, **style):
-    """One arm's measure over rounds, with its interval as error bars; `style` may set name, group, dash, symbol
-    and any other Scatter attribute."""
+    """One arm's measure over rounds, with its interval as error bars; `style` may set name, group, dash,
+    symbol and any other Scatter attribute."""
     rows = rows.sort_values("round")
-    name, group = style.pop("name", arm), style.pop("group", arm)
-    dash, symbol = style.pop("dash", "solid"), style.pop("symbol", "circle")
+    name = style.pop("name", arm)
+    group = style.pop("group", arm)
+    dash = style.pop("dash", "solid")
+    symbol = style.pop("symbol", "circle")
     unit = "%" if scale == 100 else ""
     return go.Scatter(
-        x=rows["round"], y=scale * rows["mean"], name=name, legendgroup=group, showlegend=show,
-        mode="lines+markers", line={"color": inputs.colour(arm), "width": 2, "dash": dash},
+        x=rows["round"],
+        y=scale * rows["mean"],
+        name=name,
+        legendgroup=group,
+        showlegend=show,
+        mode="lines+markers",
+        line={"color": inputs.colour(arm), "width": 2, "dash": dash},
         marker={"color": inputs.colour(arm), "size": 7, "symbol": symbol},
-        error_y={"type": "data", "array": scale * (rows["high"] - rows["mean"]),
-                 "arrayminus": scale * (rows["mean"] - rows["low"]), "thickness": 1.2, "width": 3},
+        error_y={
+            "type": "data",
+            "array": scale * (rows["high"] - rows["mean"]),
+            "arrayminus": scale * (rows["mean"] - rows["low"]),
+            "thickness": 1.2,
+            "width": 3,
+        },
         customdata=rows.assign(lo=scale * rows["low"], hi=scale * rows["high"])[["lo", "hi", "n"]],
         hovertemplate=f"<b>{esc(arm)}</b> round %{{x}}: %{{y:.3~g}}{unit} [%{{customdata[0]:.3~g}}, "
         f"%{{customdata[1]:.3~g}}] (n=%{{customdata[2]}})<extra>{esc(name) if name != arm else ''}</extra>",
         **style,
-    )  # fmt: skip
+    )
 
 
 def localisation_section(inputs: Inputs) -> str:
@@ -61,10 +87,10 @@ def localisation_section(inputs: Inputs) -> str:
                 part += f" (mass minus chance {interval(*excess[['mean', 'low', 'high']], unit=' pp')})"
             parts.append(part)
     summary = (
-        "Negative advantage mass that falls on the critic's first wrong step, against that step's share of tokens "
-        "(what chance would give), over the attempts with a first wrong step that has tokens and some negative "
-        "advantage (docs/localisation.md); mean advantage per segment; how often the teacher disagrees at all. "
-        "Means over attempts with 95% intervals that resample problems."
+        "Negative advantage mass that falls on the critic's first wrong step, against that step's share of "
+        "tokens (what chance would give), over the attempts with a first wrong step that has tokens and "
+        "some negative advantage (docs/localisation.md); mean advantage per segment; how often the teacher "
+        "disagrees at all. Means over attempts with 95% intervals that resample problems."
     )
     if parts:
         summary += " Last round: " + "; ".join(parts) + "."
@@ -128,11 +154,29 @@ def _mass_figure(inputs: Inputs, table: pd.DataFrame):
             own[own["measure"] == "neg_mass_in_wrong_step"],
             own[own["measure"] == "wrong_step_token_share"],
         )
-        fig.add_trace(_line(go, inputs, mass, arm, col == 1, 100, name="negative mass on wrong step",
-                            group="mass"), row=1, col=col)  # fmt: skip
+        fig.add_trace(
+            _line(go, inputs, mass, arm, col == 1, 100, name="negative mass on wrong step", group="mass"),
+            row=1,
+            col=col,
+        )
         if not chance.empty:
-            fig.add_trace(_line(go, inputs, chance, arm, col == 1, 100, name="wrong step's token share (chance)",
-                                group="chance", dash="dot", symbol="circle-open", opacity=0.7), row=1, col=col)  # fmt: skip
+            fig.add_trace(
+                _line(
+                    go,
+                    inputs,
+                    chance,
+                    arm,
+                    col == 1,
+                    100,
+                    name="wrong step's token share (chance)",
+                    group="chance",
+                    dash="dot",
+                    symbol="circle-open",
+                    opacity=0.7,
+                ),
+                row=1,
+                col=col,
+            )
         fig.update_xaxes(title_text="round", dtick=1, row=1, col=col)
     fig.update_yaxes(ticksuffix="%", rangemode="tozero")
     return style_figure(fig, 360)
@@ -146,10 +190,11 @@ def _active_figure(inputs: Inputs, table: pd.DataFrame):
     return _measures_figure(inputs, table, ACTIVE, scale=100, height=320, zero_line=False)
 
 
-def _measures_figure(inputs: Inputs, table: pd.DataFrame, labels: dict[str, str], scale: float, height: int,
-                     zero_line: bool):  # fmt: skip
-    """One panel per measure in `labels` that the table holds, every arm's line over rounds in each; `scale` 100
-    draws shares as percentages, `zero_line` marks y = 0 (signed measures)."""
+def _measures_figure(
+    inputs: Inputs, table: pd.DataFrame, labels: dict[str, str], scale: float, height: int, zero_line: bool
+):
+    """One panel per measure in `labels` that the table holds, every arm's line over rounds in each;
+    `scale` 100 draws shares as percentages, `zero_line` marks y = 0 (signed measures)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -182,9 +227,11 @@ def training_section(inputs: Inputs) -> str:
     curves = _global_steps(table)
     last = curves.sort_values("global_step").groupby("arm").tail(1)
     parts = [f"{arm_label(inputs, r['arm'])} loss {r['loss']:.3g}" for _, r in last.iterrows()]
-    summary = (f"Per optimiser step, averaged over seeds; the x axis runs across rounds "
-               f"({int(table['round'].nunique())} rounds, dotted lines at round starts). "
-               f"Last step: {'; '.join(parts)}.")  # fmt: skip
+    summary = (
+        f"Per optimiser step, averaged over seeds; the x axis runs across rounds "
+        f"({int(table['round'].nunique())} rounds, dotted lines at round starts). "
+        f"Last step: {'; '.join(parts)}."
+    )
     return section("training", title, summary, figure_html(_training_figure(inputs, curves), "fig-training"))
 
 
@@ -206,11 +253,23 @@ def _training_figure(inputs: Inputs, curves: pd.DataFrame):
             own = curves[curves["arm"] == arm]
             if own.empty:
                 continue
-            fig.add_trace(go.Scatter(
-                x=own["global_step"], y=own[column], name=arm, legendgroup=arm, showlegend=row == 1, mode="lines",
-                line={"color": inputs.colour(arm), "width": 1.8}, customdata=own[["round", "step"]],
-                hovertemplate=f"<b>{esc(arm)}</b> round %{{customdata[0]}} step %{{customdata[1]}}<br>{label} "
-                "%{y:.4g}<extra></extra>"), row=row, col=1)  # fmt: skip
+            fig.add_trace(
+                go.Scatter(
+                    x=own["global_step"],
+                    y=own[column],
+                    name=arm,
+                    legendgroup=arm,
+                    showlegend=row == 1,
+                    mode="lines",
+                    line={"color": inputs.colour(arm), "width": 1.8},
+                    customdata=own[["round", "step"]],
+                    hovertemplate=f"<b>{esc(arm)}</b> round %{{customdata[0]}} "
+                    f"step %{{customdata[1]}}<br>{label} "
+                    "%{y:.4g}<extra></extra>",
+                ),
+                row=row,
+                col=1,
+            )
         fig.update_yaxes(title_text=label, row=row, col=1)
     starts = curves.groupby("round")["global_step"].min().iloc[1:]
     for x in starts:
@@ -226,8 +285,10 @@ def critiques_section(inputs: Inputs) -> str:
         return section("critiques", title, "The critic's cases and statuses.", no_data("critiques"))
     total = int(table["count"].sum())
     ok = int(table.loc[table["status"] == CritiqueStatus.OK, "count"].sum())
-    summary = (f"{total} critiques over all seeds and rounds, {pct(ok / total if total else float('nan'))} "
-               "with status ok. Cases on the left, statuses on the right, stacked per arm.")  # fmt: skip
+    summary = (
+        f"{total} critiques over all seeds and rounds, {pct(ok / total if total else float('nan'))} "
+        "with status ok. Cases on the left, statuses on the right, stacked per arm."
+    )
     return section(
         "critiques", title, summary, figure_html(_critiques_figure(inputs, table), "fig-critiques")
     )
@@ -244,8 +305,18 @@ def _critiques_figure(inputs: Inputs, table: pd.DataFrame):
         values = [str(v) for v in table[column].dropna().unique()]
         for value in [str(v) for v in colours if v in values] + sorted(set(values) - set(colours)):
             ys = [int(counts.get((arm, value), 0)) for arm in arms]
-            fig.add_trace(go.Bar(x=arms, y=ys, name=value, marker_color=colours.get(value, "#7b8794"),
-                                 legendgroup=column, legendgrouptitle_text=column,
-                                 hovertemplate=f"%{{x}}: {esc(value)} %{{y}}<extra></extra>"), row=1, col=col)  # fmt: skip
+            fig.add_trace(
+                go.Bar(
+                    x=arms,
+                    y=ys,
+                    name=value,
+                    marker_color=colours.get(value, "#7b8794"),
+                    legendgroup=column,
+                    legendgrouptitle_text=column,
+                    hovertemplate=f"%{{x}}: {esc(value)} %{{y}}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
     fig.update_yaxes(title_text="critiques", row=1, col=1)
     return style_figure(fig, 380, barmode="stack", legend={"orientation": "v", "x": 1.02, "y": 1})

@@ -1,6 +1,8 @@
-"""The report's page: stylesheet, sections, the header (experiment, arms, checkpoint choice) and plotly embedding.
+"""The report's page: stylesheet, sections, the header (experiment, arms,
+checkpoint choice) and plotly embedding.
 
-Plotly's JavaScript is inlined once in the head, so the file opens offline; figures are drawn by the sections."""
+Plotly's JavaScript is inlined once in the head, so the file opens
+offline; figures are drawn by the sections."""
 
 from __future__ import annotations
 
@@ -45,14 +47,16 @@ table.data tr.chosen td { background: #f0f7ff; }
 .attempt-body { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); }
 .attempt-body > div { padding: 10px 12px; min-width: 0; }
 .attempt-body > div + div { border-left: 1px solid var(--line); background: #fcfcfd; }
-.label { font-size: 12px; color: var(--muted); text-transform: uppercase; letter-spacing: .04em; margin: 0 0 4px; }
-.text, .completion { white-space: pre-wrap; overflow-wrap: anywhere; font: 13px/1.6 ui-monospace, 'DejaVu Sans Mono',
-  monospace; margin: 0 0 10px; }
+.label { font-size: 12px; color: var(--muted); text-transform: uppercase; letter-spacing: .04em;
+  margin: 0 0 4px; }
+.text, .completion { white-space: pre-wrap; overflow-wrap: anywhere;
+  font: 13px/1.6 ui-monospace, 'DejaVu Sans Mono', monospace; margin: 0 0 10px; }
 .context { max-height: 360px; overflow: auto; }
 .tok { border-radius: 2px; }
 .tok.step-start { border-left: 2px solid #7b8794; padding-left: 1px; }
 .tok.wrong { outline: 1.5px solid #c81e1e; outline-offset: -1px; }
-.scale { display: flex; align-items: center; gap: 8px; font-size: 12.5px; color: var(--muted); margin: 4px 0 8px; }
+.scale { display: flex; align-items: center; gap: 8px; font-size: 12.5px; color: var(--muted);
+  margin: 4px 0 8px; }
 .scale .bar { width: 220px; height: 12px; border-radius: 3px; border: 1px solid var(--line);
   background: linear-gradient(90deg, rgba(214,39,40,.65), rgba(255,255,255,0), rgba(31,119,180,.65)); }
 .key-wrong { outline: 1.5px solid #c81e1e; padding: 0 4px; }
@@ -62,7 +66,8 @@ table.data tr.chosen td { background: #f0f7ff; }
 
 def style_figure(fig, height: int, **layout: Any):
     """One look for every chart: white template, the page's font, a legend along the top."""
-    top, bottom = 90, 50
+    top = 90
+    bottom = 50
     base = {
         "template": "plotly_white",
         "height": height,
@@ -101,7 +106,8 @@ def header(inputs: Inputs) -> str:
     finding), each arm's status (a failed arm with its error) and how checkpoints were chosen."""
     s = inputs.summary
     name = s.get("name") or "unnamed"
-    split, shared = s.get("split") or {}, s.get("shared") or {}
+    split = s.get("split") or {}
+    shared = s.get("shared") or {}
     facts = [f"{esc(s.get('kind') or 'experiment')}", f"created {esc(s.get('created') or 'unknown')}"]
     if s.get("reference"):
         facts.append(f"reference arm {arm_label(inputs, s['reference'])}")

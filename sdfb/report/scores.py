@@ -1,6 +1,6 @@
-"""Sections 1 and 2: test scores per arm and checkpoint with their intervals, and paired differences against the
-reference arm as a forest plot with Holm-adjusted p-values. Reads the scores and comparisons tables; computes no
-statistics itself."""
+"""Sections 1 and 2: test scores per arm and checkpoint with their intervals, and paired differences
+against the reference arm as a forest plot with Holm-adjusted p-values. Reads the scores and comparisons
+tables; computes no statistics itself."""
 
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ def scores_section(inputs: Inputs) -> str:
         return section("scores", title, "Test-set scores per arm and checkpoint.", no_data("scores"))
     summary = (
         f"Test scores with 95% intervals on {int(scores['n_problems'].max())} problems × "
-        f"{int(scores['n_seeds'].max())} seeds; ★ marks each arm's checkpoint chosen on validation. Whether any "
-        "arm differs from the reference is decided by the paired, Holm-adjusted comparison (headline above)."
+        f"{int(scores['n_seeds'].max())} seeds; ★ marks each arm's checkpoint chosen on "
+        "validation. Whether any arm differs from the reference is decided by the paired, "
+        "Holm-adjusted comparison (headline above)."
     )
     body = figure_html(_scores_figure(inputs, scores), "fig-scores") + _scores_table(inputs, scores)
     return section("scores", title, summary, body)
@@ -54,20 +55,39 @@ def _scores_figure(inputs: Inputs, scores: pd.DataFrame):
             chosen = rows["chosen"].astype(bool)
             fig.add_trace(
                 go.Scatter(
-                    x=rows["checkpoint"], y=100 * rows["estimate"], name=arm, legendgroup=arm,
-                    showlegend=col == 1, mode="lines+markers", offsetgroup=arm,
+                    x=rows["checkpoint"],
+                    y=100 * rows["estimate"],
+                    name=arm,
+                    legendgroup=arm,
+                    showlegend=col == 1,
+                    mode="lines+markers",
+                    offsetgroup=arm,
                     line={"color": inputs.colour(arm), "width": 1.5},
-                    marker={"color": inputs.colour(arm), "symbol": ["star" if c else "circle" for c in chosen],
-                            "size": [15 if c else 8 for c in chosen], "line": {"color": "white", "width": 1}},
-                    error_y={"type": "data", "array": 100 * (rows["high"] - rows["estimate"]),
-                             "arrayminus": 100 * (rows["estimate"] - rows["low"]), "thickness": 1.2, "width": 3},
-                    customdata=rows.assign(lo=100 * rows["low"], hi=100 * rows["high"],
-                                           c=chosen.map({True: " ★ chosen", False: ""}))[["lo", "hi", "c"]],
-                    hovertemplate=f"<b>{esc(arm)}</b> %{{x}}%{{customdata[2]}}<br>{METRIC_NAMES.get(metric, metric)}"
+                    marker={
+                        "color": inputs.colour(arm),
+                        "symbol": ["star" if c else "circle" for c in chosen],
+                        "size": [15 if c else 8 for c in chosen],
+                        "line": {"color": "white", "width": 1},
+                    },
+                    error_y={
+                        "type": "data",
+                        "array": 100 * (rows["high"] - rows["estimate"]),
+                        "arrayminus": 100 * (rows["estimate"] - rows["low"]),
+                        "thickness": 1.2,
+                        "width": 3,
+                    },
+                    customdata=rows.assign(
+                        lo=100 * rows["low"],
+                        hi=100 * rows["high"],
+                        c=chosen.map({True: " ★ chosen", False: ""}),
+                    )[["lo", "hi", "c"]],
+                    hovertemplate=f"<b>{esc(arm)}</b> %{{x}}%{{customdata[2]}}<br>"
+                    f"{METRIC_NAMES.get(metric, metric)}"
                     " %{y:.1f}% [%{customdata[0]:.1f}, %{customdata[1]:.1f}]<extra></extra>",
                 ),
-                row=1, col=col,
-            )  # fmt: skip
+                row=1,
+                col=col,
+            )
         fig.update_xaxes(categoryorder="array", categoryarray=order, row=1, col=col)
     fig.update_yaxes(ticksuffix="%", rangemode="tozero")
     fig.update_yaxes(title_text="% of test problems", row=1, col=1)
@@ -78,7 +98,8 @@ def _scores_table(inputs: Inputs, scores: pd.DataFrame) -> str:
     """Per arm: the base, chosen and final checkpoints, one column per metric."""
     metrics = _metrics(scores)
     order = checkpoint_order(scores["checkpoint"])
-    rows, classes = [], []
+    rows = []
+    classes = []
     for arm in inputs.arms:
         own = scores[scores["arm"] == arm]
         if own.empty:
@@ -88,8 +109,15 @@ def _scores_table(inputs: Inputs, scores: pd.DataFrame) -> str:
         picks = dict.fromkeys(c for c in ("base", *sorted(chosen, key=order.index), names[-1]) if c in names)
         for checkpoint in picks:
             at = own[own["checkpoint"] == checkpoint].set_index("metric")
-            role = ", ".join(r for r, hit in (("base", checkpoint == "base"), ("chosen ★", checkpoint in chosen),
-                                               ("final", checkpoint == names[-1])) if hit)  # fmt: skip
+            role = ", ".join(
+                r
+                for r, hit in (
+                    ("base", checkpoint == "base"),
+                    ("chosen ★", checkpoint in chosen),
+                    ("final", checkpoint == names[-1]),
+                )
+                if hit
+            )
             cells = [
                 interval(*at.loc[m, ["estimate", "low", "high"]]) if m in at.index else "–" for m in metrics
             ]
@@ -107,8 +135,9 @@ def comparisons_section(inputs: Inputs) -> str:
         return section("comparisons", title, "Differences against the reference arm.", no_data("comparisons"))
     refs = sorted({str(r) for r in table["reference"].dropna()}) or [str(reference)]
     summary = (
-        f"Each arm minus {', '.join(esc(r) for r in refs)} on the same test problems and seeds, in percentage "
-        "points with 95% intervals; filled dots at the chosen checkpoint, open diamonds at the final one."
+        f"Each arm minus {', '.join(esc(r) for r in refs)} on the same test problems and "
+        "seeds, in percentage points with 95% intervals; filled dots at the chosen "
+        "checkpoint, open diamonds at the final one."
     )
     summary += (
         f" p: paired sign-flip test; p (Holm): Holm-adjusted over the {table['arm'].nunique()} arms compared "
@@ -138,8 +167,9 @@ def _forest_figure(inputs: Inputs, table: pd.DataFrame):
 
     metrics = _metrics(table)
     arms = [a for a in inputs.arms if a in set(table["arm"])]
-    fig = make_subplots(rows=1, cols=len(metrics), shared_yaxes=True,
-                        subplot_titles=[METRIC_NAMES.get(m, m) for m in metrics])  # fmt: skip
+    fig = make_subplots(
+        rows=1, cols=len(metrics), shared_yaxes=True, subplot_titles=[METRIC_NAMES.get(m, m) for m in metrics]
+    )
     styles = {"chosen": ("circle", 11, "markers+text"), "final": ("diamond-open", 10, "markers")}
     for col, metric in enumerate(metrics, start=1):
         for at, (symbol, size, mode) in styles.items():
@@ -147,8 +177,11 @@ def _forest_figure(inputs: Inputs, table: pd.DataFrame):
                 rows = table[(table["arm"] == arm) & (table["metric"] == metric) & (table["at"] == at)]
                 if rows.empty:
                     continue
-                fig.add_trace(_forest_trace(go, inputs, rows, arm, at, symbol, size, mode, metric, col == 1),
-                              row=1, col=col)  # fmt: skip
+                fig.add_trace(
+                    _forest_trace(go, inputs, rows, arm, at, symbol, size, mode, metric, col == 1),
+                    row=1,
+                    col=col,
+                )
         fig.add_vline(x=0, line={"color": "#7b8794", "width": 1.2, "dash": "dash"}, row=1, col=col)
         fig.update_xaxes(title_text="difference (pp)", row=1, col=col)
     fig.update_yaxes(categoryorder="array", categoryarray=arms[::-1])
@@ -162,15 +195,30 @@ def _forest_trace(go, inputs: Inputs, rows, arm, at, symbol, size, mode, metric,
         ["lo", "hi", "p_value", "wins", "losses", "ties", "n_problems", "reference", "holm"]
     ]
     return go.Scatter(
-        x=100 * rows["difference"], y=rows["arm"], orientation="h", offsetgroup=at, mode=mode,
-        name=f"{arm} · {at}", legendgroup=f"{arm}-{at}", showlegend=first,
+        x=100 * rows["difference"],
+        y=rows["arm"],
+        orientation="h",
+        offsetgroup=at,
+        mode=mode,
+        name=f"{arm} · {at}",
+        legendgroup=f"{arm}-{at}",
+        showlegend=first,
         marker={"color": colour, "symbol": symbol, "size": size, "line": {"color": colour, "width": 2}},
-        error_x={"type": "data", "array": 100 * (rows["high"] - rows["difference"]),
-                 "arrayminus": 100 * (rows["difference"] - rows["low"]), "color": colour, "thickness": 1.5},
-        text=[f"p(Holm)={p:.2g}" for p in holm], textposition="top center", textfont={"size": 11},
+        error_x={
+            "type": "data",
+            "array": 100 * (rows["high"] - rows["difference"]),
+            "arrayminus": 100 * (rows["difference"] - rows["low"]),
+            "color": colour,
+            "thickness": 1.5,
+        },
+        text=[f"p(Holm)={p:.2g}" for p in holm],
+        textposition="top center",
+        textfont={"size": 11},
         customdata=custom,
         hovertemplate=f"<b>{esc(arm)}</b> − %{{customdata[7]}} at the {at} checkpoint<br>"
-        f"{METRIC_NAMES.get(metric, metric)}: %{{x:+.1f}} pp [%{{customdata[0]:.1f}}, %{{customdata[1]:.1f}}]<br>"
-        "p = %{customdata[2]:.2~g}, Holm-adjusted %{customdata[8]:.2~g} · wins %{customdata[3]}, losses %{customdata[4]}, ties %{customdata[5]}"
+        f"{METRIC_NAMES.get(metric, metric)}: "
+        "%{x:+.1f} pp [%{customdata[0]:.1f}, %{customdata[1]:.1f}]<br>"
+        "p = %{customdata[2]:.2~g}, Holm-adjusted %{customdata[8]:.2~g} · "
+        "wins %{customdata[3]}, losses %{customdata[4]}, ties %{customdata[5]}"
         " · %{customdata[6]} problems<extra></extra>",
-    )  # fmt: skip
+    )

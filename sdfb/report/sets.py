@@ -1,6 +1,6 @@
-"""The eval sets section: each extra benchmark (`eval.sets`) on its own, every arm at its checkpoint chosen on the
-eval split's validation problems, with intervals and the paired Avg@k difference against the reference. Reads the
-eval_set_scores and eval_set_comparisons tables; computes no statistics itself."""
+"""The eval sets section: each extra benchmark (`eval.sets`) on its own, every arm at its checkpoint chosen
+on the eval split's validation problems, with intervals and the paired Avg@k difference against the
+reference. Reads the eval_set_scores and eval_set_comparisons tables; computes no statistics itself."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ def eval_sets_section(inputs: Inputs) -> str:
         note = '<p class="no-data">This experiment scores no extra eval sets (eval.sets).</p>'
         return section("eval-sets", _TITLE, "Extra benchmarks, each reported on its own.", note)
     summary = (
-        "Each extra benchmark on all of its problems, every arm at the checkpoint chosen on the eval split's "
-        "validation problems; differences in percentage points, paired by problem and seed, Holm-adjusted over "
-        "the arms within a set."
+        "Each extra benchmark on all of its problems, every arm at the checkpoint chosen on the eval "
+        "split's validation problems; differences in percentage points, paired by problem and seed, "
+        "Holm-adjusted over the arms within a set."
     )
     comparisons = inputs.table("eval_set_comparisons")
     body = "".join(_set_table(inputs, name, rows, comparisons) for name, rows in scores.groupby("eval_set"))
@@ -36,7 +36,8 @@ def _difference(comparisons: pd.DataFrame, eval_set: str, arm: str) -> str:
     if rows.empty or arm == rows.iloc[0]["reference"]:
         return "reference" if not rows.empty else ""
     c = rows.iloc[0]
-    return f"{100 * c['difference']:+.1f} [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}], p (Holm) {c['p_holm']:.3f}"
+    interval = f"[{100 * c['low']:+.1f}, {100 * c['high']:+.1f}]"
+    return f"{100 * c['difference']:+.1f} {interval}, p (Holm) {c['p_holm']:.3f}"
 
 
 def _set_table(inputs: Inputs, eval_set: str, scores: pd.DataFrame, comparisons: pd.DataFrame) -> str:
