@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 import typer
 
 from cli.common import console, err
+from sdfb.config.generation import DEFAULT_GPU_MEMORY_UTILIZATION
 
 # The command's parameters, named once here so that its signature reads as a list.
 Model = Annotated[str, typer.Argument(help="alias, folder or hub id of the critic model")]
@@ -55,7 +56,7 @@ def serve_critic(
     host: Host = "127.0.0.1",
     trust_remote_code: TrustRemoteCode = False,
     max_model_len: MaxModelLen = 4096,
-    memory: Memory = 0.85,
+    memory: Memory = DEFAULT_GPU_MEMORY_UTILIZATION,
     tensor_parallel_size: TensorParallel = 1,
     dtype: Dtype = "auto",
     prefix_caching: PrefixCaching = True,
