@@ -74,7 +74,7 @@ def model_card(
     front = {
         "base_model": base_model,
         "library_name": library_name,
-        "tags": ["sdfb", "self-distillation", condition],
+        "tags": ["sdfb", "self-distillation", str(condition)],  # str: YAML cannot write a Condition member
     }
     kind = "LoRA adapter" if library_name == "peft" else "fine-tuned model"
     rows = [
