@@ -175,7 +175,9 @@ def test_run_refuses_an_unknown_stage_to_stop_after_naming_the_stages():
     result = CliRunner().invoke(app, ["run", "--config", SMOKE, "--until", "distillation"])
     message = " ".join(result.output.split())
     assert result.exit_code == 2 and "unknown stage 'distillation'" in message
-    assert "eval_problems, problems, rollouts, grades, critiques, contexts, teacher, distill" in message
+    assert (
+        "eval_problems, filter, problems, rollouts, grades, critiques, contexts, teacher, distill" in message
+    )
 
 
 @pytest.mark.parametrize(("name", "kind"), [("ddp", "MULTI_GPU"), ("fsdp", "FSDP"), ("zero3", "DEEPSPEED")])
