@@ -111,12 +111,12 @@ test-fast: install
 	$(BIN)/python -m pytest -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check sdfb tasks flows cli tests benchmarks scripts
-	$(BIN)/ruff format --check sdfb tasks flows cli tests benchmarks scripts
+	$(BIN)/ruff check sdfb tasks flows cli tests benchmarks scripts requirements
+	$(BIN)/ruff format --check sdfb tasks flows cli tests benchmarks scripts requirements
 
 format: install
-	$(BIN)/ruff format sdfb tasks flows cli tests benchmarks scripts
-	$(BIN)/ruff check --fix sdfb tasks flows cli tests benchmarks scripts
+	$(BIN)/ruff format sdfb tasks flows cli tests benchmarks scripts requirements
+	$(BIN)/ruff check --fix sdfb tasks flows cli tests benchmarks scripts requirements
 
 # docs/configuration.md from the config models (tests/test_docs.py fails when it is out of date).
 docs: install

@@ -168,15 +168,15 @@ def run_report(folder: Path) -> Path:
 
 def _analyse_run(folder: Path, analysis: Path) -> None:
     from sdfb.config import build_config
-    from sdfb.experiment import analyse
+    from sdfb.experiment import analyse, write_analysis
     from sdfb.models import load_tokenizer
-    from tasks.experiment import write_analysis
+    from sdfb.names import ArmStatus
 
     cfg = build_config(json.loads((folder / "summary.json").read_text())["config"])
     tables, summary = analyse(
         cfg.name,
         {(cfg.name, cfg.seed): folder},
-        {cfg.name: {"status": "ok", "error": None}},
+        {cfg.name: {"status": ArmStatus.OK, "error": None}},
         None,
         cfg.eval.k,
         0.5,

@@ -15,6 +15,7 @@ from flows.pipeline import pipeline
 from sdfb.config import RunConfig
 from sdfb.experiment import ExperimentConfig, arm_dir, by_run, plan_experiment, shared_dir
 from sdfb.generation import release_engines
+from sdfb.names import ArmStatus
 from sdfb.runlock import run_lock
 from sdfb.shared import link_run
 from tasks.experiment import analyse_experiment
@@ -28,14 +29,14 @@ def experiment(exp: ExperimentConfig, configs: dict[str, dict[int, RunConfig]], 
     plan_experiment(
         exp, resolved
     )  # arms that claim shared rollouts they cannot have stop here, before any work
-    outcomes: dict[str, dict] = {arm.name: {"status": "ok", "error": None} for arm in exp.arms}
+    outcomes: dict[str, dict] = {arm.name: {"status": ArmStatus.OK, "error": None} for arm in exp.arms}
     with run_lock(root):
         try:  # one engine serves every arm with the same settings (adapters are per request)
             for seed in exp.seeds:
                 for arm in exp.arms:
                     error = _run_arm(resolved[(arm.name, seed)], root, arm.name, seed)
                     if error:  # a failed arm does not stop the others; the report says which and why
-                        outcomes[arm.name] = {"status": "failed", "error": f"seed {seed}: {error}"}
+                        outcomes[arm.name] = {"status": ArmStatus.FAILED, "error": f"seed {seed}: {error}"}
         finally:
             release_engines()
         first = resolved[(exp.arms[0].name, exp.seeds[0])]

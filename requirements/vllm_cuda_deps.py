@@ -1,6 +1,7 @@
 """Write requirements/vllm-cuda-deps.txt: the pinned CUDA vLLM's own requirements, with fastapi's cap lifted.
 
-Reads only the wheel's metadata from the package index (PEP 658; nothing large is downloaded). Does not install.
+Reads only the wheel's metadata from the package index (PEP 658; nothing large is downloaded).
+Does not install.
     python requirements/vllm_cuda_deps.py          (`make vllm-cuda-deps`: rewrite it after a vLLM bump)
     python requirements/vllm_cuda_deps.py --check  (exit 1 if the file no longer matches the pinned vLLM)
 """
@@ -15,7 +16,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PIN_FILE = HERE / "vllm-cuda.txt"
 DEPS_FILE = HERE / "vllm-cuda-deps.txt"
-# The platform of docker/Dockerfile.gpu and of most GPU servers; other platforms' wheels may declare other deps.
+# The platform of docker/Dockerfile.gpu and of most GPU servers; other platforms' wheels may declare
+# other deps.
 PLATFORM = "manylinux_2_28_x86_64"
 # Only vLLM's HTTP server (`vllm serve`, docker/critic.sh) uses fastapi; prefect's server needs a newer one.
 UNCAPPED = {"fastapi"}
@@ -23,7 +25,8 @@ HEADER = """\
 # GENERATED from {pin}'s metadata ({platform}) by `make vllm-cuda-deps`; do not edit.
 # vLLM's own requirements, resolved together with sdfb in one pip run; vLLM itself follows with --no-deps.
 # Changed from the metadata: the upper bound on {uncapped} is dropped (prefect 3.9 needs fastapi>=0.139, vLLM
-# asks for <0.137, but only vLLM's HTTP server uses it) and optional extras are left out. Why: docs/install.md.
+# asks for <0.137, but only vLLM's HTTP server uses it) and optional extras are left out.
+# Why: docs/install.md.
 """
 
 

@@ -1,5 +1,5 @@
 """The closed sets of names that configs, stages and tables share: feedback conditions, critic
-cases, critique and grade statuses. Each is a `StrEnum` defined once here; its values are the
+cases, critique, grade and arm statuses. Each is a `StrEnum` defined once here; its values are the
 strings YAML recipes and Parquet hold.
 
 A member is a `str`, so it compares equal to its value, dumps to JSON
@@ -61,6 +61,13 @@ class GradeStatus(StrEnum):
     NO_ANSWER = "no_answer"  # no answer marker in the text
     UNPARSEABLE = "unparseable"  # an answer no checker can read
     TIMEOUT = "timeout"  # the check ran past its time limit, or its worker's memory limit
+
+
+class ArmStatus(StrEnum):
+    """How an experiment arm ended: every seed's run finished, or one failed (its error kept beside it)."""
+
+    OK = "ok"
+    FAILED = "failed"
 
 
 class GoldStatus(StrEnum):

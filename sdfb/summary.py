@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from sdfb.localisation import round_localisation
+from sdfb.names import ArmStatus
 
 
 def stage_times(manifests: dict[str, dict[str, Any]], since: float) -> dict[str, Any]:
@@ -224,9 +225,9 @@ def comparison_rows(tables: dict, summary: dict[str, Any]) -> list[list[str]]:
     comparisons = tables["comparisons"]
     rows = []
     for arm, info in summary["arms"].items():
-        if info.get("status") != "ok" or not info.get("chosen_checkpoint"):
+        if info.get("status") != ArmStatus.OK or not info.get("chosen_checkpoint"):
             error = (info.get("error") or "").splitlines() or [""]
-            rows.append([arm, "failed", error[0][:100], "", "", "", "", ""])
+            rows.append([arm, ArmStatus.FAILED, error[0][:100], "", "", "", "", ""])
             continue
         at = scores[(scores["arm"] == arm) & (scores["checkpoint"] == info["chosen_checkpoint"])].set_index(
             "metric"

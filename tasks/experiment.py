@@ -5,24 +5,15 @@ import json
 import time
 from pathlib import Path
 
-import pandas as pd
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
-from sdfb.atomic import atomic_path, write_text
-from sdfb.experiment import ExperimentConfig, analyse, arm_dir, shared_counts
+from sdfb.experiment import ExperimentConfig, analyse, arm_dir, shared_counts, write_analysis
 from sdfb.models import load_tokenizer
+from sdfb.names import ArmStatus
 from sdfb.report import write_report
 from sdfb.summary import comparison_markdown, stage_times
 from tasks._artifacts import artifact_key
 from tasks._stage import stage_task
-
-
-def write_analysis(folder: Path, tables: dict[str, pd.DataFrame], summary: dict) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, frame in tables.items():
-        with atomic_path(folder / f"{name}.parquet") as tmp:
-            frame.to_parquet(tmp, index=False)
-    return write_text(folder / "summary.json", json.dumps(summary, indent=2, default=str))
 
 
 def _timing(root: Path, started_at: float) -> dict:
@@ -41,7 +32,7 @@ def analyse_experiment(
     exp: ExperimentConfig, root: str, outcomes: dict[str, dict], model: str, k: int, started_at: float
 ) -> str:
     runs = {(arm.name, seed): arm_dir(root, arm.name, seed) for arm in exp.arms for seed in exp.seeds}
-    runs = {key: path for key, path in runs.items() if outcomes[key[0]]["status"] == "ok"}
+    runs = {key: path for key, path in runs.items() if outcomes[key[0]]["status"] == ArmStatus.OK}
     tables, summary = analyse(
         exp.name,
         runs,

@@ -4,11 +4,13 @@ gathered into tables a report is drawn from."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from sdfb.atomic import atomic_path, write_text
 from sdfb.bootstrap import BOOTSTRAP_RESAMPLES
 from sdfb.experiment.analysis import (
     choose_checkpoints,
@@ -56,6 +58,7 @@ __all__ = [
     "resolve_arms",
     "shared_dir",
     "split_of",
+    "write_analysis",
 ]
 
 
@@ -79,7 +82,7 @@ def analyse(
     shared: dict | None = None,
 ) -> tuple[dict[str, pd.DataFrame], dict]:
     """Every table of the report (see `sdfb.report`) and the summary, from the finished runs in `runs`
-    (arm, seed) and each arm's outcome ({"status": "ok" | "failed", "error": ...})."""
+    (arm, seed) and each arm's outcome ({"status": an `ArmStatus`, "error": ...})."""
     table = per_problem_table(runs, k, validation_share)
     chosen = choose_checkpoints(table)
     kw = {"n_resamples": n_resamples}
@@ -131,3 +134,13 @@ def shared_counts(root: Path, seeds: tuple[int, ...], arms: list[str]) -> dict:
         outputs += len(found)
         uses += sum(found.values())
     return {"stage_outputs": outputs, "uses": uses, "executions_saved": uses - outputs}
+
+
+def write_analysis(folder: Path, tables: dict[str, pd.DataFrame], summary: dict) -> Path:
+    """The analysis tables as Parquet and the summary as JSON in `folder`, each file written whole or not at
+    all; returns the summary's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        with atomic_path(folder / f"{name}.parquet") as tmp:
+            frame.to_parquet(tmp, index=False)
+    return write_text(folder / "summary.json", json.dumps(summary, indent=2, default=str))

@@ -43,8 +43,8 @@ def make_generator(
     model: ModelConfig, engine: str, vllm: VLLMConfig, seed: int, adapter: Path | str | None, batch_size: int
 ) -> Generator:
     """The configured backend (`rollout.engine`) with `adapter` applied. The vLLM engine comes
-    from the registry (one per flow run); HF models are loaded per call (about 2 s for the
-    default model). `batch_size`: HF only."""
+    from the registry (one per flow run), since starting one is slow; HF models are loaded per
+    call, which is cheap next to generating. `batch_size`: HF only."""
     if resolve_engine(engine) == "hf":
         return HFGenerator(
             model.name_or_path, model.dtype, adapter, batch_size, trust_remote_code=model.trust_remote_code
