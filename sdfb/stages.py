@@ -45,13 +45,15 @@ class Output:
 class Stage:
     """One stage: its outputs (the first is the main one), the config keys it reads
     (dotted: a section or a key inside one) and the inputs it reads (other stages' outputs,
-    `adapter`, `previous`), and its parameters."""
+    `adapter`, `previous`), and its parameters. A stage with a `switch` (a dotted config key) runs only
+    while that key is set; when it is not, the stages that read its outputs are passed none."""
 
     name: str
     outputs: dict[str, Output]
     reads: tuple[str, ...]
     inputs: tuple[str, ...] = ()
     params: tuple[str, ...] = ()
+    switch: str | None = None
 
 
 _ROUND = ("round",)
@@ -72,6 +74,7 @@ TABLE: tuple[Stage, ...] = (
         outputs={"filter": Output("filter/problems.parquet", schemas.FILTERED)},
         reads=("data", "model", "prompt", *_ENGINE, "rollout.sampling", "grading"),
         inputs=("eval_problems",),
+        switch="data.filter",
     ),
     Stage(
         name="problems",
@@ -145,10 +148,16 @@ TABLE: tuple[Stage, ...] = (
 STAGES: dict[str, Stage] = {stage.name: stage for stage in TABLE}
 
 
+def stage_on(cfg: RunConfig, name: str) -> bool:
+    """Whether a run with `cfg` runs stage `name`: always, unless the stage has a switch that is unset."""
+    switch = stage(name).switch
+    return switch is None or bool(_lookup(cfg, switch))
+
+
 def absent_inputs(cfg: RunConfig) -> set[str]:
-    """The inputs a run with `cfg` passes as none (hashed as none): the
-    difficulty filter when data.filter is off."""
-    return set() if cfg.data.filter else {"filter"}
+    """The inputs a run with `cfg` passes as none (hashed as none): the outputs of every stage switched
+    off (the difficulty filter, when data.filter is unset)."""
+    return {out for s in TABLE if not stage_on(cfg, s.name) for out in s.outputs}
 
 
 def round_name(index: int) -> str:

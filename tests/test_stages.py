@@ -232,3 +232,14 @@ def test_a_rerun_after_a_config_change_redoes_the_readers_and_only_stages_whose_
         else:
             inputs_changed = manifest["input_hashes"] != before[rel]["input_hashes"]
             assert redone == inputs_changed, f"{rel}: redone={redone}, inputs changed={inputs_changed}"
+
+
+def test_a_switched_stage_runs_only_while_its_key_is_set_and_its_readers_get_none_otherwise():
+    tree = _smoke_tree()
+    tree.setdefault("data", {})["filter"] = None
+    off = build_config(tree)
+    on = build_config(tree, ["data.filter.candidates=8"])
+    assert [s.name for s in stages.TABLE if s.switch] == ["filter"]
+    assert not stages.stage_on(off, "filter") and stages.stage_on(on, "filter")
+    assert stages.absent_inputs(off) == {"filter"} and stages.absent_inputs(on) == set()
+    assert all(stages.stage_on(off, s.name) for s in stages.TABLE if s.name != "filter")
