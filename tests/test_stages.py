@@ -236,8 +236,8 @@ def test_a_rerun_after_a_config_change_redoes_the_readers_and_only_stages_whose_
 
 def test_a_switched_stage_runs_only_while_its_key_is_set_and_its_readers_get_none_otherwise():
     tree = _smoke_tree()
-    tree.setdefault("data", {})["filter"] = None
-    off = build_config(tree)
+    tree.setdefault("data", {}).pop("filter", None)
+    off = build_config(tree)  # no data.filter: the default, off
     on = build_config(tree, ["data.filter.candidates=8"])
     assert [s.name for s in stages.TABLE if s.switch] == ["filter"]
     assert not stages.stage_on(off, "filter") and stages.stage_on(on, "filter")
