@@ -32,10 +32,11 @@ def flow_inputs(cfg: RunConfig, name: str, round_index: int) -> dict[str, tuple[
     `round_index`: the previous round's checkpoint for `adapter` and `previous` (none in round 1), the
     difficulty filter only when `data.filter` is on, else the stage of that name."""
     producers: dict[str, tuple[str, int] | None] = {}
+    absent = absent_inputs(cfg)
     for inp in stage(name).inputs:
         if inp in ("adapter", "previous"):
             producers[inp] = ("distill", round_index - 1) if round_index > 1 else None
-        elif inp in absent_inputs(cfg):
+        elif inp in absent:
             producers[inp] = None
         else:  # a stage without rounds (eval_problems) is the same output for every round
             producers[inp] = (inp, round_index if "round" in stage(inp).params else 0)
