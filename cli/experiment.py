@@ -77,6 +77,8 @@ def print_plan(exp, the_plan) -> None:
         table.add_column("arms sharing one result")
         for name in FIRST_ROUND:
             groups = seed_plan.groups[name]
+            if not groups:  # switched off in every arm (the difficulty filter without data.filter)
+                continue
             table.add_row(name, f"{len(groups)}x", "; ".join(", ".join(g) for g in groups))
         console.print(table)
     work = the_plan.work

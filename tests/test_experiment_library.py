@@ -625,3 +625,12 @@ def test_the_power_uses_base_rates_measured_in_the_experiment_folder_on_its_test
 def test_a_base_success_rate_outside_zero_and_one_is_refused(tmp_path, rate):
     with pytest.raises(ExperimentError, match="base_success_rate"):
         load_experiment(_experiment(tmp_path, TWO_ARMS, base_success_rate=rate))
+
+
+def test_the_filter_stage_is_planned_only_for_arms_that_turn_it_on(tmp_path):
+    f = {"candidates": 7, "samples": 3, "below": 1}
+    arms = [*TWO_ARMS, {"name": "filtered", "set": {"data.filter": f}}]
+    (seed,) = _plan(tmp_path, arms, shared_rollouts=False).seeds  # it trains on other problems
+    assert seed.groups["filter"] == [["filtered"]] and not seed.shared("filter")
+    (seed,) = _plan(tmp_path, TWO_ARMS).seeds
+    assert seed.groups["filter"] == []

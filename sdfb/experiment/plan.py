@@ -24,7 +24,7 @@ from sdfb.experiment.power import (
     problems_needed,
 )
 from sdfb.problems import sample_eval
-from sdfb.stages import BASE, absent_inputs, config_part, output_path, scored_rounds, stage
+from sdfb.stages import BASE, absent_inputs, config_part, output_path, scored_rounds, stage, stage_on
 from sdfb.store import verified_manifest
 
 # The first round's stages, in order; later rounds depend on each arm's own adapter and are never shared.
@@ -78,7 +78,9 @@ def differing_keys(a: RunConfig, b: RunConfig, name: str) -> list[str]:
 @dataclass
 class SeedPlan:
     seed: int
-    groups: dict[str, list[list[str]]]  # first-round stage -> groups of arms that share it
+    groups: dict[
+        str, list[list[str]]
+    ]  # first-round stage -> groups of arms that share it (none: no arm runs it)
 
     def shared(self, name: str) -> bool:
         return len(self.groups[name]) < sum(len(g) for g in self.groups[name])
@@ -116,7 +118,8 @@ def _seed_plan(exp: ExperimentConfig, configs: dict[tuple[str, int], RunConfig],
     for name in FIRST_ROUND:
         by_print: dict[str, list[str]] = {}
         for arm, cfg in arms.items():
-            by_print.setdefault(fingerprint(cfg, name), []).append(arm)
+            if stage_on(cfg, name):  # a stage switched off is neither computed nor shared
+                by_print.setdefault(fingerprint(cfg, name), []).append(arm)
         groups[name] = list(by_print.values())
     if exp.shared_rollouts and len(groups["rollouts"]) > 1:
         first = groups["rollouts"][0][0]
@@ -248,7 +251,7 @@ def _work(
     for plan in seeds:
         for group in plan.groups["filter"]:
             f = configs[(group[0], plan.seed)].data.filter
-            work["filter_generations"] += f.candidates * f.samples if f else 0
+            work["filter_generations"] += f.candidates * f.samples
         for group in plan.groups["eval_samples"]:  # the base model, on the eval split and each eval set
             cfg = configs[(group[0], plan.seed)]
             work["eval_generations"] += (
