@@ -95,12 +95,12 @@ def run(
     ] = None,
 ) -> None:
     """Run the pipeline flow; finished stages in the run folder are reused."""
-    from sdfb.stages import stage_on, stop_after
+    from sdfb.stages import stop_after, switched_off
 
     started = time.time()
     try:
         cfg = load_config(config, overrides or [])
-        stop = stop_after(until, until_round, cfg.rounds, cfg.eval.every, stage_on(cfg, "filter"))
+        stop = stop_after(until, until_round, cfg.rounds, cfg.eval.every, switched_off(cfg))
     except (ConfigError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None

@@ -18,7 +18,16 @@ from sdfb.config import RunConfig, load_config
 from sdfb.eval_sets import set_names
 from sdfb.generation import release_engines
 from sdfb.runlock import run_lock
-from sdfb.stages import BASE, StopAfter, StopReached, round_name, scored_rounds, stage_on, stop_after
+from sdfb.stages import (
+    BASE,
+    StopAfter,
+    StopReached,
+    round_name,
+    scored_rounds,
+    stage_on,
+    stop_after,
+    switched_off,
+)
 from tasks._failure import stage_failure
 from tasks._gpu import gpu_slot
 from tasks.contexts import build_contexts
@@ -46,7 +55,7 @@ def pipeline(
     the vLLM engines running at the end (an experiment's next arm reuses them and the experiment releases
     them); by default they live as long as this flow run."""
     started_at = started_at or time.time()
-    stop = stop_after(until, until_round, config.rounds, config.eval.every, stage_on(config, "filter"))
+    stop = stop_after(until, until_round, config.rounds, config.eval.every, switched_off(config))
     # one run per folder (a second stops at once, naming the first's pid); one GPU slot while it runs on a GPU
     with run_lock(run_dir), gpu_slot(get_run_logger()):
         try:

@@ -7,6 +7,7 @@ Pure bookkeeping: no reading or writing of tables here (the tasks do that throug
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,10 +155,16 @@ def stage_on(cfg: RunConfig, name: str) -> bool:
     return switch is None or bool(_lookup(cfg, switch))
 
 
+def switched_off(cfg: RunConfig) -> set[str]:
+    """The stages a run with `cfg` leaves out: those whose switch is unset (the difficulty filter, when
+    data.filter is unset)."""
+    return {s.name for s in TABLE if not stage_on(cfg, s.name)}
+
+
 def absent_inputs(cfg: RunConfig) -> set[str]:
-    """The inputs a run with `cfg` passes as none (hashed as none): the outputs of every stage switched
-    off (the difficulty filter, when data.filter is unset)."""
-    return {out for s in TABLE if not stage_on(cfg, s.name) for out in s.outputs}
+    """The inputs a run with `cfg` passes as none (hashed as none): the outputs of the stages switched off."""
+    off = switched_off(cfg)
+    return {out for s in TABLE if s.name in off for out in s.outputs}
 
 
 def round_name(index: int) -> str:
@@ -305,20 +312,22 @@ class StopAfter:
 
 
 def stop_after(
-    name: str | None, round_index: int | None, rounds: int, every: int, filtering: bool = False
+    name: str | None, round_index: int | None, rounds: int, every: int, off: Collection[str] = ()
 ) -> StopAfter:
-    """The validated stop point of a run of `rounds` rounds scored every `every` rounds (`filtering`: with
-    the difficulty filter). `round_index=None`: the first round that has the stage (0 for `eval_problems`,
-    `filter` and the base model's `eval_samples`/`scores`, else 1). Raises ValueError naming the valid
-    stages, or the rounds in which the stage runs."""
+    """The validated stop point of a run of `rounds` rounds scored every `every` rounds that leaves out the
+    stages `off` (see `switched_off`). `round_index=None`: the first round that has the stage (0 for
+    `eval_problems`, `filter` and the base model's `eval_samples`/`scores`, else 1). Raises ValueError
+    naming the valid stages, the switch of a stage left out, or the rounds in which the stage runs."""
     if name is None:
         if round_index is not None:
             raise ValueError("--until-round needs --until STAGE")
         return StopAfter()
     if name not in STAGES:
         raise ValueError(f"unknown stage {name!r} for --until; the stages are: {', '.join(STAGES)}")
-    if name == "filter" and not filtering:
-        raise ValueError("--until filter: this run has no difficulty filter (set data.filter to turn it on)")
+    if name in off:
+        raise ValueError(
+            f"--until {name}: this run leaves that stage out (set {STAGES[name].switch} to run it)"
+        )
     params = STAGES[name].params
     if "checkpoint" in params:  # scored checkpoints: the base model (round 0) and the scored rounds
         valid = [0, *scored_rounds(rounds, every)]

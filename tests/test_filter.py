@@ -53,9 +53,9 @@ def test_a_filter_that_keeps_everything_is_refused_at_load_time():
 
 
 def test_until_filter_needs_the_filter():
-    with pytest.raises(ValueError, match="no difficulty filter"):
-        stages.stop_after("filter", None, 2, 0, filtering=False)
-    assert stages.stop_after("filter", None, 2, 0, filtering=True) == stages.StopAfter("filter", 0)
+    with pytest.raises(ValueError, match="leaves that stage out.*set data.filter"):
+        stages.stop_after("filter", None, 2, 0, off={"filter"})
+    assert stages.stop_after("filter", None, 2, 0) == stages.StopAfter("filter", 0)
 
 
 @pytest.mark.flow
