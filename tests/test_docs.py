@@ -92,3 +92,31 @@ def test_every_relative_link_in_the_readme_and_docs_points_to_a_file():
             if not (page.parent / path).exists():
                 dead.append(f"{page.relative_to(ROOT)}: {target}")
     assert dead == []
+
+
+def _stage_row(stage) -> str:
+    """The row ARCHITECTURE.md shows for `stage`, written from its record in the stage table."""
+
+    def where(output):
+        path = output.path.format(round="round_NNNN", checkpoint="<checkpoint>")
+        return f"`{path}/`" if output.schema is None else f"`{path}`"
+
+    cells = (
+        stage.name,
+        ", ".join(where(o) for o in stage.outputs.values()),
+        ", ".join(stage.reads),
+        ", ".join(stage.inputs),
+        ", ".join(stage.params),
+        f"`{stage.switch}` set" if stage.switch else "always",
+    )
+    return "| " + " | ".join(cells) + " |"
+
+
+def test_the_architecture_page_shows_the_stage_table_as_the_code_declares_it():
+    from sdfb import stages
+
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    table = text[text.index("| stage | outputs") :].split("\n\n")[0].splitlines()[2:]
+    assert table == [_stage_row(s) for s in stages.TABLE], (
+        "ARCHITECTURE.md's stage table differs from sdfb/stages.py's TABLE: update the page"
+    )
