@@ -1,6 +1,6 @@
 """The documentation stays true to the code: the configuration reference is what the config models generate
-and every key has a description; the README stays a short page for users; no commit hashes, issue numbers
-or dead relative links in the README and docs/."""
+and every key has a description; ARCHITECTURE.md's stage table is the code's; the README stays a short page
+for users; no commit hashes, issue numbers or dead relative links in the README and docs/."""
 
 import importlib.util
 import re
