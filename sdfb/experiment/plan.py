@@ -78,9 +78,8 @@ def differing_keys(a: RunConfig, b: RunConfig, name: str) -> list[str]:
 @dataclass
 class SeedPlan:
     seed: int
-    groups: dict[
-        str, list[list[str]]
-    ]  # first-round stage -> groups of arms that share it (none: no arm runs it)
+    # first-round stage -> groups of arms that share it (none: no arm runs it)
+    groups: dict[str, list[list[str]]]
 
     def shared(self, name: str) -> bool:
         return len(self.groups[name]) < sum(len(g) for g in self.groups[name])
